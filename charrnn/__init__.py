@@ -1,0 +1,7 @@
+"""charrnn: character-level RNN / GRU / LSTM language models, trained on Hugging Face text datasets."""
+
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.errors import CharRNNError
+from charrnn.model import CharRNN
+
+__all__ = ["CharRNN", "CharRNNError", "ModelConfig", "TrainConfig"]

@@ -1,0 +1,134 @@
+"""Checkpoint folders: model.safetensors + config.json (model config, tokenizer, training config, metrics).
+
+No pickle anywhere: weights are safetensors, everything else is JSON. A folder is written beside its final
+place and renamed into it, so a crash mid-save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from charrnn.config import ModelConfig
+from charrnn.errors import CharRNNError
+from charrnn.model import CharRNN
+from charrnn.tokenizer import Tokenizer, tokenizer_from_dict
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+TRAINING_STATE = "training_state.pt"  # optimizer and RNG state for --resume (torch.load(weights_only=True))
+FORMAT = "charrnn"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class Checkpoint:
+    model: CharRNN
+    tokenizer: Tokenizer
+    meta: dict = field(default_factory=dict)  # training config, metrics, command, ...
+    path: Path | None = None
+
+    @property
+    def metrics(self) -> dict:
+        return self.meta.get("metrics", {})
+
+    @property
+    def name(self) -> str:
+        return self.path.name if self.path else "model"
+
+
+def save_checkpoint(path, model: CharRNN, tokenizer: Tokenizer, dtype: str = "float32",
+                    training_state: dict | None = None, **meta) -> Path:
+    """Write `path/` atomically. `meta` (training config, metrics, command, ...) goes into config.json."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for name, value in model.state_dict().items():
+        if model.config.tie_weights and name == "head.weight":
+            continue  # the same tensor as embedding.weight
+        tensors[name] = value.detach().to("cpu", DTYPES[dtype]).contiguous()
+    config = {"format": FORMAT, "version": 1, "model": asdict(model.config), "tokenizer": tokenizer.to_dict(),
+              "dtype": dtype, "num_params": model.num_params(), **meta}
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + ".tmp-"))
+    try:
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        (tmp / CONFIG).write_text(json.dumps(config, indent=1, ensure_ascii=False), encoding="utf-8")
+        if training_state is not None:
+            torch.save(training_state, tmp / TRAINING_STATE)
+        old = path.with_name(path.name + ".old")
+        if path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            path.rename(old)
+        tmp.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CharRNNError(f"{path / CONFIG} is corrupt ({err}); retrain or restore the checkpoint") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CharRNNError(f"{path / CONFIG} is not a charrnn checkpoint config")
+    return config
+
+
+def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Load a checkpoint folder (weights in float32 on `device`, in eval mode)."""
+    path = Path(path)
+    if not path.is_dir():
+        # A crash between the two renames in save_checkpoint leaves the previous checkpoint as .old
+        old = path.with_name(path.name + ".old")
+        if old.is_dir():
+            path = old
+        else:
+            raise CharRNNError(f"checkpoint folder {path} does not exist")
+    missing = [name for name in (WEIGHTS, CONFIG) if not (path / name).is_file()]
+    if missing:
+        raise CharRNNError(f"checkpoint {path} is missing {' and '.join(missing)}: a checkpoint folder holds "
+                           f"{WEIGHTS} and {CONFIG}")
+    config = _read_config(path)
+    try:
+        model = CharRNN(ModelConfig(**config["model"]))
+        tokenizer = tokenizer_from_dict(config["tokenizer"])
+    except (KeyError, TypeError) as err:
+        raise CharRNNError(f"{path / CONFIG} lacks a valid model or tokenizer entry ({err})") from None
+    try:
+        tensors = load_file(str(path / WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CharRNNError(f"{path / WEIGHTS} is corrupt or not a safetensors file ({err})") from None
+    tensors = {name: t.float() for name, t in tensors.items()}
+    result = model.load_state_dict(tensors, strict=False)
+    allowed_missing = {"head.weight"} if model.config.tie_weights else set()
+    if set(result.missing_keys) - allowed_missing or result.unexpected_keys:
+        raise CharRNNError(f"{path / WEIGHTS} does not match its config: missing {result.missing_keys}, "
+                           f"unexpected {result.unexpected_keys}")
+    model.to(device).eval()
+    meta = {k: v for k, v in config.items() if k not in ("format", "version", "model", "tokenizer")}
+    return Checkpoint(model, tokenizer, meta, path)
+
+
+def load_training_state(path) -> dict:
+    state_file = Path(path) / TRAINING_STATE
+    if not state_file.is_file():
+        raise CharRNNError(f"{path} has no {TRAINING_STATE}: resume from a run folder's last/ checkpoint")
+    return torch.load(state_file, map_location="cpu", weights_only=True)
+
+
+def find_checkpoints(root) -> list[Path]:
+    """Every checkpoint folder under `root` (folders holding config.json and model.safetensors)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.parent for p in root.rglob(CONFIG) if (p.parent / WEIGHTS).is_file())

@@ -1,0 +1,143 @@
+"""Configuration dataclasses. The CLI flags, their defaults and help come from these fields."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+from charrnn.errors import CharRNNError, check
+
+CELLS = ("rnn_tanh", "rnn_relu", "gru", "lstm")
+TOKENIZERS = ("char", "sp-bpe", "sp-unigram")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def check_cell(cell: str) -> str:
+    if cell not in CELLS:
+        raise CharRNNError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
+    return cell
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shape of a CharRNN: everything needed to rebuild it from its weights."""
+
+    vocab_size: int
+    cell: str = "lstm"
+    embedding_size: int = 64
+    hidden_size: int = 512
+    num_layers: int = 2
+    dropout: float = 0.0
+    tie_weights: bool = False
+
+    def __post_init__(self):
+        check_cell(self.cell)
+        for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers"):
+            value = getattr(self, name)
+            check(isinstance(value, int) and value > 0, f"{name} must be a positive integer, got {value!r}")
+        check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        check(
+            not self.tie_weights or self.embedding_size == self.hidden_size,
+            "tie_weights needs embedding_size == hidden_size "
+            f"(got {self.embedding_size} and {self.hidden_size})",
+        )
+
+
+def _flag(default, help: str, **argparse_kwargs):
+    return field(default=default, metadata={"help": help, **argparse_kwargs})
+
+
+@dataclass
+class TrainConfig:
+    """Everything `python -m charrnn.train` takes. Stored in each checkpoint."""
+
+    # data
+    dataset: str = _flag(None, "Hub id, preset name (see data/presets.json), dataset folder or text file(s)", nargs="+")
+    dataset_config: str = _flag(None, "dataset configuration name (e.g. wikitext-2-raw-v1)")
+    split: str = _flag("train", "training split, in datasets split syntax (train, train[:90%%])")
+    val_split: str = _flag(
+        "auto", "validation split: auto = the dataset's validation(+test) splits, else the last --val-fraction"
+    )
+    text_column: str = _flag(None, "column holding the text (default: the only string column, or 'text')")
+    val_fraction: float = _flag(0.1, "tail of the training text held out when the dataset has no validation split")
+    tokenizer: str = _flag("char", "char, sp-bpe or sp-unigram (sentencepiece subwords)", choices=TOKENIZERS)
+    vocab_size: int = _flag(512, "vocabulary size of a sentencepiece tokenizer")
+    # model
+    cell: str = _flag("lstm", "recurrent cell", choices=CELLS)
+    layers: int = _flag(2, "number of stacked recurrent layers")
+    hidden: int = _flag(512, "hidden size of each layer (ignored when --params is given)")
+    embedding: int = _flag(64, "embedding size")
+    dropout: float = _flag(0.25, "dropout between layers and before the output layer")
+    tie_weights: bool = _flag(False, "share embedding and output weights (needs --embedding == --hidden)")
+    params: str = _flag(None, "parameter budget, e.g. 3M: picks the hidden size that gives it for this cell")
+    # optimisation
+    batch_size: int = _flag(64, "number of parallel text streams per step")
+    seq_len: int = _flag(128, "characters per stream per step (truncated BPTT length)")
+    lr: float = _flag(3e-3, "peak learning rate (AdamW)")
+    min_lr_ratio: float = _flag(0.05, "final learning rate as a fraction of --lr (cosine decay)")
+    weight_decay: float = _flag(0.05, "AdamW weight decay")
+    warmup_steps: int = _flag(100, "linear warmup steps")
+    clip: float = _flag(1.0, "clip gradients to this global norm (0 = no clipping)")
+    max_steps: int = _flag(None, "stop after this many steps (default: 5000 unless --time-budget is given)")
+    time_budget: float = _flag(None, "stop after this many minutes of training, then evaluate")
+    steps_this_run: int = _flag(None, "pause after this many steps in this invocation (resume later with --resume)")
+    eval_interval: int = _flag(250, "evaluate on the full validation split every N steps")
+    patience: int = _flag(0, "stop after N evaluations without improvement (0 = never)")
+    log_interval: int = _flag(25, "write training metrics every N steps")
+    # run
+    seed: int = _flag(1337, "random seed")
+    device: str = _flag("auto", "auto, cpu, cuda or mps", choices=DEVICES)
+    precision: str = _flag("auto", "auto (bf16 where supported), fp32, bf16 or fp16", choices=PRECISIONS)
+    threads: int = _flag(None, "CPU threads for torch (default: torch's choice)")
+    out: str = _flag("runs/latest", "run folder: best/ and last/ checkpoints, metrics.jsonl")
+    save_dtype: str = _flag("float32", "dtype of stored weights", choices=("float32", "bfloat16", "float16"))
+    resume: str = _flag(None, "run folder (or its last/ checkpoint) to continue exactly where it stopped")
+    progress: bool = _flag(True, "show a progress bar")
+
+    def validate(self) -> None:
+        check(self.dataset is not None or self.resume is not None, "give --dataset (or --resume a run)")
+        check_cell(self.cell)
+        for name in ("layers", "hidden", "embedding", "batch_size", "seq_len", "vocab_size", "eval_interval",
+                     "log_interval"):
+            value = getattr(self, name)
+            check(value > 0, f"--{name.replace('_', '-')} must be positive, got {value}")
+        for name in ("max_steps", "steps_this_run", "time_budget", "threads"):
+            value = getattr(self, name)
+            check(value is None or value > 0, f"--{name.replace('_', '-')} must be positive, got {value}")
+        check(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
+        check(0.0 < self.val_fraction < 1.0, f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+        check(self.lr > 0, f"--lr must be positive, got {self.lr}")
+        check(self.clip >= 0, f"--clip must be >= 0, got {self.clip}")
+        if self.params is not None:
+            parse_count(self.params)
+
+
+def parse_count(text: str) -> int:
+    """'3M' -> 3_000_000, '500k' -> 500_000, '1.5e6' -> 1_500_000."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kKmMgG]?)\s*", str(text))
+    if not match:
+        raise CharRNNError(f"cannot read {text!r} as a parameter count: write e.g. 3M, 500k or 1500000")
+    value = float(match.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[match.group(2).lower()]
+    check(value >= 1, f"a parameter count must be positive, got {text!r}")
+    return int(value)
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
+    """One --flag per dataclass field, with its default, type and help."""
+    for f in dataclasses.fields(cls):
+        meta = dict(f.metadata)
+        help_text = meta.pop("help", "")
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, default=f.default, action=argparse.BooleanOptionalAction, help=help_text)
+            continue
+        kind = {int: int, float: float}.get(type(f.default), str)
+        if f.name in ("max_steps", "steps_this_run", "threads"):
+            kind = int
+        elif f.name == "time_budget":
+            kind = float
+        parser.add_argument(flag, default=f.default, type=kind,
+                            help=f"{help_text} (default: {f.default})", **meta)

@@ -1,0 +1,58 @@
+"""Device and precision choice, in one place."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from charrnn.errors import CharRNNError
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CharRNNError("--device cuda was asked for, but no CUDA GPU is available; use --device cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise CharRNNError("--device mps was asked for, but MPS is not available; use --device cpu")
+    if name not in ("cpu", "cuda", "mps"):
+        raise CharRNNError(f"unknown device {name!r}: choose auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return False
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The lower-precision dtype to autocast to, or None for fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "auto":
+        if bf16_supported(device):
+            return torch.bfloat16
+        return torch.float16 if device.type == "cuda" else None
+    if precision == "bf16":
+        if not bf16_supported(device):
+            raise CharRNNError(f"bf16 is not supported on this {device.type}; use --precision fp32")
+        return torch.bfloat16
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise CharRNNError("fp16 autocast needs a CUDA GPU; use --precision bf16 or fp32 on this device")
+        return torch.float16
+    raise CharRNNError(f"unknown precision {precision!r}: choose auto, fp32, bf16 or fp16")
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)

@@ -1,0 +1,108 @@
+"""Bits per character of a model on a split, a dataset or a file.
+
+    python -m charrnn.evaluate --checkpoint checkpoints/lstm --dataset ../shared/data/tiny_shakespeare
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+
+from charrnn.errors import check, cli_errors
+from charrnn.model import CharRNN
+
+
+@torch.no_grad()
+def evaluate_ids(model: CharRNN, ids: np.ndarray, num_chars: int | None = None, streams: int = 16,
+                 chunk: int = 512, device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None) -> dict:
+    """Mean negative log-likelihood of ids[1:] given the ids before them, per token and per character.
+
+    The text is cut into `streams` contiguous pieces scored in parallel (each starts from a zero hidden
+    state), plus one piece for the remainder, so every token after the first is scored exactly once.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    check(len(ids) >= 2, "the text to evaluate needs at least two tokens")
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    n = len(ids) - 1
+    streams = max(1, min(streams, n // max(chunk, 1) or 1))
+    length = n // streams
+    pieces = [(ids[:streams * length + 1], streams, length)]
+    if n - streams * length > 0:
+        pieces.append((ids[streams * length:], 1, n - streams * length))
+    total_nll = 0.0
+    for piece, rows, row_len in pieces:
+        x_all = torch.from_numpy(piece[:-1][: rows * row_len].reshape(rows, row_len)).to(device)
+        y_all = torch.from_numpy(piece[1:][: rows * row_len].reshape(rows, row_len)).to(device)
+        hidden = None
+        for start in range(0, row_len, chunk):
+            x, y = x_all[:, start:start + chunk], y_all[:, start:start + chunk]
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits, hidden, _ = model(x, hidden)
+            total_nll += torch.nn.functional.cross_entropy(
+                logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
+    model.train(was_training)
+    num_chars = num_chars or n
+    nats = total_nll / num_chars
+    return {"nats": nats, "bpc": nats / math.log(2), "ppl": math.exp(nats), "nats_per_token": total_nll / n,
+            "tokens": n, "chars": num_chars}
+
+
+def evaluate_text(model: CharRNN, tokenizer, text: str, **kwargs) -> dict:
+    """Bits per character of `text`; unknown characters are scored as the unknown token and listed."""
+    ids = tokenizer.encode(text)
+    result = evaluate_ids(model, ids, len(tokenizer.decode(ids[1:].tolist())), **kwargs)
+    result["unknown_chars"] = tokenizer.unknown_chars(text)
+    return result
+
+
+@cli_errors
+def main(argv=None) -> dict:
+    from charrnn.checkpoint import load_checkpoint
+    from charrnn.data import read_text_file, resolve_source, _load_dataset, _join_parts
+    from charrnn.device import autocast_dtype, pick_device
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    parser.add_argument("--dataset", nargs="+", help="Hub id, preset, dataset folder or text file(s)")
+    parser.add_argument("--dataset-config", default=None, help="dataset configuration name")
+    parser.add_argument("--split", default="validation+test",
+                        help="split to score, in datasets syntax (default: validation+test)")
+    parser.add_argument("--text-column", default=None, help="column holding the text")
+    parser.add_argument("--text", default=None, help="score this text instead of a dataset")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parser.add_argument("--precision", default="fp32", help="fp32 (default, exact), bf16 or auto")
+    args = parser.parse_args(argv)
+    check(args.dataset or args.text is not None, "give --dataset (a split, dataset or text file) or --text")
+    device = pick_device(args.device)
+    checkpoint = load_checkpoint(args.checkpoint, device)
+    if args.text is not None:
+        text, what = args.text, "--text"
+    else:
+        source = resolve_source(args.dataset, args.dataset_config, args.split, "none", args.text_column)
+        if source.is_text_files:
+            text = "\n".join(read_text_file(p) for p in source.paths)
+            what = source.name
+        else:
+            parts = [_load_dataset(source.paths[0], source.config, p.strip()) for p in source.split.split("+")]
+            text, what = _join_parts(parts, source), f"{source.name} [{source.split}]"
+    start = time.perf_counter()
+    result = evaluate_text(checkpoint.model, checkpoint.tokenizer, text, device=device,
+                           amp_dtype=autocast_dtype(args.precision, device))
+    if result["unknown_chars"]:
+        print(f"note: {len(result['unknown_chars'])} characters unknown to the model were scored as <unk>: "
+              f"{''.join(result['unknown_chars'][:40])!r}", file=sys.stderr)
+    result.update(checkpoint=str(checkpoint.path), data=what, seconds=round(time.perf_counter() - start, 3))
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""The model: embedding -> stacked recurrent cell -> linear head. Plain nn.Modules, no I/O."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from charrnn.config import ModelConfig, check_cell
+
+GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+
+# Hidden state as nn.RNN/GRU/LSTM use it: a (layers, B, H) tensor, or an (h, c) pair of them for LSTM.
+Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+def _recurrent_layer(config: ModelConfig) -> nn.Module:
+    common = dict(
+        input_size=config.embedding_size,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_layers,
+        batch_first=True,
+        dropout=config.dropout if config.num_layers > 1 else 0.0,
+    )
+    if config.cell == "lstm":
+        return nn.LSTM(**common)
+    if config.cell == "gru":
+        return nn.GRU(**common)
+    return nn.RNN(nonlinearity=config.cell.removeprefix("rnn_"), **common)
+
+
+class CharRNN(nn.Module):
+    """A stacked recurrent language model over token ids (characters or subwords)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
+        self.rnn = _recurrent_layer(config)
+        self.drop = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden_size, config.vocab_size)
+        self._init_weights()
+        if config.tie_weights:
+            self.head.weight = self.embedding.weight
+
+    def _init_weights(self) -> None:
+        nn.init.normal_(self.embedding.weight, std=0.1)
+        nn.init.zeros_(self.head.bias)
+        if self.config.cell == "lstm":
+            # Forget-gate bias 1 (gate order i, f, g, o): the cell starts out remembering, as in char-rnn.
+            hidden = self.config.hidden_size
+            for name, param in self.rnn.named_parameters():
+                if name.startswith("bias_ih"):
+                    with torch.no_grad():
+                        param.zero_()
+                        param[hidden:2 * hidden].fill_(1.0)
+                elif name.startswith("bias_hh"):
+                    nn.init.zeros_(param)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def init_hidden(self, batch_size: int, device=None) -> Hidden:
+        c = self.config
+        zeros = torch.zeros(c.num_layers, batch_size, c.hidden_size, device=device)
+        return (zeros, zeros.clone()) if c.cell == "lstm" else zeros
+
+    def forward(self, idx: torch.Tensor, hidden: Hidden | None = None, targets: torch.Tensor | None = None):
+        """idx (B, T) token ids -> logits (B, T, V), the new hidden state, and the mean loss if targets given."""
+        x = self.embedding(idx)  # (B, T, E)
+        out, hidden = self.rnn(x, hidden)  # (B, T, H)
+        logits = self.head(self.drop(out))  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+        return logits, hidden, loss
+
+    @classmethod
+    def from_pretrained(cls, path) -> "CharRNN":
+        """Load a checkpoint folder; the model's tokenizer is attached as `model.tokenizer`."""
+        from charrnn.checkpoint import load_checkpoint
+
+        checkpoint = load_checkpoint(path)
+        checkpoint.model.tokenizer = checkpoint.tokenizer
+        return checkpoint.model
+
+    def save_pretrained(self, path, tokenizer=None, **meta) -> None:
+        from charrnn.checkpoint import save_checkpoint
+
+        save_checkpoint(path, self, tokenizer or self.tokenizer, **meta)
+
+
+def count_params(cell: str, hidden_size: int, vocab_size: int, embedding_size: int, num_layers: int,
+                 tie_weights: bool = False) -> int:
+    """Parameters of a CharRNN with these sizes, without building it."""
+    gates = GATES[check_cell(cell)] * hidden_size
+    recurrent = gates * (embedding_size + hidden_size) + 2 * gates  # first layer: W_ih, W_hh, b_ih, b_hh
+    recurrent += (num_layers - 1) * (gates * 2 * hidden_size + 2 * gates)
+    head = vocab_size + (0 if tie_weights else hidden_size * vocab_size)
+    return vocab_size * embedding_size + recurrent + head
+
+
+def hidden_size_for_params(target: int, cell: str, vocab_size: int, embedding_size: int, num_layers: int) -> int:
+    """The hidden size whose parameter count is closest to `target`, so cells compare at equal size."""
+    low, high = 1, 1
+    while count_params(cell, high, vocab_size, embedding_size, num_layers) < target:
+        high *= 2
+    while high - low > 1:  # parameter count grows monotonically with hidden size
+        mid = (low + high) // 2
+        if count_params(cell, mid, vocab_size, embedding_size, num_layers) < target:
+            low = mid
+        else:
+            high = mid
+    return min((low, high), key=lambda h: abs(count_params(cell, h, vocab_size, embedding_size, num_layers) - target))
