@@ -57,8 +57,10 @@ def save_checkpoint(path, model: CharRNN, tokenizer: Tokenizer, dtype: str = "fl
     config = {"format": FORMAT, "version": 1, "model": asdict(model.config), "tokenizer": tokenizer.to_dict(),
               "dtype": dtype, "num_params": model.num_params(), **meta}
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + ".tmp-"))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is meant to be shared
     try:
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        (tmp / WEIGHTS).chmod(0o644)
         (tmp / CONFIG).write_text(json.dumps(config, indent=1, ensure_ascii=False), encoding="utf-8")
         if training_state is not None:
             torch.save(training_state, tmp / TRAINING_STATE)

@@ -74,7 +74,7 @@ class TrainConfig:
     tie_weights: bool = _flag(False, "share embedding and output weights (needs --embedding == --hidden)")
     params: str = _flag(None, "parameter budget, e.g. 3M: picks the hidden size that gives it for this cell")
     # optimisation
-    batch_size: int = _flag(64, "number of parallel text streams per step")
+    batch_size: int = _flag(32, "number of parallel text streams per step")
     seq_len: int = _flag(128, "characters per stream per step (truncated BPTT length)")
     lr: float = _flag(3e-3, "peak learning rate (AdamW)")
     min_lr_ratio: float = _flag(0.05, "final learning rate as a fraction of --lr (cosine decay)")
