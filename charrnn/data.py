@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -55,6 +56,14 @@ class Source:
         return " ".join(self.paths) + (f" ({self.config})" if self.config else "")
 
 
+TEXT_SUFFIXES = (".txt", ".text", ".md", ".csv", ".json", ".jsonl", ".parquet", ".arrow")
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    """'owner/name' or 'name', not a path with a file extension."""
+    return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?", name)) and not name.endswith(TEXT_SUFFIXES)
+
+
 def resolve_source(dataset: str | list[str], config: str | None = None, split: str = "train",
                    val_split: str = "auto", text_column: str | None = None) -> Source:
     """Turn the --dataset argument(s) into a Source, expanding presets and checking local paths."""
@@ -78,8 +87,7 @@ def resolve_source(dataset: str | list[str], config: str | None = None, split: s
         return Source(paths=[str(Path(paths[0]).resolve())], config=config, split=split, val_split=val_split,
                       text_column=text_column)
     missing = [p for p, e in zip(paths, existing) if not e]
-    looks_local = any(os.sep in p or p.startswith(".") or Path(p).suffix for p in missing) or len(paths) > 1
-    if looks_local:
+    if len(paths) > 1 or not _looks_like_hub_id(paths[0]):
         raise CharRNNError(f"no such file or folder: {', '.join(missing)}")
     return Source(paths=paths, config=config, split=split, val_split=val_split, text_column=text_column)
 

@@ -51,7 +51,7 @@ def evaluate_ids(model: CharRNN, ids: np.ndarray, num_chars: int | None = None, 
     model.train(was_training)
     num_chars = num_chars or n
     nats = total_nll / num_chars
-    return {"nats": nats, "bpc": nats / math.log(2), "ppl": math.exp(nats), "nats_per_token": total_nll / n,
+    return {"nats": nats, "bpc": nats / math.log(2), "ppl": math.exp(nats) if nats < 700 else math.inf, "nats_per_token": total_nll / n,
             "tokens": n, "chars": num_chars}
 
 

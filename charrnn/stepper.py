@@ -10,11 +10,25 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from charrnn.model import CharRNN, Hidden
 
 # Hidden state here: a list of (B, H) float32 arrays per layer ([h..., c...] for LSTM).
 NumpyHidden = list[np.ndarray]
+
+
+_blas_limited = False
+
+
+def _use_one_blas_thread() -> None:
+    """A matrix-vector product is too small to share between cores: with more BLAS threads, several streams
+    (or a training run) on the same CPU leave threads spinning at barriers and sampling drops to ~100
+    chars/s. OpenBLAS's thread count is process-wide, so this is set once, for the process."""
+    global _blas_limited
+    if not _blas_limited:
+        threadpool_limits(limits=1, user_api="blas")
+        _blas_limited = True
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -35,6 +49,7 @@ class Stepper:
     """
 
     def __init__(self, model: CharRNN):
+        _use_one_blas_thread()
         config = model.config
         self.cell = config.cell
         self.num_layers = config.num_layers

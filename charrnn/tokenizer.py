@@ -93,16 +93,17 @@ class SentencePieceTokenizer:
                 split_digits=True,
                 byte_fallback=True,
                 character_coverage=1.0,
+                hard_vocab_limit=False,  # a small text may not support the full size: take what it gives
                 user_defined_symbols=["\n", "\t", "\r"],
                 unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1,
                 num_threads=2,
                 minloglevel=2,
             )
         except RuntimeError as err:
-            raise CharRNNError(
-                f"sentencepiece could not train a {vocab_size}-piece vocabulary on this text ({err}); "
-                "try a smaller --vocab-size"
-            ) from None
+            hint = ("byte fallback needs 256 byte pieces plus one per distinct character: use a larger "
+                    "--vocab-size" if "smaller than required" in str(err) else "try another --vocab-size")
+            raise CharRNNError(f"sentencepiece could not train a {vocab_size}-piece vocabulary on this text "
+                               f"({str(err).splitlines()[0][:200]}); {hint}") from None
         return cls(model.getvalue(), kind)
 
     def encode(self, text: str) -> np.ndarray:

@@ -270,7 +270,9 @@ class Trainer:
         max_norm = self.cfg.clip if self.cfg.clip > 0 else math.inf
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm).item()
         loss_value = loss.item()
-        if not math.isfinite(loss_value) or not math.isfinite(norm):
+        # A healthy run starts near ln(V) (uniform guessing) and goes down; far above it, it has exploded.
+        exploded = loss_value > 5 * math.log(self.model.config.vocab_size) + 5
+        if exploded or not math.isfinite(loss_value) or not math.isfinite(norm):
             raise CharRNNError(
                 f"training diverged at step {self.step}: loss {loss_value}, gradient norm {norm}. "
                 f"The last good checkpoint is {self.out / 'last'}; try a lower --lr (now {self.cfg.lr}) "

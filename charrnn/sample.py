@@ -1,0 +1,193 @@
+"""Sample text from a checkpoint, streaming characters as they are made.
+
+    python -m charrnn.sample --checkpoint checkpoints/lstm --prompt "ROMEO:" --temperature 0.8 --length 500
+
+The Python API is `stream(...)`, a generator that yields the new text of each sample after every step;
+`generate(...)` wraps it for one sample. The CLI and the web UI both use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from charrnn.errors import CharRNNError, check, cli_errors
+from charrnn.model import CharRNN
+from charrnn.stepper import Stepper
+from charrnn.tokenizer import UNKNOWN_ID, CharTokenizer, Tokenizer
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    temperature: float = 0.8  # 0 = greedy (always the most likely next character)
+    top_k: int = 0  # keep only the k most likely characters (0 = all)
+    top_p: float = 1.0  # keep the smallest set of characters whose probabilities add up to p (1 = all)
+
+    def __post_init__(self):
+        check(self.temperature >= 0, f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        check(self.top_k >= 0, f"top-k must be >= 0 (0 = no limit), got {self.top_k}")
+        check(0 < self.top_p <= 1, f"top-p must be in (0, 1] (1 = no limit), got {self.top_p}")
+
+
+def next_token_probabilities(logits: np.ndarray, settings: SamplingSettings, banned: int | None = None) -> np.ndarray:
+    """(B, V) logits -> (B, V) probabilities after temperature, top-k and top-p (nucleus) filtering."""
+    logits = logits.astype(np.float64)
+    if banned is not None:
+        logits[:, banned] = -np.inf  # never emit the unknown-character token
+    if settings.temperature == 0:
+        probs = np.zeros_like(logits)
+        probs[np.arange(len(logits)), logits.argmax(axis=1)] = 1.0
+        return probs
+    logits = logits / settings.temperature
+    if 0 < settings.top_k < logits.shape[1]:
+        kth = np.partition(logits, -settings.top_k, axis=1)[:, -settings.top_k][:, None]
+        logits = np.where(logits < kth, -np.inf, logits)
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    if settings.top_p < 1:
+        order = np.argsort(-probs, axis=1)
+        sorted_probs = np.take_along_axis(probs, order, axis=1)
+        # keep a token if the mass before it is < p: the most likely token is always kept
+        keep_sorted = np.cumsum(sorted_probs, axis=1) - sorted_probs < settings.top_p
+        keep = np.zeros_like(keep_sorted)
+        np.put_along_axis(keep, order, keep_sorted, axis=1)
+        probs = np.where(keep, probs, 0.0)
+        probs /= probs.sum(axis=1, keepdims=True)
+    return probs
+
+
+def _draw(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One token per row by inverse-CDF sampling (reproducible from the generator's seed)."""
+    cdf = np.cumsum(probs, axis=1)
+    u = rng.random(len(probs)) * cdf[:, -1]
+    return np.minimum((cdf < u[:, None]).sum(axis=1), probs.shape[1] - 1)
+
+
+def encode_prompt(tokenizer: Tokenizer, prompt: str) -> tuple[np.ndarray, list[str]]:
+    """Prompt ids and the characters the tokenizer does not know (an empty prompt starts from a newline)."""
+    prompt = prompt if prompt else "\n"
+    unknown = tokenizer.unknown_chars(prompt)
+    ids = tokenizer.encode(prompt)
+    if isinstance(tokenizer, CharTokenizer):
+        ids = ids[ids != UNKNOWN_ID]  # unknown characters are skipped (and reported), not fed as <unk>
+    if len(ids) == 0:
+        ids = tokenizer.encode("\n")
+        ids = ids[ids != UNKNOWN_ID] if isinstance(tokenizer, CharTokenizer) else ids
+    if len(ids) == 0:  # a vocabulary without newline: start from its first character
+        ids = np.array([1], dtype=np.int64)
+    return ids.astype(np.int64), unknown
+
+
+@torch.no_grad()
+def stream(model: CharRNN, tokenizer: Tokenizer, prompt: str = "", length: int = 500,
+           settings: SamplingSettings = SamplingSettings(), seed: int | None = None, num_samples: int = 1,
+           stop: str | None = None, stepper: Stepper | None = None) -> Iterator[list[str]]:
+    """Yield, after every step, the new text of each of `num_samples` samples ("" once a sample stopped).
+
+    The prompt is run through the fused recurrent kernel in one pass; then each token is one Stepper step.
+    Stops after `length` tokens or, per sample, once its text ends with `stop` (which is kept).
+    """
+    check(length >= 0, f"length must be >= 0, got {length}")
+    check(num_samples >= 1, f"number of samples must be >= 1, got {num_samples}")
+    model.eval()
+    stepper = stepper or Stepper(model)
+    rng = np.random.default_rng(seed)
+    ids, _ = encode_prompt(tokenizer, prompt)
+    device = next(model.parameters()).device
+    prompt_batch = torch.from_numpy(np.tile(ids[:-1], (num_samples, 1))).to(device)
+    hidden = None
+    if prompt_batch.shape[1] > 0:
+        _, hidden, _ = model(prompt_batch)
+    hidden = stepper.to_numpy(hidden if hidden is not None else model.init_hidden(num_samples, device))
+    tokens = np.full(num_samples, ids[-1])
+    banned = UNKNOWN_ID if isinstance(tokenizer, CharTokenizer) else None
+    byte_level = not isinstance(tokenizer, CharTokenizer)
+    generated: list[list[int]] = [[] for _ in range(num_samples)]
+    texts = [""] * num_samples
+    done = [False] * num_samples
+    for _ in range(length):
+        logits, hidden = stepper.step(tokens, hidden)
+        tokens = _draw(next_token_probabilities(logits, settings, banned), rng)
+        pieces = []
+        for i, token in enumerate(tokens):
+            if done[i]:
+                pieces.append("")
+                continue
+            generated[i].append(int(token))
+            if byte_level:  # a subword may be part of a UTF-8 character: emit what decodes completely
+                full = tokenizer.decode(generated[i])
+                piece = "" if full.endswith("\ufffd") else full[len(texts[i]):]
+            else:
+                piece = tokenizer.decode([int(token)])
+            texts[i] += piece
+            done[i] = bool(stop) and texts[i].endswith(stop)
+            pieces.append(piece)
+        yield pieces
+        if all(done):
+            return
+
+
+def generate(model: CharRNN, tokenizer: Tokenizer, prompt: str = "", length: int = 500, temperature: float = 0.8,
+             top_k: int = 0, top_p: float = 1.0, seed: int | None = None, stop: str | None = None) -> str:
+    """One sample, the whole text (prompt not included)."""
+    settings = SamplingSettings(temperature, top_k, top_p)
+    return "".join(p[0] for p in stream(model, tokenizer, prompt, length, settings, seed, 1, stop))
+
+
+@cli_errors
+def main(argv=None) -> dict:
+    from charrnn.checkpoint import load_checkpoint
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="checkpoint folder (e.g. checkpoints/lstm)")
+    parser.add_argument("--prompt", default="", help="text to start from (default: a newline)")
+    parser.add_argument("--length", type=int, default=500, help="tokens to generate (default: 500)")
+    parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; <1 safer, >1 wilder (default: 0.8)")
+    parser.add_argument("--top-k", type=int, default=0, help="sample from the k most likely only (default: 0 = all)")
+    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass in (0, 1] (default: 1 = all)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same text")
+    parser.add_argument("--num-samples", type=int, default=1, help="independent samples, made as one batch")
+    parser.add_argument("--stop", default=None, help="stop a sample once its text ends with this string")
+    args = parser.parse_args(argv)
+    settings = SamplingSettings(args.temperature, args.top_k, args.top_p)
+    checkpoint = load_checkpoint(args.checkpoint)
+    _, unknown = encode_prompt(checkpoint.tokenizer, args.prompt)
+    if unknown:
+        print(f"note: the model has never seen {''.join(unknown)!r}; those prompt characters are skipped",
+              file=sys.stderr)
+    out = sys.stdout
+    start = time.perf_counter()
+    made = 0
+    texts = [""] * args.num_samples
+    if args.num_samples == 1:
+        out.write(args.prompt)
+    for pieces in stream(checkpoint.model, checkpoint.tokenizer, args.prompt, args.length, settings, args.seed,
+                         args.num_samples, args.stop):
+        made += sum(1 for p in pieces if p)
+        if args.num_samples == 1:
+            out.write(pieces[0])
+            out.flush()
+        for i, piece in enumerate(pieces):
+            texts[i] += piece
+    seconds = time.perf_counter() - start
+    if args.num_samples > 1:
+        for i, text in enumerate(texts):
+            out.write(f"--- sample {i + 1} ---\n{args.prompt}{text}\n")
+    else:
+        out.write("\n")
+    result = {"chars": sum(len(t) for t in texts), "seconds": round(seconds, 3),
+              "chars_per_s": round(sum(len(t) for t in texts) / max(seconds, 1e-9)),
+              "unknown_prompt_chars": unknown}
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Shared fixtures: offline Hub, a private data/cache folder, tiny corpora and a tiny trained checkpoint."""
+
+import os
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never reach the Hub; Hub ids must fail fast
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny models run faster on one thread, and so do parallel jobs
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+TINY_TEXT = (
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
+    "All:\nSpeak, speak.\n\n"
+    "First Citizen:\nYou are all resolved rather to die than to famish?\n\n"
+    "All:\nResolved. resolved.\n\n"
+) * 12
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_data_dir(tmp_path_factory):
+    """Encoded caches and downloads go to a temporary folder, not the project's data/."""
+    path = tmp_path_factory.mktemp("charrnn-data")
+    os.environ["CHARRNN_DATA_DIR"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def text_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("text") / "tiny.txt"
+    path.write_text(TINY_TEXT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def parquet_folder(tmp_path_factory) -> Path:
+    """A dataset folder laid out like a Hub dataset: many rows, a train and a validation split."""
+    import pandas as pd
+
+    folder = tmp_path_factory.mktemp("parquet") / "tiny_dataset"
+    (folder / "data").mkdir(parents=True)
+    lines = [line for line in TINY_TEXT.split("\n") if line]
+    pd.DataFrame({"id": range(len(lines)), "text": lines}).to_parquet(folder / "data" / "train-00000-of-00001.parquet")
+    pd.DataFrame({"id": range(8), "text": lines[:8]}).to_parquet(folder / "data" / "validation-00000-of-00001.parquet")
+    return folder
+
+
+def tiny_train_args(dataset, out, *extra):
+    return ["--dataset", str(dataset), "--hidden", "32", "--embedding", "16", "--layers", "2", "--batch-size", "4",
+            "--seq-len", "16", "--max-steps", "30", "--eval-interval", "10", "--log-interval", "5",
+            "--no-progress", "--out", str(out), *map(str, extra)]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, text_file) -> Path:
+    """A tiny LSTM trained for a few steps by the real training command."""
+    from charrnn.train import main
+
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    main(tiny_train_args(text_file, out, "--dropout", "0.1"))
+    return out / "best"

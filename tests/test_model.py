@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+import torch
+
+from charrnn.config import CELLS, ModelConfig
+from charrnn.errors import CharRNNError
+from charrnn.model import CharRNN, count_params, hidden_size_for_params
+from charrnn.stepper import Stepper
+
+B, T, E, H, V, L = 2, 5, 4, 6, 7, 3  # tiny shapes
+
+
+def naive_forward(model: CharRNN, idx: torch.Tensor) -> torch.Tensor:
+    """The textbook equations, one time step and one layer at a time, from the module's own weights."""
+    cell = model.config.cell
+    p = dict(model.rnn.named_parameters())
+    h = [torch.zeros(idx.shape[0], H) for _ in range(L)]
+    c = [torch.zeros(idx.shape[0], H) for _ in range(L)]
+    outputs = []
+    for t in range(idx.shape[1]):
+        x = model.embedding(idx[:, t])
+        for k in range(L):
+            gi = x @ p[f"weight_ih_l{k}"].T + p[f"bias_ih_l{k}"]
+            gh = h[k] @ p[f"weight_hh_l{k}"].T + p[f"bias_hh_l{k}"]
+            if cell == "lstm":
+                i, f, g, o = (gi + gh).chunk(4, dim=1)
+                c[k] = torch.sigmoid(f) * c[k] + torch.sigmoid(i) * torch.tanh(g)
+                h[k] = torch.sigmoid(o) * torch.tanh(c[k])
+            elif cell == "gru":
+                ir, iz, in_ = gi.chunk(3, dim=1)
+                hr, hz, hn = gh.chunk(3, dim=1)
+                r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
+                n = torch.tanh(in_ + r * hn)
+                h[k] = (1 - z) * n + z * h[k]
+            else:
+                h[k] = torch.tanh(gi + gh) if cell == "rnn_tanh" else torch.relu(gi + gh)
+            x = h[k]
+        outputs.append(model.head(x))
+    return torch.stack(outputs, dim=1)
+
+
+def tiny_model(cell: str) -> CharRNN:
+    torch.manual_seed(0)
+    return CharRNN(ModelConfig(vocab_size=V, cell=cell, embedding_size=E, hidden_size=H, num_layers=L)).eval()
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_fused_forward_matches_the_naive_step_by_step_loop(cell):
+    model = tiny_model(cell)
+    idx = torch.randint(0, V, (B, T))
+    with torch.no_grad():
+        logits, _, _ = model(idx)
+        expected = naive_forward(model, idx)
+    assert logits.shape == (B, T, V)
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_fast_sampling_step_matches_the_torch_module(cell):
+    model = tiny_model(cell)
+    idx = torch.randint(0, V, (B, T))
+    with torch.no_grad():
+        logits, final_hidden, _ = model(idx)
+    stepper = Stepper(model)
+    hidden = stepper.to_numpy(model.init_hidden(B))
+    for t in range(T):
+        step_logits, hidden = stepper.step(idx[:, t].numpy(), hidden)
+        np.testing.assert_allclose(step_logits, logits[:, t].numpy(), rtol=1e-5, atol=1e-5)
+    back = stepper.to_torch(hidden)
+    for got, want in zip(back if isinstance(back, tuple) else (back,),
+                         final_hidden if isinstance(final_hidden, tuple) else (final_hidden,)):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_parameter_count_formula_and_budget_helper(cell):
+    model = CharRNN(ModelConfig(vocab_size=65, cell=cell, embedding_size=32, hidden_size=100, num_layers=2))
+    assert count_params(cell, 100, 65, 32, 2) == model.num_params()
+    hidden = hidden_size_for_params(1_000_000, cell, 65, 32, 2)
+    assert abs(count_params(cell, hidden, 65, 32, 2) - 1_000_000) / 1_000_000 < 0.01
+
+
+def test_matched_budgets_give_cells_within_one_percent_of_each_other():
+    sizes = [count_params(c, hidden_size_for_params(3_300_000, c, 66, 64, 2), 66, 64, 2) for c in CELLS]
+    assert max(sizes) / min(sizes) < 1.01
+
+
+def test_lstm_forget_gate_bias_starts_at_one():
+    model = CharRNN(ModelConfig(vocab_size=V, cell="lstm", embedding_size=E, hidden_size=H, num_layers=2))
+    for k in range(2):
+        total = getattr(model.rnn, f"bias_ih_l{k}") + getattr(model.rnn, f"bias_hh_l{k}")
+        assert torch.all(total[H:2 * H] == 1.0) and torch.all(total[:H] == 0.0)
+
+
+def test_weight_tying_shares_the_matrix():
+    model = CharRNN(ModelConfig(vocab_size=V, embedding_size=H, hidden_size=H, tie_weights=True))
+    assert model.head.weight is model.embedding.weight
+    assert model.num_params() == count_params("lstm", H, V, H, 2, tie_weights=True)
+
+
+@pytest.mark.parametrize("bad", [
+    dict(cell="transformer"), dict(hidden_size=0), dict(num_layers=-1), dict(embedding_size=0),
+    dict(dropout=1.0), dict(tie_weights=True),
+])
+def test_bad_model_configs_get_a_clear_message(bad):
+    with pytest.raises(CharRNNError) as err:
+        ModelConfig(vocab_size=V, **bad)
+    if "cell" in bad:
+        assert "rnn_tanh, rnn_relu, gru, lstm" in str(err.value)
+
+
+def test_a_model_learns_a_periodic_sequence_to_near_zero_loss():
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=6, cell="lstm", embedding_size=8, hidden_size=32, num_layers=1))
+    pattern = torch.tensor([1, 2, 3, 4, 5, 3, 2])  # period 7: the next token needs more than the current one
+    data = pattern.repeat(40)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(150):
+        starts = torch.randint(0, len(data) - 33, (8,))
+        batch = torch.stack([data[s:s + 33] for s in starts])
+        _, _, loss = model(batch[:, :-1], targets=batch[:, 1:])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        _, _, loss = model(data[None, :-1], targets=data[None, 1:])
+    assert loss.item() < 0.05
