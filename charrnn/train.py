@@ -89,6 +89,24 @@ def make_optimizer(model: CharRNN, cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
 
 
+def train_step(model: CharRNN, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, hidden,
+               amp_dtype: torch.dtype | None, clip: float):
+    """One step of truncated BPTT: forward from the carried hidden state, backward, clip, update.
+
+    Returns (loss, pre-clipping gradient norm, hidden state for the next batch). The update is skipped when
+    the loss or the gradient is not finite, so the weights stay the last good ones.
+    """
+    with autocast(x.device, amp_dtype):
+        _, hidden, loss = model(x, hidden, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip > 0 else math.inf).item()
+    loss_value = loss.item()
+    if math.isfinite(loss_value) and math.isfinite(norm):
+        optimizer.step()
+    return loss_value, norm, repackage_hidden(hidden)
+
+
 class StopRequest:
     """SIGINT/SIGTERM set a flag; the loop saves a checkpoint at the end of the current step and exits."""
 
@@ -259,17 +277,10 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------------------
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-        x, y = x.to(self.device), y.to(self.device)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.cfg, self.step, self.progress())
-        with autocast(self.device, self.amp_dtype):
-            _, hidden, loss = self.model(x, self.hidden, y)
-        self.hidden = repackage_hidden(hidden)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        max_norm = self.cfg.clip if self.cfg.clip > 0 else math.inf
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm).item()
-        loss_value = loss.item()
+        loss_value, norm, self.hidden = train_step(self.model, self.optimizer, x.to(self.device), y.to(self.device),
+                                                   self.hidden, self.amp_dtype, self.cfg.clip)
         # A healthy run starts near ln(V) (uniform guessing) and goes down; far above it, it has exploded.
         exploded = loss_value > 5 * math.log(self.model.config.vocab_size) + 5
         if exploded or not math.isfinite(loss_value) or not math.isfinite(norm):
@@ -277,9 +288,8 @@ class Trainer:
                 f"training diverged at step {self.step}: loss {loss_value}, gradient norm {norm}. "
                 f"The last good checkpoint is {self.out / 'last'}; try a lower --lr (now {self.cfg.lr}) "
                 f"or a tighter --clip (now {self.cfg.clip})")
-        self.optimizer.step()
         self.grad_hist[np.searchsorted(GRAD_NORM_BINS, norm)] += 1
-        self.clipped_steps += norm > max_norm
+        self.clipped_steps += self.cfg.clip > 0 and norm > self.cfg.clip
         return loss_value, norm
 
     def _should_stop(self, steps_this_run: int) -> str | None:
