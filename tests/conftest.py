@@ -1,6 +1,7 @@
 """Shared fixtures: offline Hub, a private data/cache folder, tiny corpora and a tiny trained checkpoint."""
 
 import os
+import shutil
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never reach the Hub; Hub ids must fail fast
@@ -61,3 +62,30 @@ def tiny_checkpoint(tmp_path_factory, text_file) -> Path:
     out = tmp_path_factory.mktemp("run") / "tiny"
     main(tiny_train_args(text_file, out, "--dropout", "0.1"))
     return out / "best"
+
+
+@pytest.fixture(scope="session")
+def tiny_library(tmp_path_factory, text_file) -> Path:
+    """A checkpoints/ folder with tiny rnn, gru and lstm models made by the training command."""
+    from charrnn.train import main
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    runs = tmp_path_factory.mktemp("runs")
+    for name, cell in (("rnn", "rnn_tanh"), ("gru", "gru"), ("lstm", "lstm")):
+        main(tiny_train_args(text_file, runs / name, "--cell", cell, "--max-steps", "20"))
+        (runs / name / "best").rename(root / name)
+    shutil.copytree(root / "lstm", root / "doomed")  # for a test that deletes a checkpoint under a running app
+    return root
+
+
+@pytest.fixture(scope="session")
+def app_url(tiny_library):
+    """The real app, on the tiny checkpoints, launched on 127.0.0.1 for the length of the session."""
+    from app import build_app
+    from charrnn.service import ModelLibrary
+
+    demo = build_app(ModelLibrary(tiny_library))
+    demo.queue(default_concurrency_limit=4)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
+    yield url
+    demo.close()

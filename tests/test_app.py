@@ -1,0 +1,79 @@
+"""The app's API, driven through gradio_client as a script would call it."""
+
+import shutil
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from charrnn import service
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return Client(app_url, verbose=False)
+
+
+def test_both_actions_are_named_endpoints(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/generate", "/compare"} <= set(endpoints)
+
+
+def test_generate_needs_only_a_prompt_and_streams_growing_text(client):
+    text, status = client.predict("All:", api_name="/generate")
+    assert text.startswith("All:") and len(text) == len("All:") + 600  # the default length
+    job = client.submit("All:", "lstm", 0.8, 0, 1.0, 300, 5, 1, api_name="/generate")
+    lengths = [len(update[0]) for update in job]
+    assert lengths == sorted(lengths) and lengths[-1] == len("All:") + 300
+
+
+def test_the_same_seed_gives_the_same_text(client):
+    first = client.predict("First", "gru", 1.0, 0, 1.0, 120, 11, 1, api_name="/generate")[0]
+    again = client.predict("First", "gru", 1.0, 0, 1.0, 120, 11, 1, api_name="/generate")[0]
+    other = client.predict("First", "gru", 1.0, 0, 1.0, 120, 12, 1, api_name="/generate")[0]
+    assert first == again != other
+
+
+def test_several_samples_come_back_labelled(client):
+    text, _ = client.predict("All:", "lstm", 1.0, 0, 1.0, 50, 3, 3, api_name="/generate")
+    assert text.count("--- sample") == 3
+
+
+def test_greedy_and_no_filter_settings_are_accepted(client):
+    text, _ = client.predict("All:", "rnn", 0, 0, 1.0, 40, 1, 1, api_name="/generate")
+    assert len(text) == len("All:") + 40
+
+
+def test_empty_prompt_and_unknown_characters_are_explained_not_fatal(client):
+    text, status = client.predict("", "lstm", 0.8, 0, 1.0, 30, 1, 1, api_name="/generate")
+    assert len(text) == 30 and "Empty prompt" in status
+    text, status = client.predict("All 🎉 ж", "lstm", 0.8, 0, 1.0, 30, 1, 1, api_name="/generate")
+    assert "never seen" in status and "🎉" in status and len(text) == len("All 🎉 ж") + 30
+
+
+def test_bad_inputs_get_messages_not_server_errors(client):
+    with pytest.raises(AppError, match="greater than maximum"):
+        client.predict("All:", "lstm", 0.8, 0, 1.0, service.MAX_LENGTH + 1, 1, 1, api_name="/generate")
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict("All:", "gone", 0.8, 0, 1.0, 30, 1, 1, api_name="/generate")
+    with pytest.raises(AppError, match="less than minimum"):
+        client.predict("All:", "lstm", -1, 0, 1.0, 30, 1, 1, api_name="/generate")
+    # the server is still healthy afterwards
+    assert client.predict("All:", "lstm", 0.8, 0, 1.0, 10, 1, 1, api_name="/generate")[0].startswith("All:")
+
+
+def test_a_checkpoint_deleted_while_the_app_runs_gets_a_message(client, tiny_library):
+    shutil.rmtree(tiny_library / "doomed")
+    with pytest.raises(AppError, match="no model named 'doomed'"):
+        client.predict("All:", "doomed", 0.8, 0, 1.0, 30, 1, 1, api_name="/generate")
+
+
+def test_compare_streams_three_models_with_table_plots_and_cross_scores(client):
+    result = client.predict("All:", api_name="/compare")
+    rnn, gru, lstm, table, by_time, by_step, scores = result
+    assert all(text.startswith("All:") and len(text) == len("All:") + 400 for text in (rnn, gru, lstm))
+    assert len({rnn, gru, lstm}) == 3
+    assert [row[0] for row in table["data"]] == ["rnn", "gru", "lstm"]
+    assert all(row[-1] > 0 for row in table["data"])  # sampling chars/s measured for every model
+    assert by_time is not None and by_step is not None
+    assert len(scores["data"]) == 3 and all(isinstance(v, float) for row in scores["data"] for v in row[1:])
