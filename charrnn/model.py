@@ -44,7 +44,7 @@ class CharRNN(nn.Module):
             self.head.weight = self.embedding.weight
 
     def _init_weights(self) -> None:
-        nn.init.normal_(self.embedding.weight, std=0.1)
+        nn.init.normal_(self.embedding.weight, std=1.0)
         nn.init.zeros_(self.head.bias)
         if self.config.cell == "lstm":
             # Forget-gate bias 1 (gate order i, f, g, o): the cell starts out remembering, as in char-rnn.

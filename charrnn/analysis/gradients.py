@@ -1,0 +1,96 @@
+"""Gradient flow through time: how much the loss at one character depends on the state k steps earlier.
+
+For a text and an end position T, we measure ||d loss_T / d s_{T-k}|| for k = 0..K, where s_t is the whole
+recurrent state at step t (every layer's h, and c for an LSTM). In a plain RNN it falls exponentially with k:
+the vanishing gradient, measured. Gates give the LSTM and GRU paths along which it decays much more slowly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from charrnn.analysis.trace import recurrent_step
+from charrnn.model import CharRNN
+
+
+def state_gradient_norms(model: CharRNN, ids: np.ndarray, max_distance: int = 100) -> np.ndarray:
+    """Norms of d loss / d s_{T-k} for k = 0..K (index k = distance k), where the loss is the prediction of
+    ids[-1] from ids[:-1] and s_T is the state after reading ids[-2]."""
+    config = model.config
+    params = {name: p.detach() for name, p in model.rnn.named_parameters()}
+    ids = torch.as_tensor(np.asarray(ids), dtype=torch.long)
+    inputs, target = ids[:-1], ids[-1]
+    start = max(len(inputs) - max_distance, 0)
+    embedded = model.embedding.weight.detach()[inputs]
+    state = [(torch.zeros(config.hidden_size), torch.zeros(config.hidden_size) if config.cell == "lstm" else None)
+             for _ in range(config.num_layers)]
+    with torch.no_grad():  # run up to the window without building a graph
+        for t in range(start):
+            state = _step_all_layers(config.cell, params, embedded[t], state)
+    state = [(h.requires_grad_(), None if c is None else c.requires_grad_()) for h, c in state]
+    states = [state]  # states[j]: the state carried into step start + j (after reading inputs[:start + j])
+    for t in range(start, len(inputs)):
+        new = _step_all_layers(config.cell, params, embedded[t], states[-1])
+        # A copy that only later steps read: its gradient counts paths through time, not the path from a
+        # lower layer to the layer above within the same step.
+        states.append([(h.clone(), None if c is None else c.clone()) for h, c in new])
+    loss = F.cross_entropy(model.head(states[-1][-1][0])[None].float(), target[None])
+    flat = [[x for h, c in step for x in (h, c) if x is not None] for step in states]
+    grads = torch.autograd.grad(loss, [x for step in flat for x in step], allow_unused=True)
+    norms, i = [], 0
+    for step in flat:
+        squares = [(g ** 2).sum() for g in grads[i:i + len(step)] if g is not None]
+        norms.append(torch.sqrt(sum(squares)).item() if squares else 0.0)
+        i += len(step)
+    return np.array(norms[::-1])  # distance 0 (the last state) first
+
+
+def _step_all_layers(cell, params, x, state):
+    new_state = []
+    for layer, (h, c) in enumerate(state):
+        gi = x @ params[f"weight_ih_l{layer}"].T + params[f"bias_ih_l{layer}"]
+        h, c, _ = recurrent_step(cell, gi, h, c, params[f"weight_hh_l{layer}"], params[f"bias_hh_l{layer}"])
+        new_state.append((h, c))
+        x = h
+    return new_state
+
+
+def gradient_flow(model: CharRNN, ids: np.ndarray, max_distance: int = 100, positions: int = 8) -> np.ndarray:
+    """Mean over `positions` end points spread over the text of the state-gradient norms at distance 0..K,
+    each normalised by its value at distance 0 (so models with different loss scales compare)."""
+    ids = np.asarray(ids)
+    ends = np.linspace(max_distance + 2, len(ids), num=positions, dtype=int)
+    ends = sorted(set(int(e) for e in ends if e >= 3))
+    curves = []
+    for end in ends:
+        norms = state_gradient_norms(model, ids[:end], max_distance)
+        if norms[0] > 0:
+            curves.append(norms / norms[0])
+    length = min(len(c) for c in curves)
+    return np.mean([c[:length] for c in curves], axis=0)
+
+
+def gradient_flow_table(curves: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Long format for a line plot: model, distance, relative gradient norm (and its log10)."""
+    rows = []
+    for name, curve in curves.items():
+        for distance, value in enumerate(curve):
+            rows.append({"model": name, "distance": distance, "relative gradient norm": float(value),
+                         "log10 norm": float(np.log10(max(value, 1e-30)))})
+    return pd.DataFrame(rows, columns=["model", "distance", "relative gradient norm", "log10 norm"])
+
+
+def grad_norm_histogram(metrics: dict) -> pd.DataFrame:
+    """The pre-clipping gradient norms recorded during training, as a histogram (from a checkpoint's metrics)."""
+    grad = metrics.get("grad_norm") or {}
+    edges, counts = grad.get("edges", []), grad.get("counts", [])
+    rows = []
+    for i, count in enumerate(counts):
+        low = 0.0 if i == 0 else edges[i - 1]
+        high = edges[i] if i < len(edges) else float("inf")
+        if count:
+            rows.append({"norm from": low, "norm to": high, "steps": int(count)})
+    return pd.DataFrame(rows, columns=["norm from", "norm to", "steps"])

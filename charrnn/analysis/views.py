@@ -1,0 +1,159 @@
+"""The Inside tab's views without the UI: each takes plain values and returns tables and HTML.
+
+surprise, neurons, gradient_flow, gates and memory are what the app's endpoints of the same names return.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from charrnn.analysis import gates as gate_analysis
+from charrnn.analysis import gradients, memory, neurons as neuron_analysis
+from charrnn.analysis.render import colored_text
+from charrnn.analysis.surprise import surprise as score_surprise
+from charrnn.analysis.trace import trace
+from charrnn.checkpoint import find_checkpoints, load_checkpoint
+from charrnn.errors import CharRNNError, check
+from charrnn.service import CHECKPOINTS_DIR, ModelLibrary
+
+MAX_TEXT = 5000  # characters: keeps every view under a couple of seconds
+MEMORY_DIR = CHECKPOINTS_DIR / "memory"
+MEMORY_GAPS = (1, 2, 4, 8, 12, 16, 20, 25, 30, 40, 50, 60)
+
+
+def _text(text: str) -> str:
+    check(bool(text) and len(text) >= 2, "paste or type a text of at least two characters to look inside")
+    check(len(text) <= MAX_TEXT, f"the text is {len(text)} characters long; the views take at most {MAX_TEXT}")
+    return text
+
+
+def _char_model(library: ModelLibrary, name: str):
+    loaded = library.load(name)
+    if loaded.checkpoint.tokenizer.kind != "char":
+        raise CharRNNError(f"{name} uses a subword tokenizer; the Inside views need a character model")
+    return loaded.checkpoint
+
+
+# 1. Surprise ------------------------------------------------------------------------------------------------
+def surprise(library: ModelLibrary, text: str, names: list[str]) -> tuple[str, pd.DataFrame]:
+    """Heat maps of surprisal (bits) for each model, and the text's bits per character under each."""
+    text = _text(text)
+    parts, rows = [], []
+    for name in names:
+        checkpoint = _char_model(library, name)
+        result = score_surprise(checkpoint.model, checkpoint.tokenizer, text)
+        tips = [f"{ch!r}: {bits:.2f} bits. Expected: " + ", ".join(f"{c!r} {p:.0%}" for c, p in top)
+                for ch, bits, top in zip(result.chars, result.bits, result.top)]
+        parts.append(colored_text(result.chars, result.bits, tips, 0.0, 8.0,
+                                  title=f"{name}: {result.bpc:.3f} bits/char"))
+        rows.append({"model": name, "bits/char": round(result.bpc, 4), "total bits": round(float(result.bits.sum()), 1),
+                     "unknown characters": "".join(result.unknown)})
+    return "\n".join(parts), pd.DataFrame(rows)
+
+
+# 2. Neurons -------------------------------------------------------------------------------------------------
+def neurons(library: ModelLibrary, text: str, name: str, layer: int = -1, unit: int = -1,
+            state: str = "hidden") -> tuple[str, pd.DataFrame]:
+    """The text coloured by one unit's activation; unit -1 picks the most interpretable unit found."""
+    text = _text(text)
+    checkpoint = _char_model(library, name)
+    config = checkpoint.model.config
+    ids = checkpoint.tokenizer.encode(text)
+    recorded = trace(checkpoint.model, ids)
+    ranked = neuron_analysis.interpretable_units(recorded, text)
+    table = pd.DataFrame([{"feature": s.feature, "layer": s.layer, "state": s.state, "unit": s.unit,
+                           "correlation": round(s.correlation, 3)} for s in ranked])
+    if unit is None or int(unit) < 0:
+        check(bool(ranked), "no unit tracks any feature of this text; pick a unit by number")
+        layer, unit, state = ranked[0].layer, ranked[0].unit, ranked[0].state
+    layer = config.num_layers - 1 if layer is None or int(layer) < 0 else int(layer)
+    check(layer < config.num_layers, f"{name} has layers 0..{config.num_layers - 1}, not {layer}")
+    check(0 <= int(unit) < config.hidden_size, f"{name} has units 0..{config.hidden_size - 1}, not {unit}")
+    check(state == "hidden" or config.cell == "lstm", "only an LSTM has a cell state; choose 'hidden'")
+    values = neuron_analysis.activations(recorded, layer, int(unit), state)
+    tips = [f"{ch!r}: {v:+.3f}" for ch, v in zip(text, values)]
+    limit = float(np.abs(values).max()) or 1.0
+    title = f"{name}, layer {layer}, {state} unit {unit} (blue negative, red positive)"
+    return colored_text(list(text), values, tips, -limit, limit, diverging=True, title=title), table
+
+
+# 3. Gradient flow -------------------------------------------------------------------------------------------
+def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distance: int = 60
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(vanishing side) relative ||d loss_T / d s_{T-k}|| against k for each model; (exploding side) the
+    pre-clipping gradient norms recorded in training, and the share of clipped steps."""
+    text = _text(text)
+    check(1 <= int(max_distance) <= 200, "the distance must be between 1 and 200 characters")
+    curves, histograms, clipping = {}, [], []
+    for name in names:
+        checkpoint = _char_model(library, name)
+        ids = checkpoint.tokenizer.encode(text)
+        check(len(ids) > int(max_distance) + 2,
+              f"the text needs more than {int(max_distance) + 2} characters for a distance of {max_distance}")
+        curves[name] = gradients.gradient_flow(checkpoint.model, ids, int(max_distance), positions=4)
+        metrics = library.info(name).get("metrics", {})
+        hist = gradients.grad_norm_histogram(metrics)
+        hist.insert(0, "model", name)
+        histograms.append(hist)
+        grad = metrics.get("grad_norm") or {}
+        clipping.append({"model": name, "clip at": grad.get("clip"),
+                         "clipped steps": f"{grad.get('clipped_fraction', float('nan')):.1%}",
+                         "steps": sum(grad.get("counts", []))})
+    return gradients.gradient_flow_table(curves), pd.concat(histograms, ignore_index=True), pd.DataFrame(clipping)
+
+
+# 4. Gates ---------------------------------------------------------------------------------------------------
+def gates(library: ModelLibrary, text: str, name: str, layer: int = 0, unit: int = 0
+          ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Mean gate activations per layer, one unit's gates per character, and the text coloured by its
+    forget gate (LSTM) or update gate (GRU): how much of the old state survives each step."""
+    text = _text(text)
+    checkpoint = _char_model(library, name)
+    config = checkpoint.model.config
+    check(config.cell in gate_analysis.GATES, f"{name} is a plain RNN: it has no gates. Pick an LSTM or a GRU")
+    check(0 <= int(layer) < config.num_layers, f"{name} has layers 0..{config.num_layers - 1}, not {layer}")
+    check(0 <= int(unit) < config.hidden_size, f"{name} has units 0..{config.hidden_size - 1}, not {unit}")
+    recorded = trace(checkpoint.model, checkpoint.tokenizer.encode(text))
+    keep = "forget" if config.cell == "lstm" else "update"
+    values = recorded.gates[int(layer)][keep][:, int(unit)].numpy()
+    tips = [f"{ch!r}: {keep} gate {v:.3f}" for ch, v in zip(text, values)]
+    html = colored_text(list(text), values, tips, 0.0, 1.0,
+                        title=f"{name}, layer {layer}, unit {unit}: {keep} gate (red = keeps its memory)")
+    return (gate_analysis.gate_means(recorded, config.cell),
+            gate_analysis.gate_series(recorded, config.cell, int(layer), int(unit)), html)
+
+
+# 5. Memory test ---------------------------------------------------------------------------------------------
+def memory_models(root=MEMORY_DIR) -> dict[str, object]:
+    """The shipped memory-test models, by cell name."""
+    found = {}
+    for path in find_checkpoints(root):
+        checkpoint = load_checkpoint(path)
+        found[checkpoint.model.config.cell] = checkpoint.model
+    return found
+
+
+def train_memory_models(settings: memory.MemorySettings = memory.MemorySettings(), progress=None,
+                        save_to=None) -> dict[str, object]:
+    """Train the tiny RNN, GRU and LSTM on the rainy-days task; progress(fraction, message) as they go."""
+    from charrnn.checkpoint import save_checkpoint
+
+    models = {}
+    for i, cell in enumerate(memory.CELLS):
+        def report(step, loss, i=i, cell=cell):
+            if progress:
+                progress((i + step / settings.steps) / len(memory.CELLS), f"{cell}: step {step}, loss {loss:.3f}")
+        models[cell] = memory.train_memory_model(cell, settings, report)
+        if save_to is not None:
+            accuracy = memory.accuracy_after_gap(models[cell], MEMORY_GAPS)
+            save_checkpoint(save_to / cell.removesuffix("_tanh"), models[cell], memory.TOKENIZER, task="memory",
+                            training={"settings": settings.__dict__, "cell": cell},
+                            metrics={"accuracy_after_gap": accuracy},
+                            command="python -m charrnn.analysis.train_memory")
+    return models
+
+
+def memory_test(models: dict[str, object], probes: int = 200) -> pd.DataFrame:
+    check(bool(models), "no memory-test models: train them first")
+    return memory.accuracy_table(models, MEMORY_GAPS, probes)
