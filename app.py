@@ -11,6 +11,7 @@ from __future__ import annotations
 import gradio as gr
 
 from charrnn import service
+from charrnn.analysis import views
 from charrnn.errors import CharRNNError
 
 TITLE = "charrnn: character-level RNN, GRU and LSTM"
@@ -33,6 +34,46 @@ the GRU's update gate interpolates between the old and the new state: both give 
 shrink, so they remember who is speaking, whether a line is open, and how long a verse has run. Gradient
 clipping (used in training here) tames the exploding side; gates fix the vanishing side. All three models below
 have the same number of parameters (3.3M) and the same 10-minute training budget on the same CPU."""
+
+INSIDE_TEXT = """JULIET:
+O Romeo, Romeo! wherefore art thou Romeo?
+Deny thy father and refuse thy name;
+Or, if thou wilt not, be but sworn my love,
+And I'll no longer be a Capulet.
+
+ROMEO:
+Shall I hear more, or shall I speak at this?
+
+JULIET:
+'Tis but thy name that is my enemy;
+Thou art thyself, though not a Montague.
+What's Montague? it is nor hand, nor foot,
+Nor arm, nor face, nor any other part
+Belonging to a man. O, be some other name!
+What's in a name? that which we call a rose
+By any other name would smell as sweet;
+"""
+
+INSIDE_HELP = {
+    "surprise": "**Surprise.** Each character is coloured by how unexpected it was to the model, -log2 p, in bits; "
+                "hover a character to see the five the model expected instead. The mean is the text's bits per "
+                "character: everything the hidden state remembered is in those predictions.",
+    "neurons": "**Neurons.** The text coloured by one unit of the hidden state (or the LSTM's cell state) as the "
+               "model reads it. The table lists units whose activation follows a feature of the text, scored by "
+               "correlation, as in Karpathy, Johnson and Fei-Fei (2015); unit -1 shows the best one.",
+    "gradient_flow": "**Gradient flow through time.** How much the loss at one character depends on the state k steps "
+                     "earlier, ||dL_T/ds_(T-k)||, relative to k = 0, on a log scale. Backpropagation through time "
+                     "multiplies by the recurrent Jacobian at every step: for the plain RNN it vanishes "
+                     "exponentially, gates keep it alive. Below: the pre-clipping gradient norms seen in training "
+                     "and the share of steps that clipping cut (the exploding side).",
+    "gates": "**Gates.** How open the LSTM's input, forget and output gates (GRU: reset and update) are over the "
+             "text, and one unit's gates per character. A forget (update) gate near 1 keeps the memory; near 0 "
+             "it wipes it.",
+    "memory": "**Memory test.** Someone runs (r), bikes (b) and swims (s) in order; on rainy days they sleep (z), "
+              "and when the sun returns they resume where they left off. Predicting that day needs memory of the "
+              "last activity across the rain. Tiny models of each cell were trained on this; the plot shows "
+              "accuracy against the length of the rainy spell: the plain RNN forgets first.",
+}
 
 CSS = """
 .sample-box textarea { font-family: ui-monospace, SFMono-Regular, Menlo, monospace !important; }
@@ -135,7 +176,101 @@ def build_app(library: service.ModelLibrary | None = None) -> gr.Blocks:
             compare_button.click(
                 compare, [compare_prompt, *(p for p, _ in columns), compare_temperature, compare_length, compare_seed],
                 [*(t for _, t in columns), table, by_time, by_step, scores], api_name="compare")
+        _inside_tab(library, names)
     return demo
+
+
+def _inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
+    """The Inside tab: five views of what the cells compute, each one a named API endpoint."""
+    char_models = names
+    trio = [n for n in service.COMPARE_DEFAULT if n in names] or names[:3]
+    default = "lstm" if "lstm" in names else (names[0] if names else None)
+
+    def guarded(fn):
+        def run(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except CharRNNError as err:
+                raise gr.Error(str(err)) from None
+        return run
+
+    @guarded
+    def surprise(text, model=default, all_cells=False):
+        return views.surprise(library, text, trio if all_cells else [model])
+
+    @guarded
+    def neurons(text, model=default, layer=-1, unit=-1, state="hidden"):
+        return views.neurons(library, text, model, int(layer), int(unit), state)
+
+    @guarded
+    def gradient_flow(text, max_distance=60):
+        return views.gradient_flow(library, text, trio, int(max_distance))
+
+    @guarded
+    def gates(text, model=default, layer=0, unit=0):
+        return views.gates(library, text, model, int(layer), int(unit))
+
+    @guarded
+    def memory(retrain=False, progress=gr.Progress()):
+        if retrain:
+            models = views.train_memory_models(progress=lambda f, m: progress(f, desc=m))
+        else:
+            models = views.memory_models()
+        return views.memory_test(models)
+
+    with gr.Tab("Inside"):
+        text = gr.Textbox(label="Text to look at", value=INSIDE_TEXT, lines=8, max_lines=16)
+        with gr.Tab("Surprise"):
+            gr.Markdown(INSIDE_HELP["surprise"])
+            with gr.Row():
+                s_model = gr.Dropdown(char_models, value=default, label="Model")
+                s_all = gr.Checkbox(label="Show RNN, GRU and LSTM", value=False)
+                s_button = gr.Button("Show surprise", variant="primary")
+            s_table = gr.Dataframe(label="Bits per character", interactive=False)
+            s_html = gr.HTML()
+            s_button.click(surprise, [text, s_model, s_all], [s_html, s_table], api_name="surprise")
+        with gr.Tab("Neurons"):
+            gr.Markdown(INSIDE_HELP["neurons"])
+            with gr.Row():
+                n_model = gr.Dropdown(char_models, value=default, label="Model")
+                n_layer = gr.Number(value=-1, precision=0, label="Layer (-1 = last)")
+                n_unit = gr.Number(value=-1, precision=0, label="Unit (-1 = most interpretable)")
+                n_state = gr.Radio(["hidden", "cell"], value="hidden", label="State")
+                n_button = gr.Button("Show unit", variant="primary")
+            n_html = gr.HTML()
+            n_table = gr.Dataframe(label="Units that track a feature of the text", interactive=False)
+            n_button.click(neurons, [text, n_model, n_layer, n_unit, n_state], [n_html, n_table], api_name="neurons")
+        with gr.Tab("Gradient flow"):
+            gr.Markdown(INSIDE_HELP["gradient_flow"])
+            with gr.Row():
+                g_distance = gr.Slider(5, 200, value=60, step=1, label="Largest distance k")
+                g_button = gr.Button("Measure", variant="primary")
+            g_plot = gr.LinePlot(x="distance", y="log10 norm", color="model",
+                                 title="log10 of ||dL_T/ds_(T-k)|| relative to k = 0", x_title="distance k")
+            with gr.Row():
+                g_hist = gr.BarPlot(x="norm to", y="steps", color="model", title="Pre-clipping gradient norms "
+                                    "in training (upper bin edge)", x_title="gradient norm up to")
+                g_clip = gr.Dataframe(label="Clipping", interactive=False)
+            g_button.click(gradient_flow, [text, g_distance], [g_plot, g_hist, g_clip], api_name="gradient_flow")
+        with gr.Tab("Gates"):
+            gr.Markdown(INSIDE_HELP["gates"])
+            with gr.Row():
+                t_model = gr.Dropdown(char_models, value=default, label="Model (LSTM or GRU)")
+                t_layer = gr.Number(value=0, precision=0, label="Layer")
+                t_unit = gr.Number(value=0, precision=0, label="Unit")
+                t_button = gr.Button("Show gates", variant="primary")
+            t_means = gr.Dataframe(label="Mean gate activations", interactive=False)
+            t_plot = gr.LinePlot(x="position", y="value", color="gate", title="The unit's gates per character")
+            t_html = gr.HTML()
+            t_button.click(gates, [text, t_model, t_layer, t_unit], [t_means, t_plot, t_html], api_name="gates")
+        with gr.Tab("Memory test"):
+            gr.Markdown(INSIDE_HELP["memory"])
+            with gr.Row():
+                m_retrain = gr.Checkbox(label="Retrain the three tiny models now (seconds)", value=False)
+                m_button = gr.Button("Run the memory test", variant="primary")
+            m_plot = gr.LinePlot(x="gap (rainy days)", y="accuracy", color="model", y_lim=[0, 1.05],
+                                 title="Accuracy of the first activity after the rain")
+            m_button.click(memory, [m_retrain], [m_plot], api_name="memory")
 
 
 if __name__ == "__main__":

@@ -77,3 +77,39 @@ def test_compare_streams_three_models_with_table_plots_and_cross_scores(client):
     assert all(row[-1] > 0 for row in table["data"])  # sampling chars/s measured for every model
     assert by_time is not None and by_step is not None
     assert len(scores["data"]) == 3 and all(isinstance(v, float) for row in scores["data"] for v in row[1:])
+
+
+TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 3
+
+
+def test_inside_views_are_named_endpoints_needing_only_the_text(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/surprise", "/neurons", "/gradient_flow", "/gates", "/memory"} <= set(endpoints)
+
+
+def test_surprise_heat_map_and_totals(client):
+    html, table = client.predict(TEXT, api_name="/surprise")
+    assert html.count("<span title=") >= len(TEXT) and "Expected:" in html
+    html, table = client.predict(TEXT, "lstm", True, api_name="/surprise")
+    assert [row[0] for row in table["data"]] == ["rnn", "gru", "lstm"]
+
+
+def test_neurons_pick_an_interpretable_unit(client):
+    html, table = client.predict(TEXT, api_name="/neurons")
+    assert "unit" in html and table["data"] and table["headers"][:2] == ["feature", "layer"]
+
+
+def test_gradient_flow_and_gates(client):
+    plot, hist, clipping = client.predict(TEXT, 20, api_name="/gradient_flow")
+    assert plot is not None and len(clipping["data"]) == 3
+    means, series, html = client.predict(TEXT, api_name="/gates")
+    assert {row[1] for row in means["data"]} == {"input", "forget", "output"} and "forget gate" in html
+
+
+def test_gates_of_a_plain_rnn_get_a_message(client):
+    with pytest.raises(AppError, match="no gates"):
+        client.predict(TEXT, "rnn", api_name="/gates")
+
+
+def test_the_memory_view_answers_from_the_shipped_models(client):
+    assert client.predict(api_name="/memory") is not None
