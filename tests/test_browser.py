@@ -74,3 +74,17 @@ def test_compare_shows_three_texts_and_the_validation_plot(page):
     assert page.locator(".vega-embed, canvas, svg.marks").first.is_visible()
     page.get_by_text("text written by").first.wait_for(timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+
+
+def test_inside_shows_the_heat_map_and_the_gradient_flow_plot(page):
+    page.get_by_role("tab", name="Inside").click()
+    page.get_by_role("button", name="Show surprise").click()
+    page.locator(".charrnn-heat span").first.wait_for(timeout=60_000)
+    assert page.locator(".charrnn-heat span").count() > 500
+    page.screenshot(path=str(ARTIFACTS / "inside-surprise.png"), full_page=True)
+    page.get_by_role("tab", name="Gradient flow").click()
+    page.get_by_role("button", name="Measure").click()
+    page.locator("text=clipped steps >> visible=true").first.wait_for(timeout=60_000)
+    page.locator(".vega-embed >> visible=true").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)  # let the plot finish drawing before the screenshot
+    page.screenshot(path=str(ARTIFACTS / "inside-gradient-flow.png"), full_page=True)
