@@ -112,20 +112,18 @@ def matmul_ceiling(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> floa
 
 
 def compare_streams(chars: int) -> dict | None:
-    """The app's Compare tab: the shipped RNN, GRU and LSTM each advance one character per round."""
-    from charrnn.checkpoint import load_checkpoint
+    """The app's Compare tab, as it runs there: the shipped RNN, GRU and LSTM writing at the same time."""
+    from charrnn import service
 
-    names = ["rnn", "gru", "lstm"]
-    if not all((CHECKPOINTS / n / "model.safetensors").is_file() for n in names):
+    library = service.ModelLibrary()
+    names = list(service.COMPARE_DEFAULT)
+    if not all(n in library.names() for n in names):
         return None
-    checkpoints = [load_checkpoint(CHECKPOINTS / n) for n in names]
-    streams = [stream(c.model, c.tokenizer, "ROMEO:", chars, SamplingSettings(0.8), seed=0) for c in checkpoints]
-    start = time.perf_counter()
-    for _ in range(chars):
-        for s in streams:
-            next(s)
-    per_stream = chars / (time.perf_counter() - start)
-    return {name: round(per_stream) for name in names}
+    for _ in service.compare_stream(library, names, "ROMEO:", 100):  # load and warm up
+        pass
+    for _, speeds in service.compare_stream(library, names, "ROMEO:", chars):
+        pass
+    return {name: round(speed) for name, speed in zip(names, speeds)}
 
 
 def main(argv=None) -> dict:
