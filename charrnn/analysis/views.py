@@ -91,7 +91,7 @@ def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distan
         ids = checkpoint.tokenizer.encode(text)
         check(len(ids) > int(max_distance) + 2,
               f"the text needs more than {int(max_distance) + 2} characters for a distance of {max_distance}")
-        curves[name] = gradients.gradient_flow(checkpoint.model, ids, int(max_distance), positions=4)
+        curves[name] = gradients.gradient_flow(checkpoint.model, ids, int(max_distance), positions=3)
         metrics = library.info(name).get("metrics", {})
         hist = gradients.grad_norm_histogram(metrics)
         hist.insert(0, "model", name)
