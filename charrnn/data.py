@@ -180,6 +180,13 @@ def _join_parts(parts: list, source: Source) -> str:
     return ("" if all_single else source.separator).join(texts)
 
 
+def load_split_text(source: Source, split: str) -> str:
+    """The text of one split expression of a source (for text files: the whole files)."""
+    if source.is_text_files:
+        return "\n".join(read_text_file(p) for p in source.paths)
+    return _join_parts(_split_parts(source, split), source)
+
+
 def _available_splits(source: Source) -> list[str]:
     import datasets
 

@@ -66,7 +66,7 @@ def evaluate_text(model: CharRNN, tokenizer, text: str, **kwargs) -> dict:
 @cli_errors
 def main(argv=None) -> dict:
     from charrnn.checkpoint import load_checkpoint
-    from charrnn.data import read_text_file, resolve_source, _load_dataset, _join_parts
+    from charrnn.data import load_split_text, resolve_source
     from charrnn.device import autocast_dtype, pick_device
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,12 +87,8 @@ def main(argv=None) -> dict:
         text, what = args.text, "--text"
     else:
         source = resolve_source(args.dataset, args.dataset_config, args.split, "none", args.text_column)
-        if source.is_text_files:
-            text = "\n".join(read_text_file(p) for p in source.paths)
-            what = source.name
-        else:
-            parts = [_load_dataset(source.paths[0], source.config, p.strip()) for p in source.split.split("+")]
-            text, what = _join_parts(parts, source), f"{source.name} [{source.split}]"
+        text = load_split_text(source, source.split)
+        what = source.name if source.is_text_files else f"{source.name} [{source.split}]"
     start = time.perf_counter()
     result = evaluate_text(checkpoint.model, checkpoint.tokenizer, text, device=device,
                            amp_dtype=autocast_dtype(args.precision, device))

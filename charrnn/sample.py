@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from charrnn.errors import CharRNNError, check, cli_errors
+from charrnn.errors import check, cli_errors
 from charrnn.model import CharRNN
 from charrnn.stepper import Stepper
 from charrnn.tokenizer import UNKNOWN_ID, CharTokenizer, Tokenizer

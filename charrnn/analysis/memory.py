@@ -14,7 +14,6 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
