@@ -37,7 +37,10 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """x (B, in) @ weight(out, in).T + bias. OpenBLAS's gemm is slow for a few rows, gemv is fast: loop."""
-    out = np.stack([weight @ row for row in x]) if len(x) <= 16 else x @ weight.T
+    if len(x) == 1:
+        out = (weight @ x[0])[None]
+    else:
+        out = np.stack([weight @ row for row in x]) if len(x) <= 16 else x @ weight.T
     return out if bias is None else out + bias
 
 
@@ -63,6 +66,9 @@ class Stepper:
             # LSTM and plain RNN add both biases, so fold b_hh into the input side once.
             self.b_ih = [b_ih + b_hh for b_ih, b_hh in zip(self.b_ih, self.b_hh)]
             self.b_hh = [None] * self.num_layers
+        # Above layer 0, LSTM and RNN take [x, h] through one matrix: one matrix-vector product per layer.
+        self.w_cat = [None] + [np.ascontiguousarray(np.concatenate([self.w_ih[k], self.w_hh[k]], axis=1))
+                               for k in range(1, self.num_layers)] if self.cell != "gru" else None
         # Layer 0's input projection for every token at once: (V, E) @ (E, G) + b -> (V, G).
         self.input_table = embedding @ self.w_ih[0].T + self.b_ih[0]
         self.head_w = model.head.weight.detach().float().numpy().copy()
@@ -77,6 +83,12 @@ class Stepper:
         h = torch.from_numpy(np.stack(hidden[:layers]))
         return (h, torch.from_numpy(np.stack(hidden[layers:]))) if self.cell == "lstm" else h
 
+    def _all_gates(self, layer: int, x: np.ndarray, h: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """x W_ih^T + h W_hh^T + biases, for LSTM and plain RNN."""
+        if layer == 0:
+            return self.input_table[tokens] + _linear(h, self.w_hh[0])
+        return _linear(np.concatenate([x, h], axis=1), self.w_cat[layer], self.b_ih[layer])
+
     def _input_gates(self, layer: int, x: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         if layer == 0:
             return self.input_table[tokens]  # (B, G)
@@ -89,10 +101,12 @@ class Stepper:
         for layer in range(layers):
             h = hidden[layer]
             if self.cell == "lstm":
-                gates = self._input_gates(layer, x, tokens) + _linear(h, self.w_hh[layer])
-                i, f, g, o = np.split(gates, 4, axis=1)
-                c = _sigmoid(f) * hidden[layers + layer] + _sigmoid(i) * np.tanh(g)
-                x = _sigmoid(o) * np.tanh(c)
+                gates = self._all_gates(layer, x, h, tokens)
+                size = h.shape[1]
+                sig = _sigmoid(gates)  # one pass over all four gates; the cell candidate g uses tanh below
+                i, f, o = sig[:, :size], sig[:, size:2 * size], sig[:, 3 * size:]
+                c = f * hidden[layers + layer] + i * np.tanh(gates[:, 2 * size:3 * size])
+                x = o * np.tanh(c)
                 new_hidden[layers + layer] = c
             elif self.cell == "gru":
                 gi_r, gi_z, gi_n = np.split(self._input_gates(layer, x, tokens), 3, axis=1)
@@ -102,7 +116,7 @@ class Stepper:
                 n = np.tanh(gi_n + r * gh_n)
                 x = n + z * (h - n)  # = (1 - z) * n + z * h
             else:
-                pre = self._input_gates(layer, x, tokens) + _linear(h, self.w_hh[layer])
+                pre = self._all_gates(layer, x, h, tokens)
                 x = np.tanh(pre) if self.cell == "rnn_tanh" else np.maximum(pre, 0.0)
             new_hidden[layer] = x
         logits = _linear(x, self.head_w, self.head_b)  # (B, V)
