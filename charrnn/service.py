@@ -58,10 +58,14 @@ class ModelLibrary:
         return sorted(found, key=lambda n: (order.get(n, len(order)), n))
 
     def path(self, name: str) -> Path:
-        names = self.names()
-        if name not in names:
+        """The folder of a model, checked directly: this runs on every streamed update, so it must not
+        scan every checkpoint (the scan only words the error)."""
+        path = (self.root / name).resolve()
+        inside = path.is_relative_to(self.root.resolve())
+        if not (inside and (path / CONFIG).is_file() and (path / "model.safetensors").is_file()):
+            names = self.names()
             raise CharRNNError(f"no model named {name!r} under {self.root}; available: {', '.join(names) or 'none'}")
-        return self.root / name
+        return path
 
     def info(self, name: str) -> dict:
         """config.json of a model, without loading its weights."""
