@@ -70,16 +70,17 @@ class TrainConfig:
     layers: int = _flag(2, "number of stacked recurrent layers")
     hidden: int = _flag(512, "hidden size of each layer (ignored when --params is given)")
     embedding: int = _flag(64, "embedding size")
-    dropout: float = _flag(0.25, "dropout between layers and before the output layer")
+    dropout: float = _flag(0.1, "dropout between layers and before the output layer")
     tie_weights: bool = _flag(False, "share embedding and output weights (needs --embedding == --hidden)")
     params: str = _flag(None, "parameter budget, e.g. 3M: picks the hidden size that gives it for this cell")
-    # optimisation
-    batch_size: int = _flag(32, "number of parallel text streams per step")
-    seq_len: int = _flag(128, "characters per stream per step (truncated BPTT length)")
+    # optimisation. Small steps (16 x 64 characters) with light dropout learn most in a short budget: in 3-minute
+    # probes on Tiny Shakespeare, 16 x 64 reached 1.62 nats/char where 32 x 128 with dropout 0.25 reached 1.81.
+    batch_size: int = _flag(16, "number of parallel text streams per step")
+    seq_len: int = _flag(64, "characters per stream per step (truncated BPTT length)")
     lr: float = _flag(3e-3, "peak learning rate (AdamW)")
     min_lr_ratio: float = _flag(0.05, "final learning rate as a fraction of --lr (cosine decay)")
     weight_decay: float = _flag(0.05, "AdamW weight decay")
-    warmup_steps: int = _flag(100, "linear warmup steps")
+    warmup_steps: int = _flag(50, "linear warmup steps")
     clip: float = _flag(1.0, "clip gradients to this global norm (0 = no clipping)")
     max_steps: int = _flag(None, "stop after this many steps (default: 5000 unless --time-budget is given)")
     time_budget: float = _flag(None, "stop after this many minutes of training, then evaluate")
