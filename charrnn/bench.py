@@ -6,7 +6,8 @@
 Training: chars/s of the default 2x512 LSTM training step (fp32 and bf16 autocast) beside a plain fp32
 embedding + nn.LSTM + linear loop at the same shapes. Sampling: batch-1 chars/s of charrnn's streaming
 sampler beside a naive loop that calls the nn.LSTM module once per character. Also the matmul ceiling, and,
-when the shipped checkpoints are present, the three Compare streams interleaved as the app runs them.
+when the shipped checkpoints are present, batch-1 sampling of each shipped model and the three Compare streams
+running at the same time, as the app runs them.
 """
 
 from __future__ import annotations
@@ -111,6 +112,18 @@ def matmul_ceiling(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> floa
     return 2 * n**3 / timed(lambda: a @ b, repeats) / 1e12
 
 
+def shipped_sampling(chars: int) -> dict:
+    """Batch-1 chars/s of each shipped checkpoint, through the app's model library."""
+    from charrnn import service
+
+    library = service.ModelLibrary()
+    speeds = {}
+    for name in library.names():
+        loaded = library.load(name)
+        speeds[name] = round(charrnn_sampling(loaded.checkpoint.model, loaded.checkpoint.tokenizer, chars))
+    return speeds
+
+
 def compare_streams(chars: int) -> dict | None:
     """The app's Compare tab, as it runs there: the shipped RNN, GRU and LSTM writing at the same time."""
     from charrnn import service
@@ -159,10 +172,14 @@ def main(argv=None) -> dict:
     print(f"batch-1 sampling 2x512 LSTM: charrnn {fast:,.0f} chars/s, naive nn.LSTM loop {naive:,.0f} chars/s "
           f"(x{fast / naive:.1f})", flush=True)
 
+    shipped = shipped_sampling(chars // 2)
+    if shipped:
+        results["sample_shipped_chars_s"] = shipped
+        print(f"batch-1 sampling of the shipped models: {shipped} chars/s", flush=True)
     compare = compare_streams(chars // 2)
     if compare:
         results["compare_streams_chars_s_each"] = compare
-        print(f"Compare tab, three shipped models interleaved: {compare} chars/s each", flush=True)
+        print(f"Compare tab, three shipped models at the same time: {compare} chars/s each", flush=True)
     print(json.dumps(results))
     return results
 

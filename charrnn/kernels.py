@@ -91,3 +91,66 @@ def rnn_layer(input_gates, x, w_ih, w_hh, h, h_out, pre, relu):
         _matvec_add(w_hh, h[b], pre)
         for k in range(size):
             h_out[b, k] = max(pre[k], np.float32(0.0)) if relu else math.tanh(pre[k])
+
+
+@njit(**_JIT)
+def filtered_probabilities(logits, temperature, top_k, top_p, banned, probs):
+    """probs (V,) float64 = softmax(logits / temperature) after top-k and top-p (nucleus) filtering.
+
+    temperature 0 puts all mass on the most likely token; `banned` (>= 0) gets none; top_k 0 and top_p 1 keep
+    everything. Top-k keeps ties with the k-th value; top-p keeps a token when the mass of the more likely
+    tokens before it is still below p, so the most likely token is always kept.
+    """
+    size = logits.shape[0]
+    z = np.empty(size, np.float64)
+    for v in range(size):
+        z[v] = logits[v]
+    if banned >= 0:
+        z[banned] = -np.inf
+    probs[:] = 0.0
+    if temperature == 0:
+        probs[np.argmax(z)] = 1.0
+        return
+    z /= temperature
+    if 0 < top_k < size:
+        kth = np.sort(z)[size - top_k]
+        for v in range(size):
+            if z[v] < kth:
+                z[v] = -np.inf
+    peak = z.max()
+    total = 0.0
+    for v in range(size):
+        probs[v] = math.exp(z[v] - peak)
+        total += probs[v]
+    probs /= total
+    if top_p < 1:
+        order = np.argsort(-probs)
+        before = 0.0
+        kept = 0.0
+        for v in order:
+            mass = probs[v]
+            if before >= top_p:
+                probs[v] = 0.0
+            else:
+                kept += mass
+            before += mass
+        probs /= kept
+
+
+@njit(**_JIT)
+def sample_tokens(logits, temperature, top_k, top_p, banned, uniforms, tokens):
+    """One token per row of logits (B, V), by inverse-CDF sampling with the given uniforms (B,) in [0, 1)."""
+    size = logits.shape[1]
+    probs = np.empty(size, np.float64)
+    for b in range(logits.shape[0]):
+        filtered_probabilities(logits[b], temperature, top_k, top_p, banned, probs)
+        target = uniforms[b] * probs.sum()
+        cumulative = 0.0
+        token = -1
+        for v in range(size):
+            if probs[v] > 0:
+                token = v  # the last token with mass, should rounding leave target at the very top
+                cumulative += probs[v]
+                if cumulative > target:
+                    break
+        tokens[b] = token

@@ -18,6 +18,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from charrnn import kernels
 from charrnn.errors import check, cli_errors
 from charrnn.model import CharRNN
 from charrnn.stepper import Stepper
@@ -36,38 +37,26 @@ class SamplingSettings:
         check(0 < self.top_p <= 1, f"top-p must be in (0, 1] (1 = no limit), got {self.top_p}")
 
 
+def _kernel_settings(settings: SamplingSettings, banned: int | None) -> tuple[float, int, float, int]:
+    # Fixed argument types, so the compiled kernels are specialised once (an int temperature would compile anew).
+    return float(settings.temperature), int(settings.top_k), float(settings.top_p), -1 if banned is None else int(banned)
+
+
 def next_token_probabilities(logits: np.ndarray, settings: SamplingSettings, banned: int | None = None) -> np.ndarray:
     """(B, V) logits -> (B, V) probabilities after temperature, top-k and top-p (nucleus) filtering."""
-    logits = logits.astype(np.float64)
-    if banned is not None:
-        logits[:, banned] = -np.inf  # never emit the unknown-character token
-    if settings.temperature == 0:
-        probs = np.zeros_like(logits)
-        probs[np.arange(len(logits)), logits.argmax(axis=1)] = 1.0
-        return probs
-    logits = logits / settings.temperature
-    if 0 < settings.top_k < logits.shape[1]:
-        kth = np.partition(logits, -settings.top_k, axis=1)[:, -settings.top_k][:, None]
-        logits = np.where(logits < kth, -np.inf, logits)
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
-    if settings.top_p < 1:
-        order = np.argsort(-probs, axis=1)
-        sorted_probs = np.take_along_axis(probs, order, axis=1)
-        # keep a token if the mass before it is < p: the most likely token is always kept
-        keep_sorted = np.cumsum(sorted_probs, axis=1) - sorted_probs < settings.top_p
-        keep = np.zeros_like(keep_sorted)
-        np.put_along_axis(keep, order, keep_sorted, axis=1)
-        probs = np.where(keep, probs, 0.0)
-        probs /= probs.sum(axis=1, keepdims=True)
+    logits = np.asarray(logits, dtype=np.float32)
+    probs = np.empty(logits.shape, np.float64)
+    for row, out in zip(logits, probs):
+        kernels.filtered_probabilities(row, *_kernel_settings(settings, banned), out)
     return probs
 
 
-def _draw(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One token per row by inverse-CDF sampling (reproducible from the generator's seed)."""
-    cdf = np.cumsum(probs, axis=1)
-    u = rng.random(len(probs)) * cdf[:, -1]
-    return np.minimum((cdf < u[:, None]).sum(axis=1), probs.shape[1] - 1)
+def draw_tokens(logits: np.ndarray, settings: SamplingSettings, rng: np.random.Generator,
+                banned: int | None = None) -> np.ndarray:
+    """One token per row of logits (B, V), drawn from next_token_probabilities with the generator's uniforms."""
+    tokens = np.empty(len(logits), np.int64)
+    kernels.sample_tokens(logits, *_kernel_settings(settings, banned), rng.random(len(logits)), tokens)
+    return tokens
 
 
 def encode_prompt(tokenizer: Tokenizer, prompt: str) -> tuple[np.ndarray, list[str]]:
@@ -114,7 +103,7 @@ def stream(model: CharRNN, tokenizer: Tokenizer, prompt: str = "", length: int =
     done = [False] * num_samples
     for _ in range(length):
         logits, hidden = stepper.step(tokens, hidden)
-        tokens = _draw(next_token_probabilities(logits, settings, banned), rng)
+        tokens = draw_tokens(logits, settings, rng, banned)
         pieces = []
         for i, token in enumerate(tokens):
             if done[i]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -170,10 +170,10 @@ def generate_stream(library: ModelLibrary, name: str, prompt: str = "", length: 
 
 def compare_stream(library: ModelLibrary, names: list[str], prompt: str = "", length: int = 400,
                    temperature: float = 0.8, seed: int | None = 42) -> Iterator[tuple[list[str], list[float]]]:
-    """All models write from the same prompt, seed and temperature, one character each per round.
+    """All models write from the same prompt, seed and temperature at the same time, one thread each.
 
     Yields (texts so far, chars/s of each stream, measured while all run together) every UPDATE_INTERVAL
-    seconds and at the end.
+    seconds and at the end. Closing the generator (the UI's stop button) stops the workers.
     """
     settings = SamplingSettings(float(temperature))
     length = _check_length(length)
@@ -181,25 +181,35 @@ def compare_stream(library: ModelLibrary, names: list[str], prompt: str = "", le
     loaded = [library.load(n) for n in names]
     streams = [stream(m.checkpoint.model, m.checkpoint.tokenizer, prompt, length, settings, _seed(seed),
                       stepper=m.stepper) for m in loaded]
-    texts = [prompt] * len(names)
-    made = [0] * len(names)
-    start = last = time.perf_counter()
-    # One worker per model: their matrix-vector products run on different cores at the same time (NumPy
-    # releases the GIL inside BLAS), and each core streams its own model's weights from memory.
+    pieces: list[list[str]] = [[] for _ in names]  # appended by the workers, read here
+    seconds = [0.0] * len(names)
+    cancelled = threading.Event()
+    start = time.perf_counter()
+
+    # Each worker runs its model freely (no lock-step): the compiled kernels release the GIL, so the models
+    # run on separate cores, and a fast model is not held back by a slow one.
+    def run(i: int) -> None:
+        for step_pieces in streams[i]:
+            if cancelled.is_set():
+                return
+            pieces[i].append(step_pieces[0])
+            seconds[i] = time.perf_counter() - start
+
+    def snapshot() -> tuple[list[str], list[float]]:
+        return ([prompt + "".join(p) for p in pieces],
+                [len(p) / max(s, 1e-9) for p, s in zip(pieces, seconds)])
+
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        while True:
-            rounds = list(pool.map(lambda s: next(s, None), streams))
-            if all(r is None for r in rounds):
-                break
-            for i, pieces in enumerate(rounds):
-                if pieces is not None:
-                    texts[i] += pieces[0]
-                    made[i] += 1
-            if time.perf_counter() - last >= UPDATE_INTERVAL:
-                last = time.perf_counter()
-                yield texts, [m / (last - start) for m in made]
-    elapsed = max(time.perf_counter() - start, 1e-9)
-    yield texts, [m / elapsed for m in made]
+        workers = [pool.submit(run, i) for i in range(len(names))]
+        try:
+            while not all(w.done() for w in workers):
+                wait(workers, timeout=UPDATE_INTERVAL)
+                yield snapshot()
+            for w in workers:
+                w.result()  # a worker's error surfaces here
+        finally:
+            cancelled.set()
+    yield snapshot()
 
 
 def comparison_table(library: ModelLibrary, names: list[str], speeds: list[float] | None = None) -> pd.DataFrame:

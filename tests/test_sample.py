@@ -5,7 +5,8 @@ import pytest
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.errors import CharRNNError
-from charrnn.sample import SamplingSettings, encode_prompt, generate, main, next_token_probabilities, stream
+from charrnn.sample import (SamplingSettings, draw_tokens, encode_prompt, generate, main, next_token_probabilities,
+                            stream)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,18 @@ def test_filters_keep_the_right_tokens():
     np.testing.assert_allclose(nucleus, [[0.625, 0.375, 0, 0]])  # 0.5 + 0.3 is the smallest set reaching 0.75
     hot = next_token_probabilities(logits, SamplingSettings(temperature=2.0))
     assert hot[0, 3] > 0.05  # higher temperature flattens the distribution
+
+
+@pytest.mark.parametrize("settings", [SamplingSettings(temperature=1.0), SamplingSettings(temperature=0.7, top_k=3),
+                                      SamplingSettings(temperature=1.3, top_p=0.8)])
+def test_draws_follow_the_filtered_probabilities(settings):
+    logits = np.log(np.array([0.4, 0.25, 0.15, 0.1, 0.06, 0.04], dtype=np.float32))
+    expected = next_token_probabilities(logits[None], settings, banned=1)[0]
+    rows = 40_000
+    tokens = draw_tokens(np.tile(logits, (rows, 1)), settings, np.random.default_rng(0), banned=1)
+    frequencies = np.bincount(tokens, minlength=len(logits)) / rows
+    assert frequencies[1] == 0 and np.all(frequencies[expected == 0] == 0)
+    np.testing.assert_allclose(frequencies, expected, atol=0.01)
 
 
 def test_the_unknown_token_is_never_sampled(tiny):
