@@ -274,6 +274,9 @@ def _inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app = build_app()
+    library = service.ModelLibrary()
+    app = build_app(library)
     app.queue(default_concurrency_limit=4, max_size=64)  # a public Space stays responsive under load
-    app.launch(theme=gr.themes.Soft(), css=CSS)
+    app.launch(theme=gr.themes.Soft(), css=CSS, prevent_thread_lock=True)
+    service.warm_up(library)  # after the page is up: load the models and compile the sampling kernels
+    app.block_thread()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -81,6 +82,19 @@ class ModelLibrary:
                 cached = (stamp, LoadedModel(checkpoint, Stepper(checkpoint.model)))
                 self._loaded[name] = cached
             return cached[1]
+
+
+def warm_up(library: ModelLibrary, names: list[str] | None = None) -> None:
+    """Load the models and run each for a few characters, so the first click is fast: a fresh install compiles
+    the sampling kernels here (~9 s once; numba caches them on disk for later starts)."""
+    for name in names if names is not None else library.names():
+        try:
+            loaded = library.load(name)
+        except CharRNNError as error:  # a broken folder is reported when picked; it must not stop the app
+            print(f"warning: {error}", file=sys.stderr)
+            continue
+        for _ in stream(loaded.checkpoint.model, loaded.checkpoint.tokenizer, "A", 2, stepper=loaded.stepper):
+            pass
 
 
 def _round(value, digits=3):

@@ -113,3 +113,47 @@ def test_gates_of_a_plain_rnn_get_a_message(client):
 
 def test_the_memory_view_answers_from_the_shipped_models(client):
     assert client.predict(api_name="/memory") is not None
+
+
+def test_warm_up_loads_every_model_and_skips_a_broken_one(tmp_path, tiny_library, capsys):
+    shutil.copytree(tiny_library / "gru", tmp_path / "gru")
+    shutil.copytree(tiny_library / "gru", tmp_path / "broken")
+    (tmp_path / "broken" / "model.safetensors").write_bytes(b"not a safetensors file")
+    library = service.ModelLibrary(tmp_path)
+    service.warm_up(library)
+    assert set(library._loaded) == {"gru"}
+    assert "broken" in capsys.readouterr().err
+
+
+def test_python_app_py_serves_the_page(tmp_path):
+    """The README's start command: the page answers while the models warm up behind it."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.conftest import ROOT
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read().decode()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                    assert response.status == 200 and "charrnn" in response.read().decode()
+                    break
+            except OSError:
+                time.sleep(0.25)
+        else:
+            pytest.fail("the page did not answer within 120 s")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
