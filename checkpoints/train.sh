@@ -15,15 +15,13 @@ ship() {  # ship NAME: copy a finished run's best checkpoint and its training lo
 
 # The cell comparison: the same 10-minute wall-clock budget and the same parameter budget. The LSTM is the
 # default configuration (2 x 512, 3.32M parameters); the RNN and GRU get hidden sizes that match its size.
-# Dropout 0.1 was the default when these ran (the command in each config.json has no --dropout; the training
-# config beside it records 0.1); the default is 0.2 since.
-python -m charrnn.train --dataset "$data" --dropout 0.1 --time-budget 10 --save-dtype bfloat16 --no-progress \
+python -m charrnn.train --dataset "$data" --time-budget 10 --save-dtype bfloat16 --no-progress \
   --out runs/lstm > runs/lstm.log 2>&1
 ship lstm
 for cell in gru rnn_tanh; do
   name=${cell%_tanh}
-  python -m charrnn.train --dataset "$data" --cell "$cell" --params 3.32M --dropout 0.1 --time-budget 10 \
-    --save-dtype bfloat16 --no-progress --out "runs/$name" > "runs/$name.log" 2>&1
+  python -m charrnn.train --dataset "$data" --cell "$cell" --params 3.32M --time-budget 10 --save-dtype bfloat16 \
+    --no-progress --out "runs/$name" > "runs/$name.log" 2>&1
   ship "$name"
 done
 

@@ -21,6 +21,14 @@ def test_the_comparison_trio_is_shipped_with_matched_budgets():
     assert len(set(minutes)) == 1
 
 
+def test_the_best_lstm_is_better_than_every_model_of_the_comparison():
+    assert "lstm_best" in SHIPPED
+    best = load_checkpoint(ROOT / "checkpoints" / "lstm_best")
+    assert best.model.config.cell == "lstm" and best.meta["training"]["time_budget"] <= 60
+    for name in ("rnn", "gru", "lstm"):
+        assert best.metrics["val_nats"] < load_checkpoint(ROOT / "checkpoints" / name).metrics["val_nats"]
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_file_is_small_enough_for_a_space_without_lfs(name):
     for path in (ROOT / "checkpoints" / name).iterdir():
