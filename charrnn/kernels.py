@@ -44,14 +44,20 @@ def linear(x, weight, bias, out):
 
 
 @njit(**_JIT)
+def _input_side(input_row, w_ih, x_row, out):
+    """out = input_row + w_ih @ x_row; layer 0 passes a w_ih with no rows (its input came from the table)."""
+    out[:] = input_row
+    if w_ih.shape[0] > 0:
+        _matvec_add(w_ih, x_row, out)
+
+
+@njit(**_JIT)
 def lstm_layer(input_gates, x, w_ih, w_hh, h, c, h_out, c_out, gates):
     """One LSTM step for B rows. input_gates (B, 4H) holds the bias (and, for layer 0, the input projection
     looked up from a table); x (B, in) is multiplied by w_ih only when w_ih has rows (upper layers)."""
     size = h.shape[1]
     for b in range(h.shape[0]):
-        gates[:] = input_gates[b]
-        if w_ih.shape[0] > 0:
-            _matvec_add(w_ih, x[b], gates)
+        _input_side(input_gates[b], w_ih, x[b], gates)
         _matvec_add(w_hh, h[b], gates)
         for k in range(size):
             i = _sigmoid(gates[k])
@@ -68,9 +74,7 @@ def gru_layer(input_gates, x, w_ih, w_hh, b_hh, h, h_out, gates_i, gates_h):
     """One GRU step for B rows (PyTorch's formulation: the reset gate scales W_hn h + b_hn)."""
     size = h.shape[1]
     for b in range(h.shape[0]):
-        gates_i[:] = input_gates[b]
-        if w_ih.shape[0] > 0:
-            _matvec_add(w_ih, x[b], gates_i)
+        _input_side(input_gates[b], w_ih, x[b], gates_i)
         gates_h[:] = b_hh
         _matvec_add(w_hh, h[b], gates_h)
         for k in range(size):
@@ -85,9 +89,7 @@ def rnn_layer(input_gates, x, w_ih, w_hh, h, h_out, pre, relu):
     """One plain RNN step for B rows: tanh (or ReLU) of W_ih x + W_hh h + b."""
     size = h.shape[1]
     for b in range(h.shape[0]):
-        pre[:] = input_gates[b]
-        if w_ih.shape[0] > 0:
-            _matvec_add(w_ih, x[b], pre)
+        _input_side(input_gates[b], w_ih, x[b], pre)
         _matvec_add(w_hh, h[b], pre)
         for k in range(size):
             h_out[b, k] = max(pre[k], np.float32(0.0)) if relu else math.tanh(pre[k])
