@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from charrnn import service
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.device import bf16_supported
 from charrnn.model import CharRNN
@@ -28,7 +28,6 @@ from charrnn.tokenizer import CharTokenizer
 from charrnn.train import make_optimizer, train_step
 
 VOCAB = 66  # Tiny Shakespeare's 65 characters + the unknown id
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 
 
 def timed(fn, repeats: int, warmup: int = 3) -> float:
@@ -113,25 +112,19 @@ def matmul_ceiling(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> floa
     return 2 * n**3 / timed(lambda: a @ b, repeats) / 1e12
 
 
-def shipped_sampling(chars: int) -> dict:
+def shipped_sampling(library: service.ModelLibrary, names: list[str], chars: int) -> dict:
     """Batch-1 chars/s of each shipped checkpoint, through the app's model library."""
-    from charrnn import service
-
-    library = service.ModelLibrary()
     speeds = {}
-    for name in library.names():
+    for name in names:
         loaded = library.load(name)
         speeds[name] = round(charrnn_sampling(loaded.checkpoint.model, loaded.checkpoint.tokenizer, chars))
     return speeds
 
 
-def compare_streams(chars: int) -> dict | None:
+def compare_streams(library: service.ModelLibrary, available: list[str], chars: int) -> dict | None:
     """The app's Compare tab, as it runs there: the shipped RNN, GRU and LSTM writing at the same time."""
-    from charrnn import service
-
-    library = service.ModelLibrary()
     names = list(service.COMPARE_DEFAULT)
-    if not all(n in library.names() for n in names):
+    if not set(names) <= set(available):
         return None
     for _ in service.compare_stream(library, names, "ROMEO:", 100):  # load and warm up
         pass
@@ -173,11 +166,13 @@ def main(argv=None) -> dict:
     print(f"batch-1 sampling 2x512 LSTM: charrnn {fast:,.0f} chars/s, naive nn.LSTM loop {naive:,.0f} chars/s "
           f"(x{fast / naive:.1f})", flush=True)
 
-    shipped = shipped_sampling(chars // 2)
+    library = service.ModelLibrary()
+    available = library.names()
+    shipped = shipped_sampling(library, available, chars // 2)
     if shipped:
         results["sample_shipped_chars_s"] = shipped
         print(f"batch-1 sampling of the shipped models: {shipped} chars/s", flush=True)
-    compare = compare_streams(chars // 2)
+    compare = compare_streams(library, available, chars // 2)
     if compare:
         results["compare_streams_chars_s_each"] = compare
         print(f"Compare tab, three shipped models at the same time: {compare} chars/s each", flush=True)

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import pandas as pd
 
-from charrnn.checkpoint import CONFIG, Checkpoint, find_checkpoints, load_checkpoint
+from charrnn.checkpoint import CONFIG, WEIGHTS, Checkpoint, find_checkpoints, load_checkpoint
 from charrnn.errors import CharRNNError, check
 from charrnn.evaluate import evaluate_text
 from charrnn.sample import SamplingSettings, encode_prompt, stream
@@ -63,7 +63,7 @@ class ModelLibrary:
         scan every checkpoint (the scan only words the error)."""
         path = (self.root / name).resolve()
         inside = path.is_relative_to(self.root.resolve())
-        if not (inside and (path / CONFIG).is_file() and (path / "model.safetensors").is_file()):
+        if not (inside and (path / CONFIG).is_file() and (path / WEIGHTS).is_file()):
             names = self.names()
             raise CharRNNError(f"no model named {name!r} under {self.root}; available: {', '.join(names) or 'none'}")
         return path
@@ -74,7 +74,7 @@ class ModelLibrary:
 
     def load(self, name: str) -> LoadedModel:
         path = self.path(name)
-        stamp = (path / "model.safetensors").stat().st_mtime
+        stamp = (path / WEIGHTS).stat().st_mtime
         with self._lock:  # a retrained folder is reloaded; otherwise each model loads once
             cached = self._loaded.get(name)
             if cached is None or cached[0] != stamp:
@@ -84,10 +84,10 @@ class ModelLibrary:
             return cached[1]
 
 
-def warm_up(library: ModelLibrary, names: list[str] | None = None) -> None:
+def warm_up(library: ModelLibrary) -> None:
     """Load the models and run each for a few characters, so the first click is fast: a fresh install compiles
     the sampling kernels here (~9 s once; numba caches them on disk for later starts)."""
-    for name in names if names is not None else library.names():
+    for name in library.names():
         try:
             loaded = library.load(name)
         except CharRNNError as error:  # a broken folder is reported when picked; it must not stop the app

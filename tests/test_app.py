@@ -1,12 +1,19 @@
 """The app's API, driven through gradio_client as a script would call it."""
 
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from charrnn import service
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -127,15 +134,6 @@ def test_warm_up_loads_every_model_and_skips_a_broken_one(tmp_path, tiny_library
 
 def test_python_app_py_serves_the_page(tmp_path):
     """The README's start command: the page answers while the models warm up behind it."""
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    from tests.conftest import ROOT
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -55,16 +55,6 @@ def _end_of_sentence(text: str) -> np.ndarray:
     return out
 
 
-FEATURES = {
-    "position in line": _position_in_line,
-    "inside a speaker name": _speaker_name,
-    "inside quotes": lambda text: _inside_quotes(text),
-    "inside brackets": lambda text: _inside(text, "(", ")"),
-    "inside a word": _inside_word,
-    "length of sentence so far": _end_of_sentence,
-}
-
-
 def _inside_quotes(text: str) -> np.ndarray:
     out, inside = np.zeros(len(text)), False
     for i, ch in enumerate(text):
@@ -72,6 +62,16 @@ def _inside_quotes(text: str) -> np.ndarray:
             inside = not inside
         out[i] = inside
     return out
+
+
+FEATURES = {
+    "position in line": _position_in_line,
+    "inside a speaker name": _speaker_name,
+    "inside quotes": _inside_quotes,
+    "inside brackets": lambda text: _inside(text, "(", ")"),
+    "inside a word": _inside_word,
+    "length of sentence so far": _end_of_sentence,
+}
 
 
 def activations(trace: Trace, layer: int, unit: int, state: str = "hidden") -> np.ndarray:

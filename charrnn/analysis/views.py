@@ -92,7 +92,7 @@ def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distan
         check(len(ids) > int(max_distance) + 2,
               f"the text needs more than {int(max_distance) + 2} characters for a distance of {max_distance}")
         curves[name] = gradients.gradient_flow(checkpoint.model, ids, int(max_distance), positions=3)
-        metrics = library.info(name).get("metrics", {})
+        metrics = checkpoint.metrics
         hist = gradients.grad_norm_histogram(metrics)
         hist.insert(0, "model", name)
         histograms.append(hist)
