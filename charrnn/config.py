@@ -83,6 +83,8 @@ class TrainConfig:
     weight_decay: float = _flag(0.05, "AdamW weight decay")
     warmup_steps: int = _flag(50, "linear warmup steps")
     clip: float = _flag(1.0, "clip gradients to this global norm (0 = no clipping)")
+    ema_decay: float = _flag(
+        0.995, "evaluate and save an exponential moving average of the weights with this decay (0 = off)")
     max_steps: int = _flag(None, "stop after this many steps (default: 5000 unless --time-budget is given)")
     time_budget: float = _flag(None, "stop after this many minutes of training, then evaluate")
     steps_this_run: int = _flag(None, "pause after this many steps in this invocation (resume later with --resume)")
@@ -113,6 +115,7 @@ class TrainConfig:
         check(0.0 < self.val_fraction < 1.0, f"--val-fraction must be in (0, 1), got {self.val_fraction}")
         check(self.lr > 0, f"--lr must be positive, got {self.lr}")
         check(self.clip >= 0, f"--clip must be >= 0, got {self.clip}")
+        check(0.0 <= self.ema_decay < 1.0, f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.params is not None:
             parse_count(self.params)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel
 
 from charrnn.checkpoint import load_checkpoint, load_training_state, save_checkpoint
 from charrnn.config import ModelConfig, TrainConfig, add_dataclass_arguments, parse_count
@@ -56,6 +57,20 @@ def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     floor = cfg.lr * cfg.min_lr_ratio
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def moving_average(decay: float):
+    """An AveragedModel update: exponential moving average whose decay warms up as (1 + n) / (10 + n) towards
+    `decay` (as TensorFlow's ExponentialMovingAverage does), so a short run is not averaged with its start."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        n = int(num_averaged)
+        weight = 1 - min(decay, (1 + n) / (10 + n))
+        for avg, cur in zip(averaged, current):
+            avg.lerp_(cur, weight)
+
+    return update
 
 
 def hardware_description(device: torch.device) -> str:
@@ -162,6 +177,10 @@ class Trainer:
         self.model = resume_checkpoint.model if resume_checkpoint else build_model(cfg, self.corpus.tokenizer.vocab_size)
         self.model.to(self.device).train()
         self.optimizer = make_optimizer(self.model, cfg)
+        # The weights that are evaluated and saved as best/: a moving average of the recent steps when
+        # --ema-decay > 0. Small, noisy steps make single weights jump around; their average scores better.
+        self.ema = (AveragedModel(self.model, multi_avg_fn=moving_average(cfg.ema_decay))
+                    if cfg.ema_decay > 0 else None)
         self.max_steps = cfg.max_steps or (None if cfg.time_budget else DEFAULT_MAX_STEPS)
         # Progress state: everything --resume needs beyond the weights.
         self.step = 0
@@ -194,6 +213,8 @@ class Trainer:
             "hidden": list(hidden) if isinstance(hidden, tuple) else ([hidden] if hidden is not None else []),
             "curve": json.dumps(self.curve),
         }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return state
@@ -209,6 +230,8 @@ class Trainer:
         self.chars_seen = state["chars_seen"]
         self.step_seconds = state["step_seconds"]
         self.curve = json.loads(state["curve"])
+        if self.ema is not None and "ema" in state:  # runs saved before --ema-decay start a fresh average
+            self.ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["cpu_rng"])
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
@@ -256,8 +279,12 @@ class Trainer:
             metrics.update(final)
         return {"training": dataclasses.asdict(self.cfg), "metrics": metrics, "command": self.command}
 
+    @property
+    def eval_model(self) -> CharRNN:
+        return self.ema.module if self.ema is not None else self.model
+
     def evaluate(self) -> dict:
-        result = evaluate_ids(self.model, self.corpus.val, self.corpus.val_chars, device=self.device,
+        result = evaluate_ids(self.eval_model, self.corpus.val, self.corpus.val_chars, device=self.device,
                               amp_dtype=self.amp_dtype)
         record = {"step": self.step, "elapsed_s": round(self.total_seconds(), 2), "val_nats": result["nats"],
                   "val_bpc": result["bpc"], "val_ppl": result["ppl"]}
@@ -266,14 +293,15 @@ class Trainer:
         if result["nats"] < self.best_val:
             self.best_val = result["nats"]
             self.evals_since_best = 0
-            save_checkpoint(self.out / "best", self.model, self.corpus.tokenizer, self.cfg.save_dtype,
+            save_checkpoint(self.out / "best", self.eval_model, self.corpus.tokenizer, self.cfg.save_dtype,
                             **self._meta())
         else:
             self.evals_since_best += 1
         return record
 
     def save_last(self) -> None:
-        # float32 weights whatever --save-dtype says: resuming must continue bit for bit.
+        # The trained (not averaged) weights, in float32 whatever --save-dtype says: resuming must continue
+        # bit for bit. The average travels in the training state.
         save_checkpoint(self.out / "last", self.model, self.corpus.tokenizer, "float32",
                         training_state=self._state(), **self._meta())
 
@@ -290,6 +318,8 @@ class Trainer:
                 f"training diverged at step {self.step}: loss {loss_value}, gradient norm {norm}. "
                 f"The last good checkpoint is {self.out / 'last'}; try a lower --lr (now {self.cfg.lr}) "
                 f"or a tighter --clip (now {self.cfg.clip})")
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         self.grad_hist[np.searchsorted(GRAD_NORM_BINS, norm)] += 1
         self.clipped_steps += self.cfg.clip > 0 and norm > self.cfg.clip
         return loss_value, norm
