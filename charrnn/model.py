@@ -68,12 +68,22 @@ class CharRNN(nn.Module):
     def forward(self, idx: torch.Tensor, hidden: Hidden | None = None, targets: torch.Tensor | None = None):
         """idx (B, T) token ids -> logits (B, T, V), the new hidden state, and the mean loss if targets given."""
         x = self.embedding(idx)  # (B, T, E)
-        out, hidden = self.rnn(x, hidden)  # (B, T, H)
+        out, hidden = self._recurrent(x, hidden)  # (B, T, H)
         logits = self.head(self.drop(out))  # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
         return logits, hidden, loss
+
+    def _recurrent(self, x: torch.Tensor, hidden: Hidden | None):
+        if not (self.training and self.config.weight_drop > 0):
+            return self.rnn(x, hidden)
+        # Weight drop: one dropout mask on each W_hh for the whole batch, the same at every time step, so the
+        # fused kernel still runs; it regularizes the recurrence without disturbing the memory as dropout on
+        # the hidden state would (Merity et al., AWD-LSTM).
+        weights = {name: F.dropout(param, self.config.weight_drop) if name.startswith("weight_hh") else param
+                   for name, param in self.rnn.named_parameters()}
+        return torch.func.functional_call(self.rnn, weights, (x, hidden))
 
     @classmethod
     def from_pretrained(cls, path) -> "CharRNN":

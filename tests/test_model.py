@@ -10,10 +10,11 @@ from charrnn.stepper import Stepper
 B, T, E, H, V, L = 2, 5, 4, 6, 7, 3  # tiny shapes
 
 
-def naive_forward(model: CharRNN, idx: torch.Tensor) -> torch.Tensor:
-    """The textbook equations, one time step and one layer at a time, from the module's own weights."""
+def naive_forward(model: CharRNN, idx: torch.Tensor, weights: dict | None = None) -> torch.Tensor:
+    """The textbook equations, one time step and one layer at a time, from the module's own weights (or the
+    given ones)."""
     cell = model.config.cell
-    p = dict(model.rnn.named_parameters())
+    p = weights or dict(model.rnn.named_parameters())
     h = [torch.zeros(idx.shape[0], H) for _ in range(L)]
     c = [torch.zeros(idx.shape[0], H) for _ in range(L)]
     outputs = []
@@ -53,6 +54,25 @@ def test_fused_forward_matches_the_naive_step_by_step_loop(cell):
         expected = naive_forward(model, idx)
     assert logits.shape == (B, T, V)
     torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_weight_drop_masks_the_recurrent_matrices_while_training_only():
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=V, cell="lstm", embedding_size=E, hidden_size=H, num_layers=L,
+                                weight_drop=0.5))
+    idx = torch.randint(0, V, (B, T))
+    torch.manual_seed(1)
+    logits, _, _ = model.train()(idx)
+    # The same masks, drawn in the same order, applied by hand to W_hh only.
+    torch.manual_seed(1)
+    dropped = {name: torch.nn.functional.dropout(param, 0.5) if name.startswith("weight_hh") else param
+               for name, param in model.rnn.named_parameters()}
+    assert (dropped["weight_hh_l0"] == 0).float().mean() > 0.3
+    torch.testing.assert_close(logits, naive_forward(model, idx, dropped), atol=1e-5, rtol=1e-4)
+    logits.sum().backward()
+    assert model.rnn.weight_hh_l0.grad.abs().sum() > 0
+    with torch.no_grad():  # evaluation uses the full matrices
+        torch.testing.assert_close(model.eval()(idx)[0], naive_forward(model, idx), atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -100,7 +120,7 @@ def test_weight_tying_shares_the_matrix():
 
 @pytest.mark.parametrize("bad", [
     dict(cell="transformer"), dict(hidden_size=0), dict(num_layers=-1), dict(embedding_size=0),
-    dict(dropout=1.0), dict(tie_weights=True),
+    dict(dropout=1.0), dict(weight_drop=1.0), dict(tie_weights=True),
 ])
 def test_bad_model_configs_get_a_clear_message(bad):
     with pytest.raises(CharRNNError) as err:
