@@ -3,7 +3,9 @@
 Calling nn.LSTM for one time step costs ~3 ms on a CPU (oneDNN builds its primitive on every call), and a step
 written as NumPy calls spends as long in the calls as in the arithmetic. Here each layer is one compiled call.
 The first layer's input projection is folded into a (vocab, gates) lookup table, since its input is always one
-embedding row.
+embedding row. The other matrices are kept in half precision by default: a step reads every weight once, and
+half the bytes is ~1.4x the speed. Shipped checkpoints store bfloat16, which float16 holds exactly (it has more
+mantissa bits) down to ~6e-5 in magnitude; weights trained in float32 move by at most 1 part in 2,048.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from charrnn.model import CharRNN, Hidden
 NumpyHidden = list[np.ndarray]
 
 
+HALF_MAX = 65504.0  # largest finite float16
+
+
 def _f32(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().float().cpu().numpy())
 
@@ -25,11 +30,12 @@ def _f32(tensor: torch.Tensor) -> np.ndarray:
 class Stepper:
     """Advances a CharRNN by one token: step(tokens (B,), hidden) -> (logits (B, V), hidden).
 
-    Weights are copied to float32 NumPy arrays once; the model is left untouched. to_numpy/to_torch
-    convert hidden states from and to nn.RNN/GRU/LSTM's layout, so a prompt can go through the fused kernel.
+    Weights are copied to NumPy arrays once (matrices as float16 when `half` and every value fits, else
+    float32); the model is left untouched. to_numpy/to_torch convert hidden states from and to
+    nn.RNN/GRU/LSTM's layout, so a prompt can go through the fused kernel.
     """
 
-    def __init__(self, model: CharRNN):
+    def __init__(self, model: CharRNN, half: bool = True):
         config = model.config
         self.cell = config.cell
         self.num_layers = config.num_layers
@@ -49,6 +55,12 @@ class Stepper:
         self.w_ih[0] = np.zeros((0, self.w_ih[0].shape[1]), np.float32)  # the table already did layer 0's input
         self.head_w = _f32(model.head.weight)
         self.head_b = _f32(model.head.bias)
+        matrices = [*self.w_ih, *self.w_hh, self.head_w]
+        self.half = half and all(np.abs(m).max(initial=0.0) < HALF_MAX for m in matrices)
+        if self.half:
+            self.w_ih = [kernels.to_half_bits(w) for w in self.w_ih]
+            self.w_hh = [kernels.to_half_bits(w) for w in self.w_hh]
+            self.head_w = kernels.to_half_bits(self.head_w)
         self._bias_rows: dict[tuple[int, int], np.ndarray] = {}
 
     def to_numpy(self, hidden: Hidden) -> NumpyHidden:

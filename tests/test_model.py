@@ -75,13 +75,25 @@ def test_weight_drop_masks_the_recurrent_matrices_while_training_only():
         torch.testing.assert_close(model.eval()(idx)[0], naive_forward(model, idx), atol=1e-5, rtol=1e-4)
 
 
+def round_matrices_to_half(model: CharRNN) -> None:
+    """Make every matrix the stepper keeps in half precision exactly representable in it."""
+    with torch.no_grad():
+        for name, param in [*model.rnn.named_parameters(), ("head.weight", model.head.weight)]:
+            if "weight" in name:
+                param.copy_(param.half().float())
+
+
+@pytest.mark.parametrize("half", [False, True], ids=["float32", "half"])
 @pytest.mark.parametrize("cell", CELLS)
-def test_fast_sampling_step_matches_the_torch_module(cell):
+def test_fast_sampling_step_matches_the_torch_module(cell, half):
     model = tiny_model(cell)
+    if half:
+        round_matrices_to_half(model)
     idx = torch.randint(0, V, (B, T))
     with torch.no_grad():
         logits, final_hidden, _ = model(idx)
-    stepper = Stepper(model)
+    stepper = Stepper(model, half=half)
+    assert stepper.half == half
     hidden = stepper.to_numpy(model.init_hidden(B))
     for t in range(T):
         step_logits, hidden = stepper.step(idx[:, t].numpy(), hidden)
@@ -90,6 +102,21 @@ def test_fast_sampling_step_matches_the_torch_module(cell):
     for got, want in zip(back if isinstance(back, tuple) else (back,),
                          final_hidden if isinstance(final_hidden, tuple) else (final_hidden,)):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_half_precision_stepper_stays_close_to_float32_weights_and_refuses_out_of_range_ones():
+    model = tiny_model("lstm")
+    idx = torch.randint(0, V, (1, 20))
+    with torch.no_grad():
+        logits = model(idx)[0][0].numpy()
+    stepper = Stepper(model)
+    hidden = stepper.to_numpy(model.init_hidden(1))
+    for t in range(idx.shape[1]):
+        step_logits, hidden = stepper.step(idx[:, t].numpy(), hidden)
+        np.testing.assert_allclose(step_logits[0], logits[t], atol=2e-3)
+    with torch.no_grad():
+        model.rnn.weight_hh_l0[0, 0] = 1e5  # beyond float16's range: the stepper keeps float32
+    assert not Stepper(model).half
 
 
 @pytest.mark.parametrize("cell", CELLS)
