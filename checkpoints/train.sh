@@ -6,8 +6,9 @@
 {
 set -euo pipefail
 data=${DATA:-../shared/data/tiny_shakespeare}
-# The shipped models were trained at commit ef4a2f9, before --ema-decay existed (it now defaults to 0.995).
-# The commands in their config.json are those of that commit; --ema-decay 0 here makes today's code do the same.
+# The shipped models were trained at commit ef4a2f9, before --ema-decay existed (it now defaults to 0.995) and
+# when the default weight decay was 0.05 (now 0.1). The commands in their config.json are those of that commit;
+# --ema-decay 0 (and --weight-decay 0.05 for the trio) here make today's code do the same.
 mkdir -p runs
 
 ship() {  # ship NAME: copy a finished run's best checkpoint and its training log into checkpoints/NAME
@@ -17,13 +18,13 @@ ship() {  # ship NAME: copy a finished run's best checkpoint and its training lo
 
 # The cell comparison: the same 10-minute wall-clock budget and the same parameter budget. The LSTM is the
 # default configuration (2 x 512, 3.32M parameters); the RNN and GRU get hidden sizes that match its size.
-python -m charrnn.train --dataset "$data" --time-budget 10 --ema-decay 0 --save-dtype bfloat16 \
-  --no-progress --out runs/lstm > runs/lstm.log 2>&1
+python -m charrnn.train --dataset "$data" --time-budget 10 --ema-decay 0 --weight-decay 0.05 \
+  --save-dtype bfloat16 --no-progress --out runs/lstm > runs/lstm.log 2>&1
 ship lstm
 for cell in gru rnn_tanh; do
   name=${cell%_tanh}
   python -m charrnn.train --dataset "$data" --cell "$cell" --params 3.32M --time-budget 10 --ema-decay 0 \
-    --save-dtype bfloat16 --no-progress --out "runs/$name" > "runs/$name.log" 2>&1
+    --weight-decay 0.05 --save-dtype bfloat16 --no-progress --out "runs/$name" > "runs/$name.log" 2>&1
   ship "$name"
 done
 
