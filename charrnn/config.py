@@ -31,6 +31,7 @@ class ModelConfig:
     hidden_size: int = 512
     num_layers: int = 2
     dropout: float = 0.0
+    input_dropout: float = 0.0  # dropout on the embeddings, the first layer's input (AWD-LSTM's dropouti)
     weight_drop: float = 0.0  # DropConnect on the recurrent matrices W_hh while training (AWD-LSTM)
     tie_weights: bool = False
 
@@ -41,6 +42,7 @@ class ModelConfig:
             check(isinstance(value, int) and value > 0, f"{name} must be a positive integer, got {value!r}")
         check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
         check(0.0 <= self.weight_drop < 1.0, f"weight_drop must be in [0, 1), got {self.weight_drop}")
+        check(0.0 <= self.input_dropout < 1.0, f"input_dropout must be in [0, 1), got {self.input_dropout}")
         check(
             not self.tie_weights or self.embedding_size == self.hidden_size,
             "tie_weights needs embedding_size == hidden_size "
@@ -73,6 +75,7 @@ class TrainConfig:
     hidden: int = _flag(512, "hidden size of each layer (ignored when --params is given)")
     embedding: int = _flag(64, "embedding size")
     dropout: float = _flag(0.1, "dropout between layers and before the output layer")
+    input_dropout: float = _flag(0.0, "dropout on the character embeddings, the first layer's input")
     weight_drop: float = _flag(0.0, "DropConnect rate on the recurrent weights W_hh while training (AWD-LSTM)")
     tie_weights: bool = _flag(False, "share embedding and output weights (needs --embedding == --hidden)")
     params: str = _flag(None, "parameter budget, e.g. 3M: picks the hidden size that gives it for this cell")
@@ -117,6 +120,7 @@ class TrainConfig:
             check(value is None or value > 0, f"--{name.replace('_', '-')} must be positive, got {value}")
         check(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
         check(0.0 <= self.weight_drop < 1.0, f"--weight-drop must be in [0, 1), got {self.weight_drop}")
+        check(0.0 <= self.input_dropout < 1.0, f"--input-dropout must be in [0, 1), got {self.input_dropout}")
         check(0.0 < self.val_fraction < 1.0, f"--val-fraction must be in (0, 1), got {self.val_fraction}")
         check(self.lr > 0, f"--lr must be positive, got {self.lr}")
         check(self.clip >= 0, f"--clip must be >= 0, got {self.clip}")

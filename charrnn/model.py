@@ -38,6 +38,7 @@ class CharRNN(nn.Module):
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
         self.rnn = _recurrent_layer(config)
         self.drop = nn.Dropout(config.dropout)
+        self.input_drop = nn.Dropout(config.input_dropout)
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
         self._init_weights()
         if config.tie_weights:
@@ -67,7 +68,7 @@ class CharRNN(nn.Module):
 
     def forward(self, idx: torch.Tensor, hidden: Hidden | None = None, targets: torch.Tensor | None = None):
         """idx (B, T) token ids -> logits (B, T, V), the new hidden state, and the mean loss if targets given."""
-        x = self.embedding(idx)  # (B, T, E)
+        x = self.input_drop(self.embedding(idx))  # (B, T, E)
         out, hidden = self._recurrent(x, hidden)  # (B, T, H)
         logits = self.head(self.drop(out))  # (B, T, V)
         loss = None

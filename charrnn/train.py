@@ -93,7 +93,8 @@ def build_model(cfg: TrainConfig, vocab_size: int) -> CharRNN:
         hidden = hidden_size_for_params(parse_count(cfg.params), cfg.cell, vocab_size, cfg.embedding, cfg.layers)
     return CharRNN(ModelConfig(vocab_size=vocab_size, cell=cfg.cell, embedding_size=cfg.embedding,
                                hidden_size=hidden, num_layers=cfg.layers, dropout=cfg.dropout,
-                               weight_drop=cfg.weight_drop, tie_weights=cfg.tie_weights))
+                               input_dropout=cfg.input_dropout, weight_drop=cfg.weight_drop,
+                               tie_weights=cfg.tie_weights))
 
 
 def make_optimizer(model: CharRNN, cfg: TrainConfig) -> torch.optim.AdamW:
