@@ -139,6 +139,24 @@ def test_lstm_forget_gate_bias_starts_at_one():
         assert torch.all(total[H:2 * H] == 1.0) and torch.all(total[:H] == 0.0)
 
 
+def test_input_dropout_drops_embedding_entries_while_training_only():
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=V, cell="lstm", embedding_size=64, hidden_size=H, num_layers=L,
+                                input_dropout=0.5))
+    seen = []
+    model.rnn.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+    idx = torch.randint(0, V, (B, 50))
+    embedded = model.embedding(idx).detach()
+    model.train()(idx)
+    dropped = seen[-1] == 0
+    assert 0.4 < dropped.float().mean() < 0.6
+    # Kept entries are scaled by 1 / (1 - p) so the expected input is unchanged.
+    torch.testing.assert_close(seen[-1][~dropped], embedded[~dropped] * 2)
+    with torch.no_grad():
+        model.eval()(idx)
+    torch.testing.assert_close(seen[-1], embedded)
+
+
 def test_weight_tying_shares_the_matrix():
     model = CharRNN(ModelConfig(vocab_size=V, embedding_size=H, hidden_size=H, tie_weights=True))
     assert model.head.weight is model.embedding.weight
@@ -147,7 +165,7 @@ def test_weight_tying_shares_the_matrix():
 
 @pytest.mark.parametrize("bad", [
     dict(cell="transformer"), dict(hidden_size=0), dict(num_layers=-1), dict(embedding_size=0),
-    dict(dropout=1.0), dict(weight_drop=1.0), dict(tie_weights=True),
+    dict(dropout=1.0), dict(input_dropout=1.0), dict(weight_drop=1.0), dict(tie_weights=True),
 ])
 def test_bad_model_configs_get_a_clear_message(bad):
     with pytest.raises(CharRNNError) as err:

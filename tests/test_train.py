@@ -57,7 +57,7 @@ def test_params_flag_picks_the_hidden_size(text_file, tmp_path):
 
 
 def test_resume_continues_bit_for_bit(text_file, tmp_path):
-    common = ["--dropout", "0.2", "--weight-drop", "0.3", "--max-steps", "24", "--eval-interval", "8"]
+    common = ["--dropout", "0.2", "--input-dropout", "0.1", "--weight-drop", "0.3", "--max-steps", "24", "--eval-interval", "8"]
     main(tiny_train_args(text_file, tmp_path / "straight", *common))
     main(tiny_train_args(text_file, tmp_path / "split", *common, "--steps-this-run", "12"))
     assert load_checkpoint(tmp_path / "split" / "last").meta["metrics"]["steps"] == 12
@@ -92,6 +92,7 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(text
     (["--batch-size", "0"], "--batch-size must be positive"),
     (["--dropout", "1.5"], "--dropout must be in"),
     (["--weight-drop", "-0.1"], "--weight-drop must be in"),
+    (["--input-dropout", "1"], "--input-dropout must be in"),
     (["--ema-decay", "1"], "--ema-decay must be in"),
     (["--params", "lots"], "cannot read 'lots'"),
     (["--batch-size", "64", "--seq-len", "512"], "fewer than one batch"),
