@@ -82,7 +82,8 @@ class TrainConfig:
     # optimisation. Small steps (16 x 64 characters) learn most in a short budget: in 3-minute probes on Tiny
     # Shakespeare, 16 x 64 reached 1.62 nats/char where 32 x 128 reached 1.81. 10-minute runs (nats/char):
     # dropout 0.1 1.453, 0.2 1.466; weight decay 0.05 -> 0.1 1.451; + the moving average (--ema-decay) 1.449;
-    # + weight drop 0.2 1.481 (too slow to learn in 10 minutes). Longer runs need more dropout (best LSTM: 0.5).
+    # + weight drop 0.2 1.481 (too slow to learn in 10 minutes). Longer runs need more dropout (best LSTM: 0.5,
+    # and --input-dropout 0.2).
     batch_size: int = _flag(16, "number of parallel text streams per step")
     seq_len: int = _flag(64, "characters per stream per step (truncated BPTT length)")
     lr: float = _flag(3e-3, "peak learning rate (AdamW)")
