@@ -40,9 +40,9 @@ class ModelConfig:
         for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers"):
             value = getattr(self, name)
             check(isinstance(value, int) and value > 0, f"{name} must be a positive integer, got {value!r}")
-        check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
-        check(0.0 <= self.weight_drop < 1.0, f"weight_drop must be in [0, 1), got {self.weight_drop}")
-        check(0.0 <= self.input_dropout < 1.0, f"input_dropout must be in [0, 1), got {self.input_dropout}")
+        for name in ("dropout", "input_dropout", "weight_drop"):
+            value = getattr(self, name)
+            check(0.0 <= value < 1.0, f"{name} must be in [0, 1), got {value}")
         check(
             not self.tie_weights or self.embedding_size == self.hidden_size,
             "tie_weights needs embedding_size == hidden_size "
@@ -119,13 +119,12 @@ class TrainConfig:
         for name in ("max_steps", "steps_this_run", "time_budget", "threads"):
             value = getattr(self, name)
             check(value is None or value > 0, f"--{name.replace('_', '-')} must be positive, got {value}")
-        check(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
-        check(0.0 <= self.weight_drop < 1.0, f"--weight-drop must be in [0, 1), got {self.weight_drop}")
-        check(0.0 <= self.input_dropout < 1.0, f"--input-dropout must be in [0, 1), got {self.input_dropout}")
+        for name in ("dropout", "input_dropout", "weight_drop", "ema_decay"):
+            value = getattr(self, name)
+            check(0.0 <= value < 1.0, f"--{name.replace('_', '-')} must be in [0, 1), got {value}")
         check(0.0 < self.val_fraction < 1.0, f"--val-fraction must be in (0, 1), got {self.val_fraction}")
         check(self.lr > 0, f"--lr must be positive, got {self.lr}")
         check(self.clip >= 0, f"--clip must be >= 0, got {self.clip}")
-        check(0.0 <= self.ema_decay < 1.0, f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.params is not None:
             parse_count(self.params)
 

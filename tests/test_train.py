@@ -57,7 +57,8 @@ def test_params_flag_picks_the_hidden_size(text_file, tmp_path):
 
 
 def test_resume_continues_bit_for_bit(text_file, tmp_path):
-    common = ["--dropout", "0.2", "--input-dropout", "0.1", "--weight-drop", "0.3", "--max-steps", "24", "--eval-interval", "8"]
+    common = ["--dropout", "0.2", "--input-dropout", "0.1", "--weight-drop", "0.3", "--max-steps", "24",
+              "--eval-interval", "8"]
     main(tiny_train_args(text_file, tmp_path / "straight", *common))
     main(tiny_train_args(text_file, tmp_path / "split", *common, "--steps-this-run", "12"))
     assert load_checkpoint(tmp_path / "split" / "last").meta["metrics"]["steps"] == 12
