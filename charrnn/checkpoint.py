@@ -14,11 +14,12 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from charrnn.config import ModelConfig
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN
+from charrnn.model import CharRNN, count_params
 from charrnn.tokenizer import Tokenizer, tokenizer_from_dict
 
 WEIGHTS = "model.safetensors"
@@ -76,18 +77,67 @@ def save_checkpoint(path, model: CharRNN, tokenizer: Tokenizer, dtype: str = "fl
     return path
 
 
-def _read_config(path: Path) -> dict:
+MAX_PARAMS = 2_000_000_000  # a sanity bound: a config asking for more is corrupt, not a model to allocate
+
+
+def read_config(path) -> dict:
+    """config.json of a checkpoint folder, checked to be a charrnn config (a CharRNNError says what is wrong)."""
+    path = Path(path)
     try:
         config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CharRNNError(f"{path / CONFIG} is corrupt ({err}); retrain or restore the checkpoint") from None
+    except OSError as err:
+        raise CharRNNError(f"cannot read {path / CONFIG} ({err.strerror or err})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CharRNNError(f"{path / CONFIG} is not a charrnn checkpoint config")
+    if not isinstance(config.get("model"), dict) or not isinstance(config.get("tokenizer"), dict):
+        raise CharRNNError(f"{path / CONFIG} lacks a valid model or tokenizer entry")
     return config
 
 
+def _model_config(path: Path, config: dict) -> ModelConfig:
+    try:
+        model_config = ModelConfig(**config["model"])
+    except (TypeError, ValueError) as err:
+        raise CharRNNError(f"{path / CONFIG} has an invalid model entry ({err})") from None
+    except CharRNNError as err:
+        raise CharRNNError(f"{path / CONFIG} has an invalid model entry: {err}") from None
+    c = model_config
+    params = count_params(c.cell, c.hidden_size, c.vocab_size, c.embedding_size, c.num_layers, c.tie_weights)
+    if params > MAX_PARAMS:
+        raise CharRNNError(f"{path / CONFIG} describes a model of {params:,} parameters (more than {MAX_PARAMS:,}): "
+                           "the config is corrupt; retrain or restore the checkpoint")
+    return model_config
+
+
+def _check_weight_shapes(path: Path, model_config: ModelConfig) -> None:
+    """Compare the shapes stored in the safetensors header with the config's before anything is allocated."""
+    with torch.device("meta"):  # the model's parameter shapes, without memory
+        expected = {name: tuple(t.shape) for name, t in CharRNN(model_config).state_dict().items()}
+    if model_config.tie_weights:
+        expected.pop("head.weight")
+    try:
+        with safe_open(str(path / WEIGHTS), framework="pt") as weights:
+            stored = {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CharRNNError(f"{path / WEIGHTS} is corrupt or not a safetensors file ({err})") from None
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        raise CharRNNError(f"{path / WEIGHTS} does not match its config: missing {missing}, unexpected {unexpected}")
+    wrong = [f"{name} {stored[name]} (config: {expected[name]})" for name in expected if stored[name] != expected[name]]
+    if wrong:
+        raise CharRNNError(f"{path / WEIGHTS} does not match {CONFIG}: {'; '.join(wrong[:3])}; "
+                           "the two files come from different models")
+
+
 def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
-    """Load a checkpoint folder (weights in float32 on `device`, in eval mode)."""
+    """Load a checkpoint folder (weights in float32 on `device`, in eval mode).
+
+    Everything that can be checked before allocating is: the config, the tokenizer against the vocabulary
+    size, and the weight shapes in the file's header against the config; then the weights must be finite.
+    """
     path = Path(path)
     if not path.is_dir():
         # A crash between the two renames in save_checkpoint leaves the previous checkpoint as .old
@@ -100,22 +150,27 @@ def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
     if missing:
         raise CharRNNError(f"checkpoint {path} is missing {' and '.join(missing)}: a checkpoint folder holds "
                            f"{WEIGHTS} and {CONFIG}")
-    config = _read_config(path)
+    config = read_config(path)
+    model_config = _model_config(path, config)
     try:
-        model = CharRNN(ModelConfig(**config["model"]))
         tokenizer = tokenizer_from_dict(config["tokenizer"])
-    except (KeyError, TypeError) as err:
-        raise CharRNNError(f"{path / CONFIG} lacks a valid model or tokenizer entry ({err})") from None
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CharRNNError(f"{path / CONFIG} has an invalid tokenizer entry ({err})") from None
+    if tokenizer.vocab_size != model_config.vocab_size:
+        raise CharRNNError(f"{path / CONFIG}: the tokenizer has {tokenizer.vocab_size} tokens but the model "
+                           f"{model_config.vocab_size}; the checkpoint is corrupt")
+    _check_weight_shapes(path, model_config)
     try:
         tensors = load_file(str(path / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as err:
         raise CharRNNError(f"{path / WEIGHTS} is corrupt or not a safetensors file ({err})") from None
     tensors = {name: t.float() for name, t in tensors.items()}
-    result = model.load_state_dict(tensors, strict=False)
-    allowed_missing = {"head.weight"} if model.config.tie_weights else set()
-    if set(result.missing_keys) - allowed_missing or result.unexpected_keys:
-        raise CharRNNError(f"{path / WEIGHTS} does not match its config: missing {result.missing_keys}, "
-                           f"unexpected {result.unexpected_keys}")
+    broken = [name for name, t in tensors.items() if not torch.isfinite(t).all()]
+    if broken:
+        raise CharRNNError(f"{path / WEIGHTS} holds NaN or infinite values in {', '.join(broken[:3])}: the "
+                           "training run diverged or the file is damaged; use an earlier checkpoint")
+    model = CharRNN(model_config)
+    model.load_state_dict(tensors, strict=not model_config.tie_weights)
     model.to(device).eval()
     meta = {k: v for k, v in config.items() if k not in ("format", "version", "model", "tokenizer")}
     return Checkpoint(model, tokenizer, meta, path)
@@ -133,4 +188,10 @@ def find_checkpoints(root) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p.parent for p in root.rglob(CONFIG) if (p.parent / WEIGHTS).is_file())
+    return sorted(p.parent for p in root.rglob(CONFIG)
+                  if (p.parent / WEIGHTS).is_file() and not _is_leftover(p.parent.relative_to(root)))
+
+
+def _is_leftover(relative: Path) -> bool:
+    """A save's unfinished temporary folder (`name.tmp-*`) or the checkpoint it replaced (`name.old`)."""
+    return any(".tmp-" in part or part.endswith(".old") for part in relative.parts)

@@ -1,0 +1,60 @@
+"""Loading checks a checkpoint before it allocates, and names what is wrong: every kind of broken folder."""
+
+import resource
+
+import pytest
+
+from charrnn.checkpoint import find_checkpoints, load_checkpoint, save_checkpoint
+from charrnn.errors import CharRNNError
+from charrnn.stress.broken import BREAKAGES, LEFTOVERS, make_broken_checkpoints
+
+
+@pytest.fixture(scope="module")
+def broken_root(tmp_path_factory, tiny_checkpoint):
+    root = tmp_path_factory.mktemp("broken")
+    make_broken_checkpoints(tiny_checkpoint, root)
+    return root
+
+
+@pytest.mark.parametrize("name", sorted(BREAKAGES))
+def test_each_broken_folder_gets_a_message_naming_the_file(broken_root, name):
+    with pytest.raises(CharRNNError) as caught:
+        load_checkpoint(broken_root / name)
+    message = str(caught.value)
+    assert str(broken_root / name) in message
+    assert "Traceback" not in message and len(message.splitlines()) == 1
+
+
+def test_a_huge_config_is_refused_before_allocating(broken_root):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CharRNNError, match="parameters"):
+        load_checkpoint(broken_root / "huge_hidden_size")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB: nothing big was allocated
+
+
+def test_shape_and_value_checks_say_what_is_wrong(broken_root):
+    with pytest.raises(CharRNNError, match="tokenizer has .* tokens but the model"):
+        load_checkpoint(broken_root / "vocabulary_mismatch")
+    with pytest.raises(CharRNNError, match="does not match config.json"):
+        load_checkpoint(broken_root / "hidden_mismatch")
+    with pytest.raises(CharRNNError, match="NaN or infinite"):
+        load_checkpoint(broken_root / "nan_weights")
+
+
+def test_leftovers_of_an_interrupted_save_are_not_checkpoints(broken_root, tiny_checkpoint):
+    found = {p.name for p in find_checkpoints(broken_root)}
+    assert not found & set(LEFTOVERS)
+    assert {"nan_weights", "vocabulary_mismatch"} <= found  # complete-looking broken folders are still found
+
+
+def test_a_good_checkpoint_still_loads_after_the_checks(tiny_checkpoint, tmp_path):
+    loaded = load_checkpoint(tiny_checkpoint)
+    tied = tmp_path / "tied"
+    from charrnn.config import ModelConfig
+    from charrnn.model import CharRNN
+
+    model = CharRNN(ModelConfig(vocab_size=loaded.tokenizer.vocab_size, embedding_size=16, hidden_size=16,
+                                tie_weights=True))
+    save_checkpoint(tied, model, loaded.tokenizer)
+    reloaded = load_checkpoint(tied).model
+    assert reloaded.head.weight is reloaded.embedding.weight
