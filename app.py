@@ -11,7 +11,7 @@ from __future__ import annotations
 import gradio as gr
 
 from charrnn import service
-from charrnn.analysis import views
+from charrnn.service import inside
 from charrnn.errors import CharRNNError
 
 TITLE = "charrnn: character-level RNN, GRU and LSTM"
@@ -196,27 +196,23 @@ def _inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
 
     @guarded
     def surprise(text, model=default, all_cells=False):
-        return views.surprise(library, text, trio if all_cells else [model])
+        return inside.surprise(library, text, trio if all_cells else [model])
 
     @guarded
     def neurons(text, model=default, layer=-1, unit=-1, state="hidden"):
-        return views.neurons(library, text, model, int(layer), int(unit), state)
+        return inside.neurons(library, text, model, int(layer), int(unit), state)
 
     @guarded
     def gradient_flow(text, max_distance=60):
-        return views.gradient_flow(library, text, trio, int(max_distance))
+        return inside.gradient_flow(library, text, trio, int(max_distance))
 
     @guarded
     def gates(text, model=default, layer=0, unit=0):
-        return views.gates(library, text, model, int(layer), int(unit))
+        return inside.gates(library, text, model, int(layer), int(unit))
 
     @guarded
     def memory(retrain=False, progress=gr.Progress()):
-        if retrain:
-            models = views.train_memory_models(progress=lambda f, m: progress(f, desc=m))
-        else:
-            models = views.memory_models()
-        return views.memory_test(models)
+        return inside.memory_view(retrain, progress=lambda f, m: progress(f, desc=m))
 
     with gr.Tab("Inside"):
         text = gr.Textbox(label="Text to look at", value=INSIDE_TEXT, lines=8, max_lines=16)

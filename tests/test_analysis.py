@@ -1,4 +1,6 @@
 import math
+import subprocess
+import sys
 import re
 
 import numpy as np
@@ -16,6 +18,7 @@ from charrnn.checkpoint import load_checkpoint
 from charrnn.config import CELLS, ModelConfig
 from charrnn.evaluate import evaluate_ids
 from charrnn.model import CharRNN
+from tests.conftest import ROOT
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n"
 
@@ -97,3 +100,11 @@ def test_a_trained_lstm_remembers_across_a_long_gap_where_a_plain_rnn_does_not()
     lstm_acc = memory.accuracy_after_gap(lstm, [25])[25]
     rnn_acc = memory.accuracy_after_gap(rnn, [25])[25]
     assert lstm_acc > 0.9 and lstm_acc > rnn_acc + 0.2
+
+
+def test_the_analysis_package_is_pure_computation_without_the_service_or_the_ui():
+    code = ("import pkgutil, importlib, sys, charrnn.analysis as a\n"
+            "for m in pkgutil.iter_modules(a.__path__): importlib.import_module('charrnn.analysis.' + m.name)\n"
+            "print(sorted(n for n in sys.modules if n.startswith('charrnn.service') or n.startswith('gradio')))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

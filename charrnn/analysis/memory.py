@@ -23,6 +23,7 @@ ROUTINE = "rbs"  # run, bike, swim, repeat
 SLEEP = "z"  # a rainy day
 TOKENIZER = CharTokenizer(ROUTINE + SLEEP)
 CELLS = ("rnn_tanh", "gru", "lstm")
+GAPS = (1, 2, 4, 8, 12, 16, 20, 25, 30, 40, 50, 60)  # rainy-spell lengths the test probes
 
 
 def make_days(rng: np.random.Generator, days: int, max_gap: int, rain_chance: float = 0.15) -> str:
@@ -95,6 +96,18 @@ def train_memory_model(cell: str, settings: MemorySettings = MemorySettings(),
         if progress and (step + 1) % 20 == 0:
             progress(step + 1, loss.item())
     return model.eval()
+
+
+def train_models(settings: MemorySettings = MemorySettings(),
+                 progress: Callable[[float, str], None] | None = None) -> dict[str, CharRNN]:
+    """Train the tiny RNN, GRU and LSTM on the rainy-days task; progress(fraction, message) as they go."""
+    models = {}
+    for i, cell in enumerate(CELLS):
+        def report(step, loss, i=i, cell=cell):
+            if progress:
+                progress((i + step / settings.steps) / len(CELLS), f"{cell}: step {step}, loss {loss:.3f}")
+        models[cell] = train_memory_model(cell, settings, report)
+    return models
 
 
 def accuracy_table(models: dict[str, CharRNN], gaps, probes: int = 200, seed: int = 0) -> pd.DataFrame:

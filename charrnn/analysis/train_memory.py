@@ -4,13 +4,24 @@
 """
 
 import json
+from pathlib import Path
 
-from charrnn.analysis.views import MEMORY_DIR, memory_test, train_memory_models
+from charrnn.analysis import memory
+from charrnn.checkpoint import save_checkpoint
+
+MEMORY_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "memory"  # where the app reads them
 
 
 def main() -> None:
-    models = train_memory_models(save_to=MEMORY_DIR, progress=lambda f, m: print(f"{f:.0%} {m}", flush=True))
-    table = memory_test(models)
+    settings = memory.MemorySettings()
+    models = memory.train_models(settings, progress=lambda f, m: print(f"{f:.0%} {m}", flush=True))
+    for cell, model in models.items():
+        accuracy = memory.accuracy_after_gap(model, memory.GAPS)
+        save_checkpoint(MEMORY_DIR / cell.removesuffix("_tanh"), model, memory.TOKENIZER, task="memory",
+                        training={"settings": settings.__dict__, "cell": cell},
+                        metrics={"accuracy_after_gap": accuracy},
+                        command="python -m charrnn.analysis.train_memory")
+    table = memory.accuracy_table(models, memory.GAPS)
     print(table.pivot(index="gap (rainy days)", columns="model", values="accuracy").to_string())
     print(json.dumps({"saved": str(MEMORY_DIR)}))
 

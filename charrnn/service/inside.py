@@ -1,6 +1,8 @@
-"""The Inside tab's views without the UI: each takes plain values and returns tables and HTML.
+"""The Inside tab's views without the UI: each takes a model library and plain values, and returns tables and HTML.
 
-surprise, neurons, gradient_flow, gates and memory are what the app's endpoints of the same names return.
+surprise, neurons, gradient_flow, gates and memory are what the app's endpoints of the same names return. The
+computing is done by charrnn.analysis (pure functions of a model and a text); this module picks the models,
+checks the user's input and lays the results out.
 """
 
 from __future__ import annotations
@@ -13,13 +15,12 @@ from charrnn.analysis import gradients, memory, neurons as neuron_analysis
 from charrnn.analysis.render import colored_text
 from charrnn.analysis.surprise import surprise as score_surprise
 from charrnn.analysis.trace import trace
+from charrnn.analysis.train_memory import MEMORY_DIR
 from charrnn.checkpoint import find_checkpoints, load_checkpoint
 from charrnn.errors import CharRNNError, check
-from charrnn.service import CHECKPOINTS_DIR, ModelLibrary
+from charrnn.service.library import ModelLibrary
 
 MAX_TEXT = 5000  # characters: keeps every view under a couple of seconds
-MEMORY_DIR = CHECKPOINTS_DIR / "memory"
-MEMORY_GAPS = (1, 2, 4, 8, 12, 16, 20, 25, 30, 40, 50, 60)
 
 
 def _text(text: str) -> str:
@@ -134,26 +135,13 @@ def memory_models(root=MEMORY_DIR) -> dict[str, object]:
     return found
 
 
-def train_memory_models(settings: memory.MemorySettings = memory.MemorySettings(), progress=None,
-                        save_to=None) -> dict[str, object]:
-    """Train the tiny RNN, GRU and LSTM on the rainy-days task; progress(fraction, message) as they go."""
-    from charrnn.checkpoint import save_checkpoint
-
-    models = {}
-    for i, cell in enumerate(memory.CELLS):
-        def report(step, loss, i=i, cell=cell):
-            if progress:
-                progress((i + step / settings.steps) / len(memory.CELLS), f"{cell}: step {step}, loss {loss:.3f}")
-        models[cell] = memory.train_memory_model(cell, settings, report)
-        if save_to is not None:
-            accuracy = memory.accuracy_after_gap(models[cell], MEMORY_GAPS)
-            save_checkpoint(save_to / cell.removesuffix("_tanh"), models[cell], memory.TOKENIZER, task="memory",
-                            training={"settings": settings.__dict__, "cell": cell},
-                            metrics={"accuracy_after_gap": accuracy},
-                            command="python -m charrnn.analysis.train_memory")
-    return models
-
-
 def memory_test(models: dict[str, object], probes: int = 200) -> pd.DataFrame:
     check(bool(models), "no memory-test models: train them first")
-    return memory.accuracy_table(models, MEMORY_GAPS, probes)
+    return memory.accuracy_table(models, memory.GAPS, probes)
+
+
+def memory_view(retrain: bool = False, progress=None) -> pd.DataFrame:
+    """Accuracy after each gap of the shipped memory-test models, or of three trained now (seconds);
+    progress(fraction, message) while they train."""
+    models = memory.train_models(progress=progress) if retrain else memory_models()
+    return memory_test(models)
