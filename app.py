@@ -8,11 +8,18 @@ thin: each calls one function of charrnn.service and turns a CharRNNError into a
 
 from __future__ import annotations
 
+import functools
+import inspect
+import sys
+import traceback
+
 import gradio as gr
 
 from charrnn import service
-from charrnn.service import inside
 from charrnn.errors import CharRNNError
+from charrnn.service import inside
+from charrnn.service import inputs
+from charrnn.service.inputs import LIMITS
 
 TITLE = "charrnn: character-level RNN, GRU and LSTM"
 INTRO = """# charrnn
@@ -80,6 +87,51 @@ CSS = """
 """
 
 
+def _message(err: Exception) -> gr.Error:
+    """What the visitor sees. A CharRNNError is their input's fault: its message, no traceback in the log. Any
+    other exception is ours: a message that says so, and the traceback in the log to fix it."""
+    if isinstance(err, CharRNNError):
+        return gr.Error(str(err), print_exception=False)
+    traceback.print_exception(err, file=sys.stderr)
+    return gr.Error(f"internal error ({type(err).__name__}); the request was not completed. Please report it.",
+                    print_exception=False)
+
+
+def user_errors(fn):
+    """Every handler's values arrive raw (`preprocess=False`) and are checked by the service; this turns what
+    it raises into a message on the page. functools.wraps keeps the signature Gradio reads (gr.Progress)."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def stream(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as err:  # noqa: BLE001 - see _message
+                raise _message(err) from None
+        return stream
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as err:  # noqa: BLE001 - see _message
+            raise _message(err) from None
+    return call
+
+
+class Blocks(gr.Blocks):
+    """gr.Blocks that answers a request with too few input values with a message instead of a bare error."""
+
+    def validate_inputs(self, block_fn, inputs):
+        if len(inputs) < len(block_fn.inputs):
+            raise gr.Error(f"this endpoint takes {len(block_fn.inputs)} input values, got {len(inputs)}",
+                           print_exception=False)
+        super().validate_inputs(block_fn, inputs)
+
+
 def _format_samples(texts: list[str]) -> str:
     if len(texts) == 1:
         return texts[0]
@@ -94,31 +146,33 @@ def build_app(library: service.ModelLibrary | None = None) -> gr.Blocks:
 
     def card(name):
         try:
-            return service.model_card(library, name) if name else "No checkpoints found under checkpoints/."
+            text = service.model_card(library, name) if name else "No checkpoints found under checkpoints/."
         except CharRNNError as err:
-            return f"**{err}**"
+            text = f"**{err}**"
+        if library.skipped:
+            text += "\n\n*Skipped broken checkpoint folders:* " + "; ".join(
+                f"`{folder}` ({why})" for folder, why in sorted(library.skipped.items()))
+        return text
 
+    @user_errors
     def generate(prompt, model, temperature, top_k, top_p, length, seed, num_samples):
-        try:
-            for texts, status in service.generate_stream(library, model, prompt, length, temperature, top_k,
-                                                         top_p, seed, num_samples):
-                yield _format_samples(texts), status
-        except CharRNNError as err:
-            raise gr.Error(str(err)) from None
+        for texts, status in service.generate_stream(library, model, prompt, length, temperature, top_k,
+                                                     top_p, seed, num_samples):
+            yield _format_samples(texts), status
 
+    @user_errors
     def compare(prompt, model_a, model_b, model_c, temperature, length, seed):
         chosen = [model_a, model_b, model_c]
-        try:
-            curves = service.validation_curves(library, chosen)
-            texts, table = [prompt] * 3, service.comparison_table(library, chosen)
-            for texts, speeds in service.compare_stream(library, chosen, prompt, length, temperature, seed):
-                table = service.comparison_table(library, chosen, speeds)
-                yield *texts, table, curves, curves, None
-            yield *texts, table, curves, curves, service.cross_scores(library, chosen, prompt or "", texts)
-        except CharRNNError as err:
-            raise gr.Error(str(err)) from None
+        curves = service.validation_curves(library, chosen)
+        texts, table = [prompt] * 3, service.comparison_table(library, chosen)
+        plots = (curves, curves)  # sent once: redrawing them on every streamed update costs the server
+        for texts, speeds in service.compare_stream(library, chosen, prompt, length, temperature, seed):
+            table = service.comparison_table(library, chosen, speeds)
+            yield *texts, table, *plots, None
+            plots = (gr.skip(), gr.skip())
+        yield *texts, table, *plots, service.cross_scores(library, chosen, prompt or "", texts)
 
-    with gr.Blocks(title=TITLE) as demo:
+    with Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
         with gr.Tab("Generate"):
             with gr.Row():
@@ -141,10 +195,11 @@ def build_app(library: service.ModelLibrary | None = None) -> gr.Blocks:
                     seed = gr.Number(value=42, precision=0, label="Seed (-1 = random)")
                     num_samples = gr.Slider(1, service.MAX_SAMPLES, value=1, step=1, label="Samples")
                     gr.Markdown(SAMPLING_HELP)
-            model.change(card, model, model_card, api_visibility="private")
+            model.change(card, model, model_card, api_visibility="private", preprocess=False)
             event = generate_button.click(
                 generate, [prompt, model, temperature, top_k, top_p, length, seed, num_samples], [output, status],
-                api_name="generate")
+                api_name="generate",
+                preprocess=False)
             stop_button.click(None, None, None, cancels=[event], api_visibility="private")
 
         with gr.Tab("Compare cells"):
@@ -175,7 +230,8 @@ def build_app(library: service.ModelLibrary | None = None) -> gr.Blocks:
             gr.Markdown(CELLS_HELP)
             compare_button.click(
                 compare, [compare_prompt, *(p for p, _ in columns), compare_temperature, compare_length, compare_seed],
-                [*(t for _, t in columns), table, by_time, by_step, scores], api_name="compare")
+                [*(t for _, t in columns), table, by_time, by_step, scores], api_name="compare",
+                preprocess=False)
         _inside_tab(library, names)
     return demo
 
@@ -186,31 +242,23 @@ def _inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
     trio = [n for n in service.COMPARE_DEFAULT if n in names] or names[:3]
     default = "lstm" if "lstm" in names else (names[0] if names else None)
 
-    def guarded(fn):
-        def run(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except CharRNNError as err:
-                raise gr.Error(str(err)) from None
-        return run
-
-    @guarded
+    @user_errors
     def surprise(text, model=default, all_cells=False):
-        return inside.surprise(library, text, trio if all_cells else [model])
+        return inside.surprise(library, text, trio if inputs.flag(all_cells, "all cells") else [model])
 
-    @guarded
+    @user_errors
     def neurons(text, model=default, layer=-1, unit=-1, state="hidden"):
-        return inside.neurons(library, text, model, int(layer), int(unit), state)
+        return inside.neurons(library, text, model, layer, unit, state)
 
-    @guarded
+    @user_errors
     def gradient_flow(text, max_distance=60):
-        return inside.gradient_flow(library, text, trio, int(max_distance))
+        return inside.gradient_flow(library, text, trio, max_distance)
 
-    @guarded
+    @user_errors
     def gates(text, model=default, layer=0, unit=0):
-        return inside.gates(library, text, model, int(layer), int(unit))
+        return inside.gates(library, text, model, layer, unit)
 
-    @guarded
+    @user_errors
     def memory(retrain=False, progress=gr.Progress()):
         return inside.memory_view(retrain, progress=lambda f, m: progress(f, desc=m))
 
@@ -224,7 +272,8 @@ def _inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
                 s_button = gr.Button("Show surprise", variant="primary")
             s_table = gr.Dataframe(label="Bits per character", interactive=False)
             s_html = gr.HTML()
-            s_button.click(surprise, [text, s_model, s_all], [s_html, s_table], api_name="surprise")
+            s_button.click(surprise, [text, s_model, s_all], [s_html, s_table], api_name="surprise",
+                preprocess=False)
         with gr.Tab("Neurons"):
             gr.Markdown(INSIDE_HELP["neurons"])
             with gr.Row():
@@ -235,7 +284,8 @@ def _inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
                 n_button = gr.Button("Show unit", variant="primary")
             n_html = gr.HTML()
             n_table = gr.Dataframe(label="Units that track a feature of the text", interactive=False)
-            n_button.click(neurons, [text, n_model, n_layer, n_unit, n_state], [n_html, n_table], api_name="neurons")
+            n_button.click(neurons, [text, n_model, n_layer, n_unit, n_state], [n_html, n_table], api_name="neurons",
+                preprocess=False)
         with gr.Tab("Gradient flow"):
             gr.Markdown(INSIDE_HELP["gradient_flow"])
             with gr.Row():
@@ -247,7 +297,8 @@ def _inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
                 g_hist = gr.BarPlot(x="norm to", y="steps", color="model", title="Pre-clipping gradient norms "
                                     "in training (upper bin edge)", x_title="gradient norm up to")
                 g_clip = gr.Dataframe(label="Clipping", interactive=False)
-            g_button.click(gradient_flow, [text, g_distance], [g_plot, g_hist, g_clip], api_name="gradient_flow")
+            g_button.click(gradient_flow, [text, g_distance], [g_plot, g_hist, g_clip], api_name="gradient_flow",
+                preprocess=False)
         with gr.Tab("Gates"):
             gr.Markdown(INSIDE_HELP["gates"])
             with gr.Row():
@@ -258,7 +309,8 @@ def _inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
             t_means = gr.Dataframe(label="Mean gate activations", interactive=False)
             t_plot = gr.LinePlot(x="position", y="value", color="gate", title="The unit's gates per character")
             t_html = gr.HTML()
-            t_button.click(gates, [text, t_model, t_layer, t_unit], [t_means, t_plot, t_html], api_name="gates")
+            t_button.click(gates, [text, t_model, t_layer, t_unit], [t_means, t_plot, t_html], api_name="gates",
+                preprocess=False)
         with gr.Tab("Memory test"):
             gr.Markdown(INSIDE_HELP["memory"])
             with gr.Row():
@@ -266,13 +318,14 @@ def _inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
                 m_button = gr.Button("Run the memory test", variant="primary")
             m_plot = gr.LinePlot(x="gap (rainy days)", y="accuracy", color="model", y_lim=[0, 1.05],
                                  title="Accuracy of the first activity after the rain")
-            m_button.click(memory, [m_retrain], [m_plot], api_name="memory")
+            m_button.click(memory, [m_retrain], [m_plot], api_name="memory",
+                preprocess=False)
 
 
 if __name__ == "__main__":
     library = service.ModelLibrary()
     app = build_app(library)
     app.queue(default_concurrency_limit=4, max_size=64)  # a public Space stays responsive under load
-    app.launch(theme=gr.themes.Soft(), css=CSS, prevent_thread_lock=True)
+    app.launch(theme=gr.themes.Soft(), css=CSS, prevent_thread_lock=True, max_file_size=f"{LIMITS.upload_mb}mb")
     service.warm_up(library)  # after the page is up: load the models and compile the sampling kernels
     app.block_thread()

@@ -7,6 +7,9 @@ checks the user's input and lays the results out.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pandas as pd
 
@@ -18,19 +21,22 @@ from charrnn.analysis.trace import trace
 from charrnn.analysis.train_memory import MEMORY_DIR
 from charrnn.checkpoint import find_checkpoints, load_checkpoint
 from charrnn.errors import CharRNNError, check
+from charrnn.service import inputs
+from charrnn.service.inputs import LIMITS
 from charrnn.service.library import ModelLibrary
 
-MAX_TEXT = 5000  # characters: keeps every view under a couple of seconds
+MAX_TEXT = LIMITS.inside_chars  # characters: keeps every view under a couple of seconds
+MAX_UNITS = 1_000_000  # any layer or unit number beyond this is a typo; the model's own sizes are checked later
 
 
-def _text(text: str) -> str:
-    check(bool(text) and len(text) >= 2, "paste or type a text of at least two characters to look inside")
-    check(len(text) <= MAX_TEXT, f"the text is {len(text)} characters long; the views take at most {MAX_TEXT}")
+def _text(text) -> str:
+    text = inputs.text(text, "the text", MAX_TEXT)
+    check(len(text) >= 2, "paste or type a text of at least two characters to look inside")
     return text
 
 
 def _char_model(library: ModelLibrary, name: str):
-    loaded = library.load(name)
+    loaded = library.load(inputs.model_name(name))
     if loaded.checkpoint.tokenizer.kind != "char":
         raise CharRNNError(f"{name} uses a subword tokenizer; the Inside views need a character model")
     return loaded.checkpoint
@@ -40,6 +46,7 @@ def _char_model(library: ModelLibrary, name: str):
 def surprise(library: ModelLibrary, text: str, names: list[str]) -> tuple[str, pd.DataFrame]:
     """Heat maps of surprisal (bits) for each model, and the text's bits per character under each."""
     text = _text(text)
+    check(isinstance(names, (list, tuple)) and bool(names), "choose at least one model")
     parts, rows = [], []
     for name in names:
         checkpoint = _char_model(library, name)
@@ -58,6 +65,9 @@ def neurons(library: ModelLibrary, text: str, name: str, layer: int = -1, unit: 
             state: str = "hidden") -> tuple[str, pd.DataFrame]:
     """The text coloured by one unit's activation; unit -1 picks the most interpretable unit found."""
     text = _text(text)
+    layer = inputs.integer(layer, "the layer", -1, MAX_UNITS, default=-1)
+    unit = inputs.integer(unit, "the unit", -1, MAX_UNITS, default=-1)
+    state = inputs.choice(state, "the state", ("hidden", "cell"))
     checkpoint = _char_model(library, name)
     config = checkpoint.model.config
     ids = checkpoint.tokenizer.encode(text)
@@ -85,7 +95,7 @@ def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distan
     """(vanishing side) relative ||d loss_T / d s_{T-k}|| against k for each model; (exploding side) the
     pre-clipping gradient norms recorded in training, and the share of clipped steps."""
     text = _text(text)
-    check(1 <= int(max_distance) <= 200, "the distance must be between 1 and 200 characters")
+    max_distance = inputs.integer(max_distance, "the distance", 1, 200, default=60)
     curves, histograms, clipping = {}, [], []
     for name in names:
         checkpoint = _char_model(library, name)
@@ -110,6 +120,8 @@ def gates(library: ModelLibrary, text: str, name: str, layer: int = 0, unit: int
     """Mean gate activations per layer, one unit's gates per character, and the text coloured by its
     forget gate (LSTM) or update gate (GRU): how much of the old state survives each step."""
     text = _text(text)
+    layer = inputs.integer(layer, "the layer", 0, MAX_UNITS, default=0)
+    unit = inputs.integer(unit, "the unit", 0, MAX_UNITS, default=0)
     checkpoint = _char_model(library, name)
     config = checkpoint.model.config
     check(config.cell in gate_analysis.GATES, f"{name} is a plain RNN: it has no gates. Pick an LSTM or a GRU")
@@ -140,8 +152,29 @@ def memory_test(models: dict[str, object], probes: int = 200) -> pd.DataFrame:
     return memory.accuracy_table(models, memory.GAPS, probes)
 
 
-def memory_view(retrain: bool = False, progress=None) -> pd.DataFrame:
+_retraining = threading.Lock()  # one live retraining per server: it takes both cores for up to a minute
+
+
+def memory_view(retrain: bool = False, progress=None, budget_seconds: float | None = None) -> pd.DataFrame:
     """Accuracy after each gap of the shipped memory-test models, or of three trained now (seconds);
-    progress(fraction, message) while they train."""
-    models = memory.train_models(progress=progress) if retrain else memory_models()
-    return memory_test(models)
+    progress(fraction, message) while they train. Retraining happens only for a real `True`, one request at
+    a time, and stops with a message if it runs past its time budget."""
+    if not inputs.flag(retrain, "retrain"):
+        return memory_test(memory_models())
+    budget = LIMITS.retrain_seconds if budget_seconds is None else budget_seconds
+    if not _retraining.acquire(blocking=False):
+        raise CharRNNError("another visitor is retraining the memory-test models right now; try again in a "
+                           "minute, or run the test on the shipped models")
+    try:
+        deadline = time.monotonic() + budget
+
+        def report(fraction: float, message: str) -> None:
+            if time.monotonic() > deadline:
+                raise CharRNNError(f"retraining ran past its {budget:g} s budget on this busy host and was "
+                                   "stopped; the shipped models are unchanged")
+            if progress:
+                progress(fraction, message)
+
+        return memory_test(memory.train_models(progress=report))
+    finally:
+        _retraining.release()

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
+import os
 import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from charrnn.checkpoint import CONFIG, WEIGHTS, Checkpoint, find_checkpoints, load_checkpoint
+from charrnn.checkpoint import CONFIG, WEIGHTS, Checkpoint, find_checkpoints, load_checkpoint, read_config
 from charrnn.errors import CharRNNError
 from charrnn.sample import stream
 from charrnn.stepper import Stepper
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-CHECKPOINTS_DIR = ROOT / "checkpoints"
+CHECKPOINTS_DIR = Path(os.environ.get("CHARRNN_CHECKPOINTS") or ROOT / "checkpoints")
 SHIPPED_ORDER = ("lstm_best", "lstm", "gru", "rnn")  # listed first, in this order
 
 
@@ -31,30 +31,47 @@ class ModelLibrary:
         self.root = Path(root)
         self._loaded: dict[str, tuple[float, LoadedModel]] = {}
         self._lock = threading.Lock()
+        self.skipped: dict[str, str] = {}  # broken folders: name -> what is wrong (shown in the log and the card)
 
     def names(self) -> list[str]:
-        """Text models: shipped ones first, then any other checkpoint folder under the root."""
+        """Text models: shipped ones first, then any other checkpoint folder under the root. A folder whose
+        config cannot be read is left out and noted in `skipped`, so one broken folder never stops the app."""
         found = []
         for path in find_checkpoints(self.root):
-            config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
-            if config.get("task") is None:  # task models (the memory test) are not text generators
-                found.append(path.relative_to(self.root).as_posix())
+            name = path.relative_to(self.root).as_posix()
+            try:
+                config = read_config(path)
+            except CharRNNError as err:
+                self.skip(name, err)
+                continue
+            if config.get("task") is None and name not in self.skipped:  # task models are not text generators
+                found.append(name)
         order = {name: i for i, name in enumerate(SHIPPED_ORDER)}
         return sorted(found, key=lambda n: (order.get(n, len(order)), n))
+
+    def skip(self, name: str, error: Exception) -> None:
+        if name not in self.skipped:
+            self.skipped[name] = str(error)
+            print(f"charrnn: skipped {name}: {error}", file=sys.stderr)
 
     def path(self, name: str) -> Path:
         """The folder of a model, checked directly: this runs on every streamed update, so it must not
         scan every checkpoint (the scan only words the error)."""
-        path = (self.root / name).resolve()
-        inside = path.is_relative_to(self.root.resolve())
-        if not (inside and (path / CONFIG).is_file() and (path / WEIGHTS).is_file()):
+        if not isinstance(name, str) or not name:
+            raise CharRNNError(f"the model must be the name of a model, got {name!r:.40}")
+        try:
+            path = (self.root / name).resolve()
+            found = path.is_relative_to(self.root.resolve()) and (path / CONFIG).is_file() and (path / WEIGHTS).is_file()
+        except (OSError, ValueError):  # a name no file system accepts (a NUL byte, too long)
+            found = False
+        if not found:
             names = self.names()
             raise CharRNNError(f"no model named {name!r} under {self.root}; available: {', '.join(names) or 'none'}")
         return path
 
     def info(self, name: str) -> dict:
         """config.json of a model, without loading its weights."""
-        return json.loads((self.path(name) / CONFIG).read_text(encoding="utf-8"))
+        return read_config(self.path(name))
 
     def load(self, name: str) -> LoadedModel:
         path = self.path(name)
@@ -62,7 +79,12 @@ class ModelLibrary:
         with self._lock:  # a retrained folder is reloaded; otherwise each model loads once
             cached = self._loaded.get(name)
             if cached is None or cached[0] != stamp:
-                checkpoint = load_checkpoint(path)
+                try:
+                    checkpoint = load_checkpoint(path)
+                except CharRNNError:
+                    raise
+                except Exception as err:  # noqa: BLE001 - whatever a damaged folder does, the server stays up
+                    raise CharRNNError(f"the checkpoint {name} could not be loaded ({type(err).__name__}: {err})") from None
                 cached = (stamp, LoadedModel(checkpoint, Stepper(checkpoint.model)))
                 self._loaded[name] = cached
             return cached[1]
@@ -70,12 +92,16 @@ class ModelLibrary:
 
 def warm_up(library: ModelLibrary) -> None:
     """Load the models and run each for a few characters, so the first click is fast: a fresh install compiles
-    the sampling kernels here (~9 s once; numba caches them on disk for later starts)."""
+    the sampling kernels here (~9 s once; numba caches them on disk for later starts). A model that fails here,
+    whatever the reason, is skipped and named in the log; the app goes on with the others."""
+    ready = []
     for name in library.names():
         try:
             loaded = library.load(name)
-        except CharRNNError as error:  # a broken folder is reported when picked; it must not stop the app
-            print(f"warning: {error}", file=sys.stderr)
-            continue
-        for _ in stream(loaded.checkpoint.model, loaded.checkpoint.tokenizer, "A", 2, stepper=loaded.stepper):
-            pass
+            for _ in stream(loaded.checkpoint.model, loaded.checkpoint.tokenizer, "A", 2, stepper=loaded.stepper):
+                pass
+            ready.append(name)
+        except Exception as error:  # noqa: BLE001 - a broken folder must not stop the app
+            library.skip(name, error)
+    print(f"charrnn: {len(ready)} models ready ({', '.join(ready) or 'none'}); "
+          f"{len(library.skipped)} broken folders skipped", file=sys.stderr, flush=True)

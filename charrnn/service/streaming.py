@@ -7,22 +7,30 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Iterator
 
-from charrnn.errors import check
 from charrnn.sample import SamplingSettings, encode_prompt, stream
+from charrnn.service import inputs
+from charrnn.service.inputs import LIMITS
 from charrnn.service.library import ModelLibrary
 
-MAX_LENGTH = 5000  # characters per sample: keeps a public Space responsive
-MAX_SAMPLES = 4
-UPDATE_INTERVAL = 0.05  # seconds between streamed UI updates (each update resends the text so far)
+MAX_LENGTH = LIMITS.sample_chars  # characters per sample: keeps a public Space responsive
+MAX_SAMPLES = LIMITS.samples
+# Seconds between streamed updates. Each one costs the server a diff of every output and a message per
+# client; ten a second reads as smooth typing and leaves the CPU to the models when many clients stream.
+UPDATE_INTERVAL = 0.1
 
 
-def _check_length(length: int) -> int:
-    check(1 <= int(length) <= MAX_LENGTH, f"length must be between 1 and {MAX_LENGTH} characters, got {length}")
-    return int(length)
+def _length(length) -> int:
+    return inputs.integer(length, "the length", 1, MAX_LENGTH)
 
 
-def _seed(seed) -> int | None:
-    return None if seed is None or int(seed) < 0 else int(seed)  # -1: a different text each time
+def _prompt(prompt) -> str:
+    return inputs.text(prompt, "the prompt", LIMITS.prompt_chars)
+
+
+def _settings(temperature, top_k=0, top_p=1.0) -> SamplingSettings:
+    return SamplingSettings(inputs.number(temperature, "the temperature", 0, 10),
+                            inputs.integer(top_k, "top-k", 0, 1_000_000, default=0),
+                            inputs.number(1.0 if top_p is None else top_p, "top-p", 0.001, 1))
 
 
 def prompt_notes(tokenizer, prompt: str) -> str:
@@ -41,17 +49,16 @@ def generate_stream(library: ModelLibrary, name: str, prompt: str = "", length: 
                     top_k: int = 0, top_p: float = 1.0, seed: int | None = 42,
                     num_samples: int = 1) -> Iterator[tuple[list[str], str]]:
     """Yield (texts so far, status line) every UPDATE_INTERVAL seconds and at the end. Texts include the prompt."""
-    settings = SamplingSettings(float(temperature), int(top_k), float(top_p))
-    length = _check_length(length)
-    check(1 <= int(num_samples) <= MAX_SAMPLES, f"number of samples must be between 1 and {MAX_SAMPLES}")
-    prompt = prompt or ""
-    loaded = library.load(name)
+    settings = _settings(temperature, top_k, top_p)
+    length, prompt, seed = _length(length), _prompt(prompt), inputs.seed(seed)
+    num_samples = inputs.integer(num_samples, "the number of samples", 1, MAX_SAMPLES, default=1)
+    loaded = library.load(inputs.model_name(name))
     notes = prompt_notes(loaded.checkpoint.tokenizer, prompt)
     texts = [prompt] * int(num_samples)
     start = last = time.perf_counter()
     made = 0
     for pieces in stream(loaded.checkpoint.model, loaded.checkpoint.tokenizer, prompt, length, settings,
-                         _seed(seed), int(num_samples), stepper=loaded.stepper):
+                         seed, num_samples, stepper=loaded.stepper):
         texts = [t + p for t, p in zip(texts, pieces)]
         made += 1
         now = time.perf_counter()
@@ -59,8 +66,9 @@ def generate_stream(library: ModelLibrary, name: str, prompt: str = "", length: 
             last = now
             yield texts, notes
     seconds = time.perf_counter() - start
-    speed = f"{made * int(num_samples) / max(seconds, 1e-9):,.0f} chars/s"
-    yield texts, " ".join(filter(None, [notes, f"{made} characters per sample in {seconds:.2f} s ({speed})."]))
+    unit = "characters" if loaded.checkpoint.tokenizer.kind == "char" else "tokens"
+    speed = f"{made * num_samples / max(seconds, 1e-9):,.0f} {unit}/s"
+    yield texts, " ".join(filter(None, [notes, f"{made} {unit} per sample in {seconds:.2f} s ({speed})."]))
 
 
 def compare_stream(library: ModelLibrary, names: list[str], prompt: str = "", length: int = 400,
@@ -70,11 +78,10 @@ def compare_stream(library: ModelLibrary, names: list[str], prompt: str = "", le
     Yields (texts so far, chars/s of each stream, measured while all run together) every UPDATE_INTERVAL
     seconds and at the end. Closing the generator (the UI's stop button) stops the workers.
     """
-    settings = SamplingSettings(float(temperature))
-    length = _check_length(length)
-    prompt = prompt or ""
-    loaded = [library.load(n) for n in names]
-    streams = [stream(m.checkpoint.model, m.checkpoint.tokenizer, prompt, length, settings, _seed(seed),
+    settings = _settings(temperature)
+    length, prompt, seed = _length(length), _prompt(prompt), inputs.seed(seed)
+    loaded = [library.load(inputs.model_name(n, f"model {i + 1}")) for i, n in enumerate(names)]
+    streams = [stream(m.checkpoint.model, m.checkpoint.tokenizer, prompt, length, settings, seed,
                       stepper=m.stepper) for m in loaded]
     pieces: list[list[str]] = [[] for _ in names]  # appended by the workers, read here
     seconds = [0.0] * len(names)

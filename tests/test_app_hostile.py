@@ -1,0 +1,81 @@
+"""Anyone with the URL can send anything: every endpoint answers every kind of bad value with a message.
+
+Values go through the raw queue protocol (as a browser or a script sends them), not gradio_client, which
+would refuse most of them before sending.
+"""
+
+import math
+
+import httpx
+import pytest
+
+from charrnn.stress.client import ANSWERED, MESSAGE, call, endpoints
+
+HOSTILE = [None, ["lstm"], {"a": 1}, True, math.nan, -math.inf, 1e308, "\ud800", "x" * 10_001, "../../../etc",
+           "lstm\x00"]
+
+
+@pytest.fixture(scope="module")
+def points(app_url):
+    return {e.name: e for e in endpoints(app_url.rstrip("/"))}
+
+
+def defaults(endpoint):
+    """The page's default values, with short generations so that the many calls stay quick."""
+    values = [component["props"].get("value") for component in endpoint.inputs]
+    for i, component in enumerate(endpoint.inputs):
+        if str(component["props"].get("label", "")).startswith("Length"):
+            values[i] = 5
+    return values
+
+
+def test_every_public_endpoint_is_fuzzed_here(points):
+    assert {"generate", "compare", "surprise", "neurons", "gradient_flow", "gates", "memory"} <= set(points)
+
+
+@pytest.mark.parametrize("name", ["generate", "compare", "surprise", "neurons", "gates", "gradient_flow", "memory"])
+def test_each_input_of_each_endpoint_takes_hostile_values_with_a_message(app_url, points, name, capfd):
+    endpoint, base = points[name], app_url.rstrip("/")
+    outcomes = []
+    with httpx.Client() as client:
+        for i in range(len(endpoint.inputs)):
+            for value in HOSTILE:
+                if name == "memory" and value is True:
+                    continue  # a real retraining: tested on its own
+                data = defaults(endpoint)
+                data[i] = value
+                outcome = call(client, base, endpoint.fn_index, data, timeout=60)
+                outcomes.append((i, value, outcome))
+    unexpected = [(i, repr(v)[:30], o.kind, o.message) for i, v, o in outcomes if o.kind not in (ANSWERED, MESSAGE)]
+    assert unexpected == []
+    assert "Traceback" not in capfd.readouterr().err  # a user's bad value is not a server error
+
+
+def test_messages_say_what_was_wrong(app_url, points):
+    generate, base = points["generate"], app_url.rstrip("/")
+    cases = {1: (["lstm"], "the model must be the name of a model"),
+             2: (math.nan, "the temperature must be a finite number"),
+             0: ("a\ud800b", "lone surrogate"),
+             6: ("x", "the seed must be a number")}
+    with httpx.Client() as client:
+        for index, (value, expected) in cases.items():
+            data = defaults(generate)
+            data[index] = value
+            outcome = call(client, base, generate.fn_index, data)
+            assert outcome.kind == MESSAGE and expected in outcome.message, (index, outcome)
+        long_prompt = defaults(generate)
+        long_prompt[0] = "x" * 10_001
+        outcome = call(client, base, generate.fn_index, long_prompt)
+        assert "10,001 characters long; at most 10,000" in outcome.message
+        too_few = call(client, base, generate.fn_index, defaults(generate)[:-1])
+        assert too_few.kind == MESSAGE and "takes 8 input values, got 7" in too_few.message
+
+
+def test_memory_retrains_only_on_true(app_url, points):
+    memory, base = points["memory"], app_url.rstrip("/")
+    with httpx.Client() as client:
+        for value in ("false", "true", 1, "yes"):
+            outcome = call(client, base, memory.fn_index, [value], timeout=20)
+            assert outcome.kind == MESSAGE and "must be true or false" in outcome.message
+        outcome = call(client, base, memory.fn_index, [False], timeout=20)
+        assert outcome.kind == ANSWERED and outcome.seconds < 10  # the shipped models, not a retraining
