@@ -4,4 +4,6 @@ from charrnn.config import ModelConfig, TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN
 
+__version__ = "0.1.0"
+
 __all__ = ["CharRNN", "CharRNNError", "ModelConfig", "TrainConfig"]

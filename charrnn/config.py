@@ -59,7 +59,8 @@ class TrainConfig:
     """Everything `python -m charrnn.train` takes. Stored in each checkpoint."""
 
     # data
-    dataset: str = _flag(None, "Hub id, preset name (see data/presets.json), dataset folder or text file(s)", nargs="+")
+    dataset: str = _flag(None, "text file(s), a folder of .txt or .parquet files, a preset (tiny_shakespeare, "
+                               "wikitext2, ...) or a Hub dataset id", nargs="+")
     dataset_config: str = _flag(None, "dataset configuration name (e.g. wikitext-2-raw-v1)")
     split: str = _flag("train", "training split, in datasets split syntax (train, train[:90%%])")
     val_split: str = _flag(

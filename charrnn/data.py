@@ -1,7 +1,7 @@
 """Text in, token ids out: dataset presets, loading through `datasets`, the encoded-corpus cache, batching.
 
 Sources, in the order they are tried:
-  - a preset name from data/presets.json (tiny_shakespeare, wikitext2, ...),
+  - a preset name from charrnn/presets.json (tiny_shakespeare, wikitext2, ...),
   - one or more text files (read exactly as UTF-8; the last --val-fraction becomes validation),
   - a local dataset folder (parquet/arrow/json/csv/txt) or a Hub id, both through datasets.load_dataset.
 """
@@ -23,16 +23,10 @@ import numpy as np
 import torch
 
 from charrnn.errors import CharRNNError, check
+from charrnn.paths import PRESETS_FILE, data_dir
 from charrnn.tokenizer import Tokenizer, tokenizer_from_dict, train_tokenizer
 
-PROJECT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-PRESETS_FILE = PROJECT_DATA_DIR / "presets.json"
 CACHE_VERSION = 1
-
-
-def data_dir() -> Path:
-    """Where downloads and encoded caches go (CHARRNN_DATA_DIR overrides the project's data/ folder)."""
-    return Path(os.environ.get("CHARRNN_DATA_DIR", PROJECT_DATA_DIR))
 
 
 def load_presets() -> dict:

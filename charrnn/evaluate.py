@@ -69,7 +69,8 @@ def main(argv=None) -> dict:
     from charrnn.data import load_split_text, resolve_source
     from charrnn.device import autocast_dtype, pick_device
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="charrnn evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder")
     parser.add_argument("--dataset", nargs="+", help="Hub id, preset, dataset folder or text file(s)")
     parser.add_argument("--dataset-config", default=None, help="dataset configuration name")

@@ -134,7 +134,8 @@ def generate(model: CharRNN, tokenizer: Tokenizer, prompt: str = "", length: int
 def main(argv=None) -> dict:
     from charrnn.checkpoint import load_checkpoint
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="charrnn sample", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder (e.g. checkpoints/lstm)")
     parser.add_argument("--prompt", default="", help="text to start from (default: a newline)")
     parser.add_argument("--length", type=int, default=500, help="tokens to generate (default: 500)")

@@ -414,7 +414,8 @@ class Trainer:
 
 
 def parse_args(argv=None) -> TrainConfig:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="charrnn train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_dataclass_arguments(parser, TrainConfig)
     args = parser.parse_args(argv)
     cfg = TrainConfig(**vars(args))
