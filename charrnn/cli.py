@@ -15,8 +15,9 @@ from charrnn import __version__
 COMMANDS = {
     "train": ("charrnn.train", "train a model on text files, a folder of .txt or .parquet files, a preset or a "
                                "Hub dataset"),
-    "sample": ("charrnn.sample", "write text with a model (a checkpoint folder)"),
+    "sample": ("charrnn.sample", "write text with a model (a checkpoint folder or a Hub id user/name)"),
     "evaluate": ("charrnn.evaluate", "bits per character of a model on a dataset, a file or a text"),
+    "push": ("charrnn.push", "share a model on the Hugging Face Hub with a generated model card"),
     "bench": ("charrnn.bench", "measure training and sampling speed on this machine"),
 }
 

@@ -107,7 +107,9 @@ class TrainConfig:
     threads: int = _flag(None, "CPU threads for torch (default: torch's choice)")
     out: str = _flag("runs/latest", "run folder: best/ and last/ checkpoints, metrics.jsonl")
     save_dtype: str = _flag("float32", "dtype of stored weights", choices=("float32", "bfloat16", "float16"))
-    resume: str = _flag(None, "run folder (or its last/ checkpoint) to continue exactly where it stopped")
+    resume: str = _flag(None, "run folder (or its last/ checkpoint) to continue exactly where it stopped, or the "
+                              "Hub id of a run pushed with --training-state")
+    revision: str = _flag(None, "branch, tag or commit of a Hub id given to --resume (default: main)")
     progress: bool = _flag(True, "show a progress bar")
 
     def validate(self) -> None:

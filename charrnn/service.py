@@ -18,6 +18,7 @@ from typing import Iterator
 
 import pandas as pd
 
+from charrnn import hub
 from charrnn.checkpoint import CONFIG, WEIGHTS, Checkpoint, find_checkpoints, load_checkpoint
 from charrnn.errors import CharRNNError, check
 from charrnn.evaluate import evaluate_text
@@ -41,10 +42,13 @@ class LoadedModel:
 
 
 class ModelLibrary:
-    """The checkpoint folders under a root, loaded on first use and kept in memory."""
+    """The checkpoint folders under a root, and Hub ids (by default those of CHARRNN_MODELS or the README's
+    models:), loaded on first use and kept in memory."""
 
-    def __init__(self, root: Path | str = CHECKPOINTS_DIR):
+    def __init__(self, root: Path | str = CHECKPOINTS_DIR, hub_ids: list[str] | None = None):
         self.root = Path(root)
+        self.hub_ids = hub.listed_models() if hub_ids is None else list(hub_ids)
+        self._hub_paths: dict[str, Path] = {}  # resolved once: resolving asks the Hub
         self._loaded: dict[str, tuple[float, LoadedModel]] = {}
         self._lock = threading.Lock()
 
@@ -56,11 +60,15 @@ class ModelLibrary:
             if config.get("task") is None:  # task models (the memory test) are not text generators
                 found.append(path.relative_to(self.root).as_posix())
         order = {name: i for i, name in enumerate(SHIPPED_ORDER)}
-        return sorted(found, key=lambda n: (order.get(n, len(order)), n))
+        return sorted(found, key=lambda n: (order.get(n, len(order)), n)) + self.hub_ids
 
     def path(self, name: str) -> Path:
         """The folder of a model, checked directly: this runs on every streamed update, so it must not
         scan every checkpoint (the scan only words the error)."""
+        if name in self.hub_ids:
+            if name not in self._hub_paths:
+                self._hub_paths[name] = hub.resolve(name)
+            return self._hub_paths[name]
         path = (self.root / name).resolve()
         inside = path.is_relative_to(self.root.resolve())
         if not (inside and (path / CONFIG).is_file() and (path / WEIGHTS).is_file()):
