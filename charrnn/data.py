@@ -106,8 +106,8 @@ def read_text_file(path: str | Path) -> str:
 
 def _check_hub_reachable(repo_id: str) -> None:
     """Fail in seconds, not after minutes of retries, when the Hub cannot be reached."""
-    hint = ("pass a local path instead: a folder of parquet/arrow/json/csv/txt files, or text files "
-            "(e.g. --dataset ../shared/data/tiny_shakespeare)")
+    hint = ("pass a local path instead: a folder of .txt or .parquet files (or arrow/json/csv), or text files "
+            "(e.g. --dataset my_novel.txt)")
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
         return  # datasets answers at once from its cache, or fails fast; _load_dataset words the error
     endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
@@ -130,8 +130,8 @@ def _load_dataset(path: str, config: str | None, split: str | None):
         return datasets.load_dataset(path, config, split=split, cache_dir=str(data_dir() / "downloads"))
     except ConnectionError as err:
         raise CharRNNError(
-            f"cannot load {path!r} from the Hugging Face Hub ({err}); pass a local dataset folder or text "
-            "files instead (e.g. --dataset ../shared/data/tiny_shakespeare)"
+            f"cannot load {path!r} from the Hugging Face Hub ({err}); pass a folder of .txt or .parquet files "
+            "or text files instead (e.g. --dataset my_novel.txt)"
         ) from None
     except ValueError as err:
         if "split" in str(err).lower():

@@ -1,6 +1,7 @@
 """Bits per character of a model on a split, a dataset or a file.
 
-    python -m charrnn.evaluate --checkpoint checkpoints/lstm --dataset ../shared/data/tiny_shakespeare
+    charrnn evaluate --checkpoint checkpoints/lstm --dataset tiny_shakespeare
+    charrnn evaluate --checkpoint user/name --dataset my_novel.txt
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Sample text from a checkpoint, streaming characters as they are made.
 
-    python -m charrnn.sample --checkpoint checkpoints/lstm --prompt "ROMEO:" --temperature 0.8 --length 500
+    charrnn sample --checkpoint checkpoints/lstm --prompt "ROMEO:" --temperature 0.8 --length 500
+    charrnn sample --checkpoint user/name          (a model on the Hugging Face Hub)
 
 The Python API is `stream(...)`, a generator that yields the new text of each sample after every step;
 `generate(...)` wraps it for one sample. The CLI and the web UI both use it.

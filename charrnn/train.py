@@ -1,8 +1,8 @@
 """Train a CharRNN with stateful truncated BPTT.
 
-    python -m charrnn.train --dataset tiny_shakespeare --time-budget 10
-    python -m charrnn.train --dataset ../shared/data/tiny_shakespeare --cell gru --params 3M --out runs/gru
-    python -m charrnn.train --resume runs/gru --max-steps 20000
+    charrnn train --dataset tiny_shakespeare --time-budget 10
+    charrnn train --dataset my_novel.txt --cell gru --params 3M --out runs/gru
+    charrnn train --resume runs/gru --max-steps 20000     (or a run pushed with --training-state: user/name)
 
 A run folder holds best/ (lowest validation loss), last/ (with optimizer and RNG state for --resume)
 and metrics.jsonl (one JSON object per log line or evaluation).

@@ -42,3 +42,10 @@ def test_caches_go_to_charrnn_data_dir_else_the_checkout_else_the_user_cache(tmp
     monkeypatch.setattr(paths, "SOURCE_TREE", None)  # as when installed into site-packages
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert paths.data_dir() == tmp_path / "cache" / "charrnn"
+
+
+def test_the_readme_and_the_help_texts_name_only_paths_a_user_has():
+    from tests.conftest import ROOT
+
+    for path in [ROOT / "README.md", *sorted((ROOT / "charrnn").rglob("*.py"))]:
+        assert "../shared" not in path.read_text(encoding="utf-8"), path
