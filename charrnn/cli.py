@@ -24,7 +24,7 @@ COMMANDS = {
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = [f"usage: charrnn <command> [options]   (charrnn <command> --help for its options)", "",
+    lines = ["usage: charrnn <command> [options]   (charrnn <command> --help for its options)", "",
              "Character-level RNN, GRU and LSTM language models.", "", "commands:"]
     lines += [f"  {name:<{width}}  {about}" for name, (_, about) in COMMANDS.items()]
     return "\n".join(lines)

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import socket
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -32,7 +33,7 @@ from charrnn import __version__
 from charrnn.card import build_card
 from charrnn.checkpoint import CONFIG, FORMAT, TRAINING_STATE, WEIGHTS, Checkpoint, load_checkpoint
 from charrnn.errors import CharRNNError
-from charrnn.paths import SOURCE_TREE
+from charrnn.paths import PACKAGE_DIR
 from charrnn.sample import SamplingSettings, stream
 
 # user/name, then an optional @revision (a branch, tag or commit)
@@ -214,7 +215,7 @@ def push_to_hub(path: str | Path, repo_id: str, *, revision: str | None = None, 
         if revision and revision != constants.DEFAULT_REVISION:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         commit = api.create_commit(repo_id, operations, revision=revision,
-                                   commit_message=commit_message or f"Upload {model_card_title(checkpoint)}")
+                                   commit_message=commit_message or f"Upload {_title(checkpoint)}")
     except HfHubHTTPError as err:
         status = err.response.status_code if err.response is not None else None
         if status in (401, 403):
@@ -224,9 +225,9 @@ def push_to_hub(path: str | Path, repo_id: str, *, revision: str | None = None, 
     return commit.commit_url
 
 
-def model_card_title(checkpoint: Checkpoint) -> str:
-    config = checkpoint.model.config
-    return f"charrnn {config.cell} {config.num_layers}x{config.hidden_size} ({checkpoint.model.num_params():,} parameters)"
+def _title(checkpoint: Checkpoint) -> str:
+    config, params = checkpoint.model.config, checkpoint.model.num_params()
+    return f"charrnn {config.cell} {config.num_layers}x{config.hidden_size} ({params:,} parameters)"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -235,16 +236,17 @@ def model_card_title(checkpoint: Checkpoint) -> str:
 
 def listed_models(readme: Path | None = None) -> list[str]:
     """Hub ids the app lists beside its checkpoint folders: CHARRNN_MODELS (comma-separated) when set, else the
-    `models:` of the README's front matter (the Space's configuration)."""
+    `models:` of the README's front matter (the Space's configuration; by default the README beside the package,
+    as in a checkout or a Space). An entry that is not a Hub id is skipped with a warning: the app still starts."""
     if os.environ.get(MODELS_ENV) is not None:
-        ids = [name.strip() for name in os.environ[MODELS_ENV].split(",") if name.strip()]
+        ids, where = [name.strip() for name in os.environ[MODELS_ENV].split(",") if name.strip()], MODELS_ENV
     else:
-        readme = readme or (SOURCE_TREE / "README.md" if SOURCE_TREE else None)
-        front = metadata_load(readme) if readme and readme.is_file() else None
-        ids = (front or {}).get("models") or []
+        readme = readme or PACKAGE_DIR.parent / "README.md"
+        front = metadata_load(readme) if readme.is_file() else None
+        ids, where = (front or {}).get("models") or [], f"the models: of {readme}"
         ids = [ids] if isinstance(ids, str) else list(ids)
-    bad = [name for name in ids if not HUB_ID.fullmatch(str(name))]
-    if bad:
-        raise CharRNNError(f"{', '.join(map(str, bad))} in {MODELS_ENV} or the README's models: is not a Hub id "
-                           "(user/name or user/name@revision)")
+    for name in [name for name in ids if not HUB_ID.fullmatch(str(name))]:
+        print(f"warning: {name!r} in {where} is not a Hub id (user/name or user/name@revision); skipped",
+              file=sys.stderr)
+        ids.remove(name)
     return ids
