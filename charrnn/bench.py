@@ -134,7 +134,8 @@ def compare_streams(library: service.ModelLibrary, available: list[str], chars: 
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="charrnn bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (noisier figures)")
     args = parser.parse_args(argv)
     repeats, chars = (5, 1000) if args.quick else (30, 4000)

@@ -59,7 +59,8 @@ class TrainConfig:
     """Everything `python -m charrnn.train` takes. Stored in each checkpoint."""
 
     # data
-    dataset: str = _flag(None, "Hub id, preset name (see data/presets.json), dataset folder or text file(s)", nargs="+")
+    dataset: str = _flag(None, "text file(s), a folder of .txt or .parquet files, a preset (tiny_shakespeare, "
+                               "wikitext2, ...) or a Hub dataset id", nargs="+")
     dataset_config: str = _flag(None, "dataset configuration name (e.g. wikitext-2-raw-v1)")
     split: str = _flag("train", "training split, in datasets split syntax (train, train[:90%%])")
     val_split: str = _flag(
@@ -106,7 +107,9 @@ class TrainConfig:
     threads: int = _flag(None, "CPU threads for torch (default: torch's choice)")
     out: str = _flag("runs/latest", "run folder: best/ and last/ checkpoints, metrics.jsonl")
     save_dtype: str = _flag("float32", "dtype of stored weights", choices=("float32", "bfloat16", "float16"))
-    resume: str = _flag(None, "run folder (or its last/ checkpoint) to continue exactly where it stopped")
+    resume: str = _flag(None, "run folder (or its last/ checkpoint) to continue exactly where it stopped, or the "
+                              "Hub id of a run pushed with --training-state")
+    revision: str = _flag(None, "branch, tag or commit of a Hub id given to --resume (default: main)")
     progress: bool = _flag(True, "show a progress bar")
 
     def validate(self) -> None:

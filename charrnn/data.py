@@ -1,7 +1,7 @@
 """Text in, token ids out: dataset presets, loading through `datasets`, the encoded-corpus cache, batching.
 
 Sources, in the order they are tried:
-  - a preset name from data/presets.json (tiny_shakespeare, wikitext2, ...),
+  - a preset name from charrnn/presets.json (tiny_shakespeare, wikitext2, ...),
   - one or more text files (read exactly as UTF-8; the last --val-fraction becomes validation),
   - a local dataset folder (parquet/arrow/json/csv/txt) or a Hub id, both through datasets.load_dataset.
 """
@@ -23,16 +23,10 @@ import numpy as np
 import torch
 
 from charrnn.errors import CharRNNError, check
+from charrnn.paths import PRESETS_FILE, data_dir
 from charrnn.tokenizer import Tokenizer, tokenizer_from_dict, train_tokenizer
 
-PROJECT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-PRESETS_FILE = PROJECT_DATA_DIR / "presets.json"
 CACHE_VERSION = 1
-
-
-def data_dir() -> Path:
-    """Where downloads and encoded caches go (CHARRNN_DATA_DIR overrides the project's data/ folder)."""
-    return Path(os.environ.get("CHARRNN_DATA_DIR", PROJECT_DATA_DIR))
 
 
 def load_presets() -> dict:
@@ -112,8 +106,8 @@ def read_text_file(path: str | Path) -> str:
 
 def _check_hub_reachable(repo_id: str) -> None:
     """Fail in seconds, not after minutes of retries, when the Hub cannot be reached."""
-    hint = ("pass a local path instead: a folder of parquet/arrow/json/csv/txt files, or text files "
-            "(e.g. --dataset ../shared/data/tiny_shakespeare)")
+    hint = ("pass a local path instead: a folder of .txt or .parquet files (or arrow/json/csv), or text files "
+            "(e.g. --dataset my_novel.txt)")
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
         return  # datasets answers at once from its cache, or fails fast; _load_dataset words the error
     endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
@@ -136,8 +130,8 @@ def _load_dataset(path: str, config: str | None, split: str | None):
         return datasets.load_dataset(path, config, split=split, cache_dir=str(data_dir() / "downloads"))
     except ConnectionError as err:
         raise CharRNNError(
-            f"cannot load {path!r} from the Hugging Face Hub ({err}); pass a local dataset folder or text "
-            "files instead (e.g. --dataset ../shared/data/tiny_shakespeare)"
+            f"cannot load {path!r} from the Hugging Face Hub ({err}); pass a folder of .txt or .parquet files "
+            "or text files instead (e.g. --dataset my_novel.txt)"
         ) from None
     except ValueError as err:
         if "split" in str(err).lower():

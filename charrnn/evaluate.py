@@ -1,6 +1,7 @@
 """Bits per character of a model on a split, a dataset or a file.
 
-    python -m charrnn.evaluate --checkpoint checkpoints/lstm --dataset ../shared/data/tiny_shakespeare
+    charrnn evaluate --checkpoint checkpoints/lstm --dataset tiny_shakespeare
+    charrnn evaluate --checkpoint user/name --dataset my_novel.txt
 """
 
 from __future__ import annotations
@@ -65,12 +66,14 @@ def evaluate_text(model: CharRNN, tokenizer, text: str, **kwargs) -> dict:
 
 @cli_errors
 def main(argv=None) -> dict:
-    from charrnn.checkpoint import load_checkpoint
     from charrnn.data import load_split_text, resolve_source
     from charrnn.device import autocast_dtype, pick_device
+    from charrnn.hub import load
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    parser = argparse.ArgumentParser(prog="charrnn evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="checkpoint folder or Hub id (user/name)")
+    parser.add_argument("--revision", default=None, help="branch, tag or commit of a Hub id (default: main)")
     parser.add_argument("--dataset", nargs="+", help="Hub id, preset, dataset folder or text file(s)")
     parser.add_argument("--dataset-config", default=None, help="dataset configuration name")
     parser.add_argument("--split", default="validation+test",
@@ -82,7 +85,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     check(args.dataset or args.text is not None, "give --dataset (a split, dataset or text file) or --text")
     device = pick_device(args.device)
-    checkpoint = load_checkpoint(args.checkpoint, device)
+    checkpoint = load(args.checkpoint, args.revision, device)
     if args.text is not None:
         text, what = args.text, "--text"
     else:

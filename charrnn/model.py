@@ -86,20 +86,6 @@ class CharRNN(nn.Module):
                    for name, param in self.rnn.named_parameters()}
         return torch.func.functional_call(self.rnn, weights, (x, hidden))
 
-    @classmethod
-    def from_pretrained(cls, path) -> "CharRNN":
-        """Load a checkpoint folder; the model's tokenizer is attached as `model.tokenizer`."""
-        from charrnn.checkpoint import load_checkpoint
-
-        checkpoint = load_checkpoint(path)
-        checkpoint.model.tokenizer = checkpoint.tokenizer
-        return checkpoint.model
-
-    def save_pretrained(self, path, tokenizer=None, **meta) -> None:
-        from charrnn.checkpoint import save_checkpoint
-
-        save_checkpoint(path, self, tokenizer or self.tokenizer, **meta)
-
 
 def count_params(cell: str, hidden_size: int, vocab_size: int, embedding_size: int, num_layers: int,
                  tie_weights: bool = False) -> int:

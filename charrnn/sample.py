@@ -1,6 +1,7 @@
 """Sample text from a checkpoint, streaming characters as they are made.
 
-    python -m charrnn.sample --checkpoint checkpoints/lstm --prompt "ROMEO:" --temperature 0.8 --length 500
+    charrnn sample --checkpoint checkpoints/lstm --prompt "ROMEO:" --temperature 0.8 --length 500
+    charrnn sample --checkpoint user/name          (a model on the Hugging Face Hub)
 
 The Python API is `stream(...)`, a generator that yields the new text of each sample after every step;
 `generate(...)` wraps it for one sample. The CLI and the web UI both use it.
@@ -132,10 +133,13 @@ def generate(model: CharRNN, tokenizer: Tokenizer, prompt: str = "", length: int
 
 @cli_errors
 def main(argv=None) -> dict:
-    from charrnn.checkpoint import load_checkpoint
+    from charrnn.hub import load
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="checkpoint folder (e.g. checkpoints/lstm)")
+    parser = argparse.ArgumentParser(prog="charrnn sample", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True,
+                        help="checkpoint folder (e.g. checkpoints/lstm) or Hub id (user/name)")
+    parser.add_argument("--revision", default=None, help="branch, tag or commit of a Hub id (default: main)")
     parser.add_argument("--prompt", default="", help="text to start from (default: a newline)")
     parser.add_argument("--length", type=int, default=500, help="tokens to generate (default: 500)")
     parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; <1 safer, >1 wilder (default: 0.8)")
@@ -146,7 +150,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--stop", default=None, help="stop a sample once its text ends with this string")
     args = parser.parse_args(argv)
     settings = SamplingSettings(args.temperature, args.top_k, args.top_p)
-    checkpoint = load_checkpoint(args.checkpoint)
+    checkpoint = load(args.checkpoint, args.revision)
     _, unknown = encode_prompt(checkpoint.tokenizer, args.prompt)
     if unknown:
         print(f"note: the model has never seen {''.join(unknown)!r}; those prompt characters are skipped",

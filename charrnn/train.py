@@ -1,8 +1,8 @@
 """Train a CharRNN with stateful truncated BPTT.
 
-    python -m charrnn.train --dataset tiny_shakespeare --time-budget 10
-    python -m charrnn.train --dataset ../shared/data/tiny_shakespeare --cell gru --params 3M --out runs/gru
-    python -m charrnn.train --resume runs/gru --max-steps 20000
+    charrnn train --dataset tiny_shakespeare --time-budget 10
+    charrnn train --dataset my_novel.txt --cell gru --params 3M --out runs/gru
+    charrnn train --resume runs/gru --max-steps 20000     (or a run pushed with --training-state: user/name)
 
 A run folder holds best/ (lowest validation loss), last/ (with optimizer and RNG state for --resume)
 and metrics.jsonl (one JSON object per log line or evaluation).
@@ -32,6 +32,7 @@ from charrnn.data import Corpus, StreamBatcher, load_corpus, resolve_source
 from charrnn.device import autocast, autocast_dtype, pick_device
 from charrnn.errors import CharRNNError, cli_errors
 from charrnn.evaluate import evaluate_ids
+from charrnn.hub import resume_location
 from charrnn.model import CharRNN, hidden_size_for_params
 
 DEFAULT_MAX_STEPS = 5000
@@ -414,7 +415,8 @@ class Trainer:
 
 
 def parse_args(argv=None) -> TrainConfig:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="charrnn train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_dataclass_arguments(parser, TrainConfig)
     args = parser.parse_args(argv)
     cfg = TrainConfig(**vars(args))
@@ -425,16 +427,16 @@ def parse_args(argv=None) -> TrainConfig:
         for action in explicit._actions:
             action.default = argparse.SUPPRESS
         given = vars(explicit.parse_known_args(argv)[0])
-        resume_dir = Path(cfg.resume) / "last" if (Path(cfg.resume) / "last").is_dir() else Path(cfg.resume)
+        resume_dir, out = resume_location(cfg.resume, cfg.revision)  # a pushed run's Hub id downloads it
         stored = load_checkpoint(resume_dir).meta.get("training")
         if not stored:
             raise CharRNNError(f"{resume_dir} has no training config to resume from")
         stored = {k: v for k, v in stored.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}
-        stored["out"] = str(resume_dir.parent if resume_dir.name == "last" else resume_dir)
+        stored["out"] = str(out)
         for name in RESUME_OVERRIDES:
             if name in given:
                 stored[name] = given[name]
-        stored["resume"] = cfg.resume
+        stored["resume"] = str(resume_dir)
         cfg = TrainConfig(**stored)
     return cfg
 

@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from charrnn import hub
 from charrnn.checkpoint import CONFIG, WEIGHTS, Checkpoint, find_checkpoints, load_checkpoint, read_config
 from charrnn.errors import CharRNNError
 from charrnn.sample import stream
@@ -25,10 +26,13 @@ class LoadedModel:
 
 
 class ModelLibrary:
-    """The checkpoint folders under a root, loaded on first use and kept in memory."""
+    """The checkpoint folders under a root, and Hub ids (by default those of CHARRNN_MODELS or the README's
+    models:), loaded on first use and kept in memory."""
 
-    def __init__(self, root: Path | str = CHECKPOINTS_DIR):
+    def __init__(self, root: Path | str = CHECKPOINTS_DIR, hub_ids: list[str] | None = None):
         self.root = Path(root)
+        self.hub_ids = hub.listed_models() if hub_ids is None else list(hub_ids)
+        self._hub_paths: dict[str, Path] = {}  # resolved once: resolving asks the Hub
         self._loaded: dict[str, tuple[float, LoadedModel]] = {}
         self._lock = threading.Lock()
         self.skipped: dict[str, str] = {}  # broken folders: name -> what is wrong (shown in the log and the card)
@@ -47,7 +51,8 @@ class ModelLibrary:
             if config.get("task") is None and name not in self.skipped:  # task models are not text generators
                 found.append(name)
         order = {name: i for i, name in enumerate(SHIPPED_ORDER)}
-        return sorted(found, key=lambda n: (order.get(n, len(order)), n))
+        hub_ids = [name for name in self.hub_ids if name not in self.skipped]
+        return sorted(found, key=lambda n: (order.get(n, len(order)), n)) + hub_ids
 
     def skip(self, name: str, error: Exception) -> None:
         if name not in self.skipped:
@@ -59,6 +64,10 @@ class ModelLibrary:
         scan every checkpoint (the scan only words the error)."""
         if not isinstance(name, str) or not name:
             raise CharRNNError(f"the model must be the name of a model, got {name!r:.40}")
+        if name in self.hub_ids:
+            if name not in self._hub_paths:
+                self._hub_paths[name] = hub.resolve(name)
+            return self._hub_paths[name]
         try:
             path = (self.root / name).resolve()
             found = path.is_relative_to(self.root.resolve()) and (path / CONFIG).is_file() and (path / WEIGHTS).is_file()

@@ -1,0 +1,252 @@
+"""Models on the Hugging Face Hub: load a checkpoint by id, push one with a model card, list the app's models.
+
+A Hub id `user/name` (optionally `user/name@revision`) resolves to a checkpoint folder in the Hugging Face cache,
+downloaded by `huggingface_hub.snapshot_download` (only the files a checkpoint needs; HF_TOKEN or `hf auth login`
+for private models; HF_HUB_OFFLINE=1 answers from the cache). Everything else about checkpoints (the folder
+format, loading the model with its tokenizer) stays in charrnn.checkpoint:
+
+    checkpoint = charrnn.load("user/name")          # or a local folder: charrnn.load("runs/latest/best")
+    charrnn.push_to_hub("runs/latest", "user/name")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token, metadata_load, snapshot_download
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
+from charrnn import __version__
+from charrnn.card import build_card
+from charrnn.checkpoint import CONFIG, FORMAT, TRAINING_STATE, WEIGHTS, Checkpoint, load_checkpoint
+from charrnn.errors import CharRNNError
+from charrnn.paths import PACKAGE_DIR
+from charrnn.sample import SamplingSettings, stream
+
+# user/name, then an optional @revision (a branch, tag or commit)
+HUB_ID = re.compile(r"(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?:@(?P<revision>[\w./-]+))?")
+RUN_STATE = "last"  # a pushed run keeps its resumable checkpoint (weights, config, training state) under last/
+LOGIN_HINT = "log in with `hf auth login` or set HF_TOKEN (a token from https://huggingface.co/settings/tokens)"
+MODELS_ENV = "CHARRNN_MODELS"
+
+
+def is_hub_id(name: str | Path) -> bool:
+    """`user/name[@revision]` that is not an existing local path."""
+    return isinstance(name, str) and bool(HUB_ID.fullmatch(name)) and not Path(name).exists()
+
+
+def split_revision(hub_id: str, revision: str | None = None) -> tuple[str, str | None]:
+    """'user/name@v2' -> ('user/name', 'v2'); an explicit revision wins."""
+    match = HUB_ID.fullmatch(hub_id)
+    if match is None:
+        raise CharRNNError(f"{hub_id!r} is not a Hub id: write user/name (optionally user/name@revision)")
+    return match["repo"], revision or match["revision"]
+
+
+def resolve(name_or_path: str | Path, revision: str | None = None, *, training_state: bool = False) -> Path:
+    """The checkpoint folder on disk for a local folder or a Hub id (downloaded into the Hugging Face cache).
+
+    With training_state=True a Hub id gives the pushed run's resumable checkpoint (its last/ folder).
+    """
+    if not is_hub_id(name_or_path):
+        return Path(name_or_path)
+    repo_id, revision = split_revision(str(name_or_path), revision)
+    files = [CONFIG, WEIGHTS, TRAINING_STATE] if training_state else [CONFIG, WEIGHTS]
+    prefix = f"{RUN_STATE}/" if training_state else ""
+    folder = _download(repo_id, revision, [prefix + name for name in files]) / prefix
+    where = f"{repo_id!r}" + (f" at revision {revision!r}" if revision else "")
+    if not _is_charrnn_checkpoint(folder):
+        if training_state:
+            raise CharRNNError(
+                f"{where} on the Hub holds no training state to resume from: it was pushed without "
+                f"--training-state. Start a new run instead, or push the run folder again with "
+                f"`charrnn push RUN_FOLDER {repo_id} --training-state`")
+        raise CharRNNError(
+            f"{where} on the Hub is not a charrnn model (it has no {WEIGHTS} beside a {CONFIG} of format "
+            f"{FORMAT!r}); charrnn loads models shared with `charrnn push`")
+    if training_state and not (folder / TRAINING_STATE).is_file():
+        raise CharRNNError(f"{where} on the Hub has a {RUN_STATE}/ checkpoint without {TRAINING_STATE}")
+    return folder
+
+
+def load(name_or_path: str | Path, revision: str | None = None, device: str | torch.device = "cpu") -> Checkpoint:
+    """A model with its tokenizer, from a local checkpoint folder or a Hub id `user/name`."""
+    return load_checkpoint(resolve(name_or_path, revision), device)
+
+
+def resume_location(resume: str, revision: str | None = None) -> tuple[Path, Path]:
+    """The checkpoint a run resumes from (it holds the training state) and the run folder it continues in.
+
+    A local run folder continues in place from its last/ checkpoint; a run pushed with --training-state (a Hub
+    id) is downloaded and continues in runs/<name>.
+    """
+    if is_hub_id(resume):
+        repo_id, _ = split_revision(resume, revision)
+        return resolve(resume, revision, training_state=True), Path("runs") / repo_id.split("/")[1]
+    path = Path(resume)
+    checkpoint = path / RUN_STATE if (path / RUN_STATE).is_dir() else path
+    return checkpoint, checkpoint.parent if checkpoint.name == RUN_STATE else checkpoint
+
+
+def _is_charrnn_checkpoint(folder: Path) -> bool:
+    try:
+        config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("format") == FORMAT and (folder / WEIGHTS).is_file()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Talking to the Hub
+
+
+def _hub_host() -> tuple[str, int]:
+    endpoint = urlparse(constants.ENDPOINT)
+    return endpoint.hostname or "huggingface.co", endpoint.port or (443 if endpoint.scheme == "https" else 80)
+
+
+def _check_reachable(doing: str, hint: str) -> None:
+    """Fail in seconds, not after minutes of retries, when the Hub cannot be reached."""
+    host, port = _hub_host()
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as err:
+        raise CharRNNError(f"cannot reach the Hugging Face Hub ({host}: {err}) to {doing}; {hint}") from None
+
+
+def _download(repo_id: str, revision: str | None, patterns: list[str]) -> Path:
+    where = f"{repo_id!r}" + (f" at revision {revision!r}" if revision else "")
+    unreachable = ("check your connection, set HF_HUB_OFFLINE=1 to use a copy already in your cache, "
+                   "or pass a local checkpoint folder")
+    kwargs = dict(revision=revision, allow_patterns=patterns, library_name="charrnn", library_version=__version__)
+    offline = constants.is_offline_mode()
+    if not offline:
+        try:
+            _check_reachable(f"download {where}", unreachable)
+        except CharRNNError as error:
+            try:  # a copy in the cache still serves
+                return Path(snapshot_download(repo_id, local_files_only=True, **kwargs))
+            except LocalEntryNotFoundError:
+                raise error from None
+    try:
+        return Path(snapshot_download(repo_id, **kwargs))
+    except GatedRepoError:
+        raise CharRNNError(f"{where} is gated: accept its conditions on https://huggingface.co/{repo_id}, "
+                           f"then {LOGIN_HINT}") from None
+    except RepositoryNotFoundError:  # the id may also be a mistyped local path: say both
+        raise CharRNNError(f"no model {repo_id!r} on the Hugging Face Hub (and no folder {repo_id} here): check "
+                           f"the id (user/name) or the path; if the model is private, {LOGIN_HINT}") from None
+    except RevisionNotFoundError:
+        raise CharRNNError(f"model {repo_id!r} on the Hub has no revision {revision!r} (a branch, tag or "
+                           "commit)") from None
+    except LocalEntryNotFoundError:
+        if offline:
+            raise CharRNNError(
+                f"{where} is not in your Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE=1 "
+                f"forbids downloading it: unset HF_HUB_OFFLINE to download it once, or pass a local checkpoint "
+                f"folder (no checkpoint folder {repo_id} exists here either)") from None
+        raise CharRNNError(f"cannot download {where} from the Hugging Face Hub; {unreachable}") from None
+    except HfHubHTTPError as err:
+        raise CharRNNError(f"the Hugging Face Hub refused {where}: {str(err).splitlines()[0]}") from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pushing
+
+
+def _push_sources(path: Path, training_state: bool) -> tuple[Path, Path | None]:
+    """(the checkpoint to publish, the resumable checkpoint to add under last/ or None) for a run or checkpoint
+    folder: a run folder publishes its best/, a checkpoint folder itself."""
+    if not path.is_dir():
+        raise CharRNNError(f"{path} does not exist: give a run folder (holding best/) or a checkpoint folder")
+    best = path / "best" if (path / "best").is_dir() else path
+    if not training_state:
+        return best, None
+    last = path / RUN_STATE if (path / RUN_STATE).is_dir() else path
+    if not (last / TRAINING_STATE).is_file():
+        raise CharRNNError(f"--training-state needs a run folder whose {RUN_STATE}/ holds {TRAINING_STATE}; "
+                           f"{path} has none")
+    return best, last
+
+
+def push_to_hub(path: str | Path, repo_id: str, *, revision: str | None = None, private: bool = False,
+                training_state: bool = False, token: str | None = None, license: str = "mit",
+                datasets: list[str] | None = None, commit_message: str | None = None) -> str:
+    """Upload a model (a run folder's best/ checkpoint, or a checkpoint folder) to the Hub as `repo_id`, with a
+    generated model card; returns the commit's URL.
+
+    The repo is created if needed (`private` applies only then). `revision` commits to that branch, made from
+    main if it does not exist. `training_state` also uploads the run's last/ checkpoint (float32 weights,
+    optimizer and RNG state), so that `charrnn train --resume user/name` continues the run exactly.
+    """
+    repo_id, revision = split_revision(repo_id, revision)
+    token = token or get_token()
+    if not token:
+        raise CharRNNError(f"pushing to the Hub needs a token with write access: {LOGIN_HINT}")
+    best, last = _push_sources(Path(path), training_state)
+    checkpoint = load_checkpoint(best)
+    settings = SamplingSettings(temperature=0.8)
+    sample = "".join(piece[0] for piece in stream(checkpoint.model, checkpoint.tokenizer, "", 600, settings, seed=0))
+    card = build_card(checkpoint, repo_id, sample=sample, revision=revision, license=license, datasets=datasets,
+                      sample_settings="What it wrote from an empty prompt (temperature 0.8, seed 0, 600 characters):")
+
+    operations = [CommitOperationAdd(WEIGHTS, str(best / WEIGHTS)), CommitOperationAdd(CONFIG, str(best / CONFIG)),
+                  CommitOperationAdd("README.md", str(card).encode("utf-8"))]
+    if last is not None:
+        operations += [CommitOperationAdd(f"{RUN_STATE}/{name}", str(last / name))
+                       for name in (WEIGHTS, CONFIG, TRAINING_STATE)]
+    _check_reachable(f"push to {repo_id!r}", "check your connection and try again")
+    api = HfApi(token=token, library_name="charrnn", library_version=__version__)
+    try:
+        repo_id = api.create_repo(repo_id, private=private or None, exist_ok=True).repo_id
+        if revision and revision != constants.DEFAULT_REVISION:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        commit = api.create_commit(repo_id, operations, revision=revision,
+                                   commit_message=commit_message or f"Upload {_title(checkpoint)}")
+    except HfHubHTTPError as err:
+        status = err.response.status_code if err.response is not None else None
+        if status in (401, 403):
+            raise CharRNNError(f"the Hub refused to write to {repo_id!r} ({status}): the token needs write access "
+                               f"to it; {LOGIN_HINT}") from None
+        raise CharRNNError(f"the Hub refused the push to {repo_id!r}: {str(err).splitlines()[0]}") from None
+    return commit.commit_url
+
+
+def _title(checkpoint: Checkpoint) -> str:
+    config, params = checkpoint.model.config, checkpoint.model.num_params()
+    return f"charrnn {config.cell} {config.num_layers}x{config.hidden_size} ({params:,} parameters)"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The app's models
+
+
+def listed_models(readme: Path | None = None) -> list[str]:
+    """Hub ids the app lists beside its checkpoint folders: CHARRNN_MODELS (comma-separated) when set, else the
+    `models:` of the README's front matter (the Space's configuration; by default the README beside the package,
+    as in a checkout or a Space). An entry that is not a Hub id is skipped with a warning: the app still starts."""
+    if os.environ.get(MODELS_ENV) is not None:
+        ids, where = [name.strip() for name in os.environ[MODELS_ENV].split(",") if name.strip()], MODELS_ENV
+    else:
+        readme = readme or PACKAGE_DIR.parent / "README.md"
+        front = metadata_load(readme) if readme.is_file() else None
+        ids, where = (front or {}).get("models") or [], f"the models: of {readme}"
+        ids = [ids] if isinstance(ids, str) else list(ids)
+    for name in [name for name in ids if not HUB_ID.fullmatch(str(name))]:
+        print(f"warning: {name!r} in {where} is not a Hub id (user/name or user/name@revision); skipped",
+              file=sys.stderr)
+        ids.remove(name)
+    return ids
