@@ -105,3 +105,22 @@ def main(argv=None) -> dict:
 
 if __name__ == "__main__":
     main()
+
+
+@torch.no_grad()
+def continuation_bpc(model: CharRNN, tokenizer, context_ids: np.ndarray, text: str) -> float | None:
+    """Bits per character of `text` read after `context_ids` (the prompt as the sampler fed it): how likely the
+    model finds a continuation of that prompt, not the same text out of context. None for an empty text."""
+    ids = tokenizer.encode(text)
+    if len(ids) == 0 or not text:
+        return None
+    was_training = model.training
+    model.eval()
+    try:
+        full = torch.from_numpy(np.concatenate([np.asarray(context_ids, dtype=np.int64), ids]))[None]  # (1, T)
+        logits, _, _ = model(full[:, :-1])  # (1, T-1, V): position t predicts token t+1
+        scored = logits[0, len(context_ids) - 1:].float()  # the predictions of the text's tokens
+        nll = torch.nn.functional.cross_entropy(scored, full[0, len(context_ids):], reduction="sum").item()
+    finally:
+        model.train(was_training)
+    return nll / math.log(2) / len(text)

@@ -6,7 +6,8 @@ import math
 
 import pandas as pd
 
-from charrnn.evaluate import evaluate_text
+from charrnn.evaluate import continuation_bpc
+from charrnn.sample import encode_prompt
 from charrnn.service.library import ModelLibrary
 
 COMPARE_DEFAULT = ("rnn", "gru", "lstm")
@@ -72,15 +73,16 @@ def validation_curves(library: ModelLibrary, names: list[str]) -> pd.DataFrame:
 
 
 def cross_scores(library: ModelLibrary, names: list[str], prompt: str, texts: list[str]) -> pd.DataFrame:
-    """Bits per character of each model's generated text (prompt excluded) under every model."""
+    """Bits per character of each model's generated text under every model, each read after the prompt as the
+    writer was (the prompt itself is not scored)."""
     rows = []
     for writer, text in zip(names, texts):
         continuation = text[len(prompt):] if text.startswith(prompt) else text
         row = {"text written by": writer}
         for scorer in names:
-            loaded = library.load(scorer)
-            row[f"bpc under {scorer}"] = (
-                round(evaluate_text(loaded.checkpoint.model, loaded.checkpoint.tokenizer, continuation)["bpc"], 3)
-                if len(continuation) >= 2 else None)
+            checkpoint = library.load(scorer).checkpoint
+            context, _ = encode_prompt(checkpoint.tokenizer, prompt)
+            bpc = continuation_bpc(checkpoint.model, checkpoint.tokenizer, context, continuation)
+            row[f"bpc under {scorer}"] = None if bpc is None else round(bpc, 3)
         rows.append(row)
     return pd.DataFrame(rows)
