@@ -238,7 +238,7 @@ def check_run_folder(out: Path) -> None:
         raise CharRNNError(f"--out {out} is a file; give a folder for the run (it will hold best/, last/ and "
                            f"metrics.jsonl)")
     existing = out
-    while not existing.exists():
+    while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         raise CharRNNError(f"--out {out} cannot be made: {existing} is a file; choose another folder")
@@ -541,10 +541,11 @@ class Trainer:
                     window_start = time.perf_counter()  # evaluation time is not training speed
                 bar.n = int(self.total_seconds()) if by_time else self.step
                 bar.refresh() if self.step % 10 == 0 else None
-        bar.close()
-        if not self.curve or self.curve[-1]["step"] != self.step:
-            self.evaluate()
-        self.save_last()
+            bar.close()
+            # Still under the handlers: a signal now lets the final save finish, a second one quits at once.
+            if not self.curve or self.curve[-1]["step"] != self.step:
+                self.evaluate()
+            self.save_last()
         return self._finish(reason)
 
     def _finish(self, reason: str) -> dict:
