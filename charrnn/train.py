@@ -5,7 +5,9 @@
     python -m charrnn.train --resume runs/gru --max-steps 20000
 
 A run folder holds best/ (lowest validation loss), last/ (with optimizer and RNG state for --resume)
-and metrics.jsonl (one JSON object per log line or evaluation).
+and metrics.jsonl (one JSON object per log line or evaluation). Saves are atomic, so a crash at any moment
+leaves a run that --resume continues. Ctrl-C (or SIGTERM) saves last/ and exits with 130 (143); a second
+Ctrl-C quits at once, without saving.
 """
 
 from __future__ import annotations
