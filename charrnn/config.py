@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -138,7 +137,7 @@ class TrainConfig:
 
 
 MAX_TIME_BUDGET = 10_000_000  # minutes (19 years); larger ones overflow the progress bar's total
-MAX_THREADS = 4 * (os.cpu_count() or 1)
+MAX_THREADS = 1024  # a bound against typos, not this machine's count: a run may resume on another machine
 # Every numeric option of TrainConfig: what it accepts, in words for the message and as a test (is_number()
 # refuses NaN, infinities and non-numbers first).
 OPTION_RANGES = {
@@ -149,7 +148,7 @@ OPTION_RANGES = {
     "val_fraction": ("in (0, 1)", lambda v: 0 < v < 1),
     "min_lr_ratio": ("in [0, 1]", lambda v: 0 <= v <= 1),
     "time_budget": (f"positive, at most {MAX_TIME_BUDGET:,} minutes", lambda v: 0 < v <= MAX_TIME_BUDGET),
-    "threads": (f"between 1 and {MAX_THREADS} (4 per CPU core)", lambda v: 1 <= v <= MAX_THREADS),
+    "threads": (f"between 1 and {MAX_THREADS}", lambda v: 1 <= v <= MAX_THREADS),
     "seed": ("in [0, 2**63)", lambda v: 0 <= v < 2**63),
 }
 
