@@ -28,7 +28,7 @@ from charrnn.errors import CharRNNError
 from charrnn.train import find_resume_checkpoint
 
 EVAL_INTERVAL = 5  # steps between evaluations, each followed by a save of last/ (and of best/ when it improves)
-MAX_DELAY = 1.5  # seconds of training before a kill, at most: a dozen or so save cycles of the tiny model
+MAX_DELAY = 1.5  # seconds of training before a kill, at most: several save cycles of the tiny model
 STARTUP_KILLS = 0.1  # the fraction of kills sent while the process starts up (imports, data), before training
 WAIT = 90.0  # seconds a process may take to start training, or to finish the last round
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
