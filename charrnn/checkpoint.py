@@ -1,20 +1,22 @@
 """Checkpoint folders: model.safetensors + config.json (model config, tokenizer, training config, metrics).
 
 No pickle anywhere: weights are safetensors, everything else is JSON. A folder is written beside its final
-place and renamed into it, so a crash mid-save leaves the previous checkpoint intact.
+place and renamed into it, so a crash mid-save leaves the previous checkpoint intact (as `<name>` or, between
+the two renames, `<name>.old`); the next save of the same checkpoint tidies what the crash left.
 """
 
 from __future__ import annotations
 
+import glob
 import json
+import pickle
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from charrnn.config import ModelConfig
@@ -57,6 +59,7 @@ def save_checkpoint(path, model: CharRNN, tokenizer: Tokenizer, dtype: str = "fl
         tensors[name] = value.detach().to("cpu", DTYPES[dtype]).contiguous()
     config = {"format": FORMAT, "version": 1, "model": asdict(model.config), "tokenizer": tokenizer.to_dict(),
               "dtype": dtype, "num_params": model.num_params(), **meta}
+    tidy_checkpoint(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + ".tmp-"))
     tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is meant to be shared
     try:
@@ -67,7 +70,6 @@ def save_checkpoint(path, model: CharRNN, tokenizer: Tokenizer, dtype: str = "fl
             torch.save(training_state, tmp / TRAINING_STATE)
         old = path.with_name(path.name + ".old")
         if path.exists():
-            shutil.rmtree(old, ignore_errors=True)
             path.rename(old)
         tmp.rename(path)
         shutil.rmtree(old, ignore_errors=True)
@@ -75,6 +77,21 @@ def save_checkpoint(path, model: CharRNN, tokenizer: Tokenizer, dtype: str = "fl
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def tidy_checkpoint(path) -> None:
+    """Undo what a crash (kill -9) during save_checkpoint(path) can leave beside `path`: remove
+    half-written `<name>.tmp-*` folders, and put `<name>.old` back when `<name>` is missing (a crash between
+    the two renames) or remove it when `<name>` is in place. Assumes one writer per checkpoint."""
+    path = Path(path)
+    for tmp in path.parent.glob(glob.escape(path.name) + ".tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    old = path.with_name(path.name + ".old")
+    if old.is_dir():
+        if path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.rename(path)
 
 
 MAX_PARAMS = 2_000_000_000  # a sanity bound: a config asking for more is corrupt, not a model to allocate
@@ -180,7 +197,11 @@ def load_training_state(path) -> dict:
     state_file = Path(path) / TRAINING_STATE
     if not state_file.is_file():
         raise CharRNNError(f"{path} has no {TRAINING_STATE}: resume from a run folder's last/ checkpoint")
-    return torch.load(state_file, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(state_file, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
+        raise CharRNNError(f"{state_file} is corrupt ({err}); resume from a copy of the run, or start it "
+                           "again without --resume") from None
 
 
 def find_checkpoints(root) -> list[Path]:

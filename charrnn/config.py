@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
+import sys
 from dataclasses import dataclass, field
 
 from charrnn.errors import CharRNNError, check
@@ -13,6 +15,15 @@ CELLS = ("rnn_tanh", "rnn_relu", "gru", "lstm")
 TOKENIZERS = ("char", "sp-bpe", "sp-unigram")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def is_integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """A finite int or float (bools, strings, NaN and infinities are not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_cell(cell: str) -> str:
@@ -39,10 +50,11 @@ class ModelConfig:
         check_cell(self.cell)
         for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers"):
             value = getattr(self, name)
-            check(isinstance(value, int) and value > 0, f"{name} must be a positive integer, got {value!r}")
+            check(is_integer(value) and value > 0, f"{name} must be a positive integer, got {value!r}")
         for name in ("dropout", "input_dropout", "weight_drop"):
             value = getattr(self, name)
-            check(0.0 <= value < 1.0, f"{name} must be in [0, 1), got {value}")
+            check(is_number(value) and 0.0 <= value < 1.0, f"{name} must be in [0, 1), got {value!r}")
+        check(isinstance(self.tie_weights, bool), f"tie_weights must be true or false, got {self.tie_weights!r}")
         check(
             not self.tie_weights or self.embedding_size == self.hidden_size,
             "tie_weights needs embedding_size == hidden_size "
@@ -113,23 +125,35 @@ class TrainConfig:
     progress: bool = _flag(True, "show a progress bar")
 
     def validate(self) -> None:
+        """Check every option before anything is loaded or allocated; a bad one raises CharRNNError."""
         check(self.dataset is not None or self.resume is not None, "give --dataset (or --resume a run)")
         check_cell(self.cell)
-        for name in ("layers", "hidden", "embedding", "batch_size", "seq_len", "vocab_size", "eval_interval",
-                     "log_interval"):
+        for name, (words, accepts) in OPTION_RANGES.items():
             value = getattr(self, name)
-            check(value > 0, f"--{name.replace('_', '-')} must be positive, got {value}")
-        for name in ("max_steps", "steps_this_run", "time_budget", "threads"):
-            value = getattr(self, name)
-            check(value is None or value > 0, f"--{name.replace('_', '-')} must be positive, got {value}")
-        for name in ("dropout", "input_dropout", "weight_drop", "ema_decay"):
-            value = getattr(self, name)
-            check(0.0 <= value < 1.0, f"--{name.replace('_', '-')} must be in [0, 1), got {value}")
-        check(0.0 < self.val_fraction < 1.0, f"--val-fraction must be in (0, 1), got {self.val_fraction}")
-        check(self.lr > 0, f"--lr must be positive, got {self.lr}")
-        check(self.clip >= 0, f"--clip must be >= 0, got {self.clip}")
+            if value is None and TrainConfig.__dataclass_fields__[name].default is None:
+                continue  # not given: the documented default behaviour
+            flag = "--" + name.replace("_", "-")
+            check(is_number(value), f"{flag} must be finite and {words}, got {value!r}")
+            check(accepts(value), f"{flag} must be {words}, got {value!r}")
         if self.params is not None:
             parse_count(self.params)
+
+
+MAX_TIME_BUDGET = 10_000_000  # minutes (19 years); larger ones overflow the progress bar's total
+MAX_THREADS = 1024  # a bound against typos, not this machine's count: a run may resume on another machine
+# Every numeric option of TrainConfig: what it accepts, in words for the message and as a test (is_number()
+# refuses NaN, infinities and non-numbers first).
+OPTION_RANGES = {
+    **dict.fromkeys(("layers", "hidden", "embedding", "batch_size", "seq_len", "vocab_size", "eval_interval",
+                     "log_interval", "lr", "max_steps", "steps_this_run"), ("positive", lambda v: v > 0)),
+    **dict.fromkeys(("warmup_steps", "patience", "weight_decay", "clip"), (">= 0", lambda v: v >= 0)),
+    **dict.fromkeys(("dropout", "input_dropout", "weight_drop", "ema_decay"), ("in [0, 1)", lambda v: 0 <= v < 1)),
+    "val_fraction": ("in (0, 1)", lambda v: 0 < v < 1),
+    "min_lr_ratio": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "time_budget": (f"positive, at most {MAX_TIME_BUDGET:,} minutes", lambda v: 0 < v <= MAX_TIME_BUDGET),
+    "threads": (f"between 1 and {MAX_THREADS}", lambda v: 1 <= v <= MAX_THREADS),
+    "seed": ("in [0, 2**63)", lambda v: 0 <= v < 2**63),
+}
 
 
 def parse_count(text: str) -> int:
@@ -138,8 +162,16 @@ def parse_count(text: str) -> int:
     if not match:
         raise CharRNNError(f"cannot read {text!r} as a parameter count: write e.g. 3M, 500k or 1500000")
     value = float(match.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[match.group(2).lower()]
-    check(value >= 1, f"a parameter count must be positive, got {text!r}")
+    check(math.isfinite(value) and value >= 1, f"a parameter count must be positive and finite, got {text!r}")
     return int(value)
+
+
+class CliParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, `error: ...` and exit code 2, like every other CLI error."""
+
+    def error(self, message: str):
+        print(f"error: {message} ({self.prog} --help lists the options)", file=sys.stderr)
+        sys.exit(2)
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:

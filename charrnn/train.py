@@ -5,7 +5,9 @@
     charrnn train --resume runs/gru --max-steps 20000     (or a run pushed with --training-state: user/name)
 
 A run folder holds best/ (lowest validation loss), last/ (with optimizer and RNG state for --resume)
-and metrics.jsonl (one JSON object per log line or evaluation).
+and metrics.jsonl (one JSON object per log line or evaluation). Saves are atomic, so a crash at any moment
+leaves a run that --resume continues. Ctrl-C (or SIGTERM) saves last/ and exits with 130 (143); a second
+Ctrl-C quits at once, without saving.
 """
 
 from __future__ import annotations
@@ -26,20 +28,21 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from charrnn.checkpoint import load_checkpoint, load_training_state, save_checkpoint
-from charrnn.config import ModelConfig, TrainConfig, add_dataclass_arguments, parse_count
+from charrnn.checkpoint import CONFIG, load_checkpoint, load_training_state, save_checkpoint, tidy_checkpoint
+from charrnn.config import CliParser, ModelConfig, TrainConfig, add_dataclass_arguments, parse_count
 from charrnn.data import Corpus, StreamBatcher, load_corpus, resolve_source
 from charrnn.device import autocast, autocast_dtype, pick_device
 from charrnn.errors import CharRNNError, cli_errors
 from charrnn.evaluate import evaluate_ids
-from charrnn.hub import resume_location
-from charrnn.model import CharRNN, hidden_size_for_params
+from charrnn.hub import is_hub_id, resume_location
+from charrnn.model import GATES, CharRNN, count_params, hidden_size_for_params
 
 DEFAULT_MAX_STEPS = 5000
 GRAD_NORM_BINS = np.logspace(-3, 3, 31)  # histogram edges for pre-clipping gradient norms
 # Flags that may change when resuming; everything else comes from the run being resumed.
 RESUME_OVERRIDES = ("max_steps", "time_budget", "steps_this_run", "eval_interval", "patience", "log_interval",
                     "progress", "threads", "device", "out")
+BYTES_PER_PARAM = 20  # float32 weights, gradients, AdamW's two moments and the moving average
 
 
 def repackage_hidden(hidden):
@@ -88,14 +91,43 @@ def hardware_description(device: torch.device) -> str:
     return f"{model_name}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
-def build_model(cfg: TrainConfig, vocab_size: int) -> CharRNN:
+def memory_of(device: torch.device) -> int | None:
+    """Total memory of the device in bytes (None when unknown)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits(config: ModelConfig, batch_size: int, seq_len: int, device: torch.device) -> None:
+    """Refuse, before allocating anything, a model whose training cannot fit in the device's memory."""
+    params = count_params(config.cell, config.hidden_size, config.vocab_size, config.embedding_size,
+                          config.num_layers, config.tie_weights)
+    # Kept for backward, per character of the batch: each layer's gates, cell and output, the embedding, and
+    # the logits with their softmax and gradient.
+    per_char = config.num_layers * (GATES[config.cell] + 2) * config.hidden_size + config.embedding_size
+    needed = params * BYTES_PER_PARAM + batch_size * seq_len * (per_char + 3 * config.vocab_size) * 4
+    available = memory_of(device)
+    if available is not None and needed > available:
+        raise CharRNNError(
+            f"a {config.num_layers:,}-layer {config.cell} with hidden size {config.hidden_size:,} and embedding size "
+            f"{config.embedding_size:,} has {params:,} parameters and needs about {needed / 2**30:,.1f} GiB to "
+            f"train, more than the {available / 2**30:,.1f} GiB of this {device.type} device: lower --hidden, "
+            f"--layers or --embedding (or --batch-size and --seq-len), or give a parameter budget such as "
+            f"--params 3M")
+
+
+def build_model(cfg: TrainConfig, vocab_size: int, device: torch.device) -> CharRNN:
     hidden = cfg.hidden
     if cfg.params:
         hidden = hidden_size_for_params(parse_count(cfg.params), cfg.cell, vocab_size, cfg.embedding, cfg.layers)
-    return CharRNN(ModelConfig(vocab_size=vocab_size, cell=cfg.cell, embedding_size=cfg.embedding,
-                               hidden_size=hidden, num_layers=cfg.layers, dropout=cfg.dropout,
-                               input_dropout=cfg.input_dropout, weight_drop=cfg.weight_drop,
-                               tie_weights=cfg.tie_weights))
+    config = ModelConfig(vocab_size=vocab_size, cell=cfg.cell, embedding_size=cfg.embedding, hidden_size=hidden,
+                         num_layers=cfg.layers, dropout=cfg.dropout, input_dropout=cfg.input_dropout,
+                         weight_drop=cfg.weight_drop, tie_weights=cfg.tie_weights)
+    check_fits(config, cfg.batch_size, cfg.seq_len, device)
+    return CharRNN(config)
 
 
 def make_optimizer(model: CharRNN, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -126,8 +158,18 @@ def train_step(model: CharRNN, optimizer: torch.optim.Optimizer, x: torch.Tensor
     return loss_value, norm, repackage_hidden(hidden)
 
 
+class QuitNow(KeyboardInterrupt):
+    """A second Ctrl-C (or SIGTERM) while the first one's save is pending: stop at once, without saving.
+    Checkpoints stay intact: a save cut short leaves the previous one in place."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 class StopRequest:
-    """SIGINT/SIGTERM set a flag; the loop saves a checkpoint at the end of the current step and exits."""
+    """SIGINT/SIGTERM set a flag; the loop saves a checkpoint at the end of the current step and exits.
+    A second signal raises QuitNow."""
 
     def __init__(self):
         self.signal_name = None
@@ -142,11 +184,73 @@ class StopRequest:
         return self
 
     def _handle(self, signum, frame):
+        if self.signal_name:
+            raise QuitNow(signum)
         self.signal_name = signal.Signals(signum).name
+        print(f"\n{self.signal_name}: saving a checkpoint after this step, then stopping "
+              "(press Ctrl-C again to quit at once; the checkpoints stay intact)", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+def find_resume_checkpoint(resume) -> Path:
+    """The checkpoint `--resume RUN` continues from: RUN/last, else RUN/last.old (left by a crash between the
+    two renames of a save), else RUN itself when it is a checkpoint folder (RUN/last given directly)."""
+    path = Path(resume)
+    candidates = [path / "last", path / "last.old", path]
+    if path.name == "last":
+        candidates.append(path.with_name("last.old"))
+    for candidate in candidates:
+        if (candidate / CONFIG).is_file():
+            return candidate
+    if not path.exists():
+        raise CharRNNError(f"--resume {path}: no such run folder; check the path (a new run starts with "
+                           f"--dataset ... --out {path})")
+    if not path.is_dir():
+        raise CharRNNError(f"--resume {path} is a file; give the run folder (the --out of the run)")
+    start = first_start_record(path)
+    if start is None:
+        raise CharRNNError(f"--resume {path}: this folder holds no run (no last/ checkpoint, no metrics.jsonl); "
+                           f"give the --out folder of a run")
+    again = f": {start['command']}" if start.get("command") else " (the command that started it)"
+    raise CharRNNError(f"{path} has no checkpoint yet: the run stopped before its first save (a run saves every "
+                       f"--eval-interval steps). Start it again with the same command, without --resume{again}")
+
+
+def first_start_record(run: Path) -> dict | None:
+    """The record a run writes to its metrics.jsonl when it starts (None when there is none)."""
+    try:
+        lines = (run / "metrics.jsonl").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a crash
+            continue
+        if isinstance(record, dict) and record.get("event") == "start":
+            return record
+    return None
+
+
+def check_run_folder(out: Path) -> None:
+    """Fail before any work when --out cannot become a run folder (it is made once the model is built)."""
+    if out.exists() and not out.is_dir():
+        raise CharRNNError(f"--out {out} is a file; give a folder for the run (it will hold best/, last/ and "
+                           f"metrics.jsonl)")
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CharRNNError(f"--out {out} cannot be made: {existing} is a file; choose another folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CharRNNError(f"--out {out}: no permission to write in {existing}; choose a folder you can write to")
+
+
+def run_folder_of(checkpoint: Path) -> Path:
+    return checkpoint.parent if checkpoint.name in ("last", "last.old") else checkpoint
 
 
 class Trainer:
@@ -157,6 +261,7 @@ class Trainer:
         self.cfg = cfg
         self.command = command
         self.out = Path(cfg.out)
+        check_run_folder(self.out)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = pick_device(cfg.device)
@@ -164,8 +269,7 @@ class Trainer:
         resume_state = None
         resume_checkpoint = None
         if cfg.resume:
-            resume_dir = Path(cfg.resume)
-            resume_dir = resume_dir / "last" if (resume_dir / "last").is_dir() else resume_dir
+            resume_dir = find_resume_checkpoint(cfg.resume)
             resume_checkpoint = load_checkpoint(resume_dir, self.device)
             resume_state = load_training_state(resume_dir)
         torch.manual_seed(cfg.seed)
@@ -176,7 +280,8 @@ class Trainer:
         if len(self.corpus.val) < 2:
             raise CharRNNError("the validation text is empty; give more text or a larger --val-fraction")
         self.batcher = StreamBatcher(self.corpus.train, cfg.batch_size, cfg.seq_len, cfg.seed)
-        self.model = resume_checkpoint.model if resume_checkpoint else build_model(cfg, self.corpus.tokenizer.vocab_size)
+        self.model = (resume_checkpoint.model if resume_checkpoint
+                      else build_model(cfg, self.corpus.tokenizer.vocab_size, self.device))
         self.model.to(self.device).train()
         self.optimizer = make_optimizer(self.model, cfg)
         # The weights that are evaluated and saved as best/: a moving average of the recent steps when
@@ -195,8 +300,29 @@ class Trainer:
         self.clipped_steps = 0
         self.chars_seen = 0
         self.step_seconds = 0.0  # time inside training steps only: the honest chars/s
+        self.saved_step = None  # the step of the checkpoint in last/, once there is one
+        self.last_batch = None  # the latest training batch, to check an update before its weights are saved
+        self.stop_signal = None
         if resume_state is not None:
             self._load_state(resume_state)
+            self.saved_step = self.step
+        self._open_run_folder()
+
+    def _open_run_folder(self) -> None:
+        """Make the run folder and tidy what a crash left in it."""
+        metrics = self.out / "metrics.jsonl"
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with open(metrics, "a+b") as f:
+                # A kill during a write leaves a line cut short: end it, so the next record starts a line.
+                size = f.seek(0, os.SEEK_END)
+                if size and (f.seek(size - 1), f.read(1))[1] != b"\n":
+                    f.write(b"\n")
+            for name in ("best", "last"):
+                tidy_checkpoint(self.out / name)
+        except OSError as err:
+            raise CharRNNError(f"cannot write the run folder --out {self.out} ({err.strerror or err}); choose a "
+                               f"folder you can write to") from None
 
     # -- state for exact resume -------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -288,6 +414,8 @@ class Trainer:
     def evaluate(self) -> dict:
         result = evaluate_ids(self.eval_model, self.corpus.val, self.corpus.val_chars, device=self.device,
                               amp_dtype=self.amp_dtype)
+        if self.exploded(result["nats"]):
+            raise self.diverged(f"validation loss {result['nats']:.4g}")
         record = {"step": self.step, "elapsed_s": round(self.total_seconds(), 2), "val_nats": result["nats"],
                   "val_bpc": result["bpc"], "val_ppl": result["ppl"]}
         self.curve.append(record)
@@ -304,22 +432,49 @@ class Trainer:
     def save_last(self) -> None:
         # The trained (not averaged) weights, in float32 whatever --save-dtype says: resuming must continue
         # bit for bit. The average travels in the training state.
+        if self.last_batch is not None:
+            loss = self.loss_after_update()
+            if self.exploded(loss):
+                raise self.diverged(f"loss after the last update {loss:.4g}")
         save_checkpoint(self.out / "last", self.model, self.corpus.tokenizer, "float32",
                         training_state=self._state(), **self._meta())
+        self.saved_step = self.step
+
+    # -- divergence -------------------------------------------------------------------------------------
+    def exploded(self, loss: float) -> bool:
+        # A healthy run starts near ln(V) (uniform guessing) and goes down; far above it, it has exploded.
+        return not math.isfinite(loss) or loss > 5 * math.log(self.model.config.vocab_size) + 5
+
+    @torch.no_grad()
+    def loss_after_update(self) -> float:
+        """The loss of the current weights on the latest batch. A step's own loss is measured before its
+        update, so without this a catastrophic last update would be saved as last/."""
+        x, y = self.last_batch
+        self.model.eval()  # no dropout: the random stream stays the same as a run that does not check
+        try:
+            with autocast(self.device, self.amp_dtype):
+                return self.model(x, None, y)[2].item()
+        finally:
+            self.model.train()
+
+    def diverged(self, what: str) -> CharRNNError:
+        if self.saved_step is None:
+            saved = f"No checkpoint was saved (a run saves every {self.cfg.eval_interval} steps)"
+        else:
+            saved = f"The last good checkpoint is {self.out / 'last'} (step {self.saved_step})"
+        return CharRNNError(f"training diverged at step {self.step}: {what}. {saved}; try a lower --lr "
+                            f"(now {self.cfg.lr}) or a tighter --clip (now {self.cfg.clip})")
 
     # -- the loop ---------------------------------------------------------------------------------------
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.cfg, self.step, self.progress())
-        loss_value, norm, self.hidden = train_step(self.model, self.optimizer, x.to(self.device), y.to(self.device),
-                                                   self.hidden, self.amp_dtype, self.cfg.clip)
-        # A healthy run starts near ln(V) (uniform guessing) and goes down; far above it, it has exploded.
-        exploded = loss_value > 5 * math.log(self.model.config.vocab_size) + 5
-        if exploded or not math.isfinite(loss_value) or not math.isfinite(norm):
-            raise CharRNNError(
-                f"training diverged at step {self.step}: loss {loss_value}, gradient norm {norm}. "
-                f"The last good checkpoint is {self.out / 'last'}; try a lower --lr (now {self.cfg.lr}) "
-                f"or a tighter --clip (now {self.cfg.clip})")
+        x, y = x.to(self.device), y.to(self.device)
+        loss_value, norm, self.hidden = train_step(self.model, self.optimizer, x, y, self.hidden, self.amp_dtype,
+                                                   self.cfg.clip)
+        if self.exploded(loss_value) or not math.isfinite(norm):
+            raise self.diverged(f"loss {loss_value:.4g}, gradient norm {norm:.4g}")
+        self.last_batch = (x, y)
         if self.ema is not None:
             self.ema.update_parameters(self.model)
         self.grad_hist[np.searchsorted(GRAD_NORM_BINS, norm)] += 1
@@ -340,7 +495,6 @@ class Trainer:
     def run(self) -> dict:
         from tqdm.auto import tqdm
 
-        self.out.mkdir(parents=True, exist_ok=True)
         self._start = time.perf_counter()
         cfg = self.cfg
         by_time = self.max_steps is None
@@ -349,7 +503,7 @@ class Trainer:
                    desc=f"{self.model.config.cell} {self.model.num_params() / 1e6:.2f}M")
         self._log({"event": "start", "step": self.step, "num_params": self.model.num_params(),
                    "config": dataclasses.asdict(cfg), "train_tokens": len(self.corpus.train),
-                   "val_tokens": len(self.corpus.val)})
+                   "val_tokens": len(self.corpus.val), "command": self.command})
         window_loss, window_norm, window_start, window_steps = 0.0, [], time.perf_counter(), 0
         steps_this_run, reason = 0, None
         with StopRequest() as stop:
@@ -359,6 +513,7 @@ class Trainer:
                     break
                 if stop.signal_name:
                     reason = f"interrupted ({stop.signal_name})"
+                    self.stop_signal = signal.Signals[stop.signal_name]
                     break
                 step_start = time.perf_counter()
                 x, y, starts_epoch = self.batcher.batch(self.step)
@@ -389,10 +544,11 @@ class Trainer:
                     window_start = time.perf_counter()  # evaluation time is not training speed
                 bar.n = int(self.total_seconds()) if by_time else self.step
                 bar.refresh() if self.step % 10 == 0 else None
-        bar.close()
-        if not self.curve or self.curve[-1]["step"] != self.step:
-            self.evaluate()
-        self.save_last()
+            bar.close()
+            # Still under the handlers: a signal now lets the final save finish, a second one quits at once.
+            if not self.curve or self.curve[-1]["step"] != self.step:
+                self.evaluate()
+            self.save_last()
         return self._finish(reason)
 
     def _finish(self, reason: str) -> dict:
@@ -415,8 +571,8 @@ class Trainer:
 
 
 def parse_args(argv=None) -> TrainConfig:
-    parser = argparse.ArgumentParser(prog="charrnn train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CliParser(prog="charrnn train", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_dataclass_arguments(parser, TrainConfig)
     args = parser.parse_args(argv)
     cfg = TrainConfig(**vars(args))
@@ -427,9 +583,13 @@ def parse_args(argv=None) -> TrainConfig:
         for action in explicit._actions:
             action.default = argparse.SUPPRESS
         given = vars(explicit.parse_known_args(argv)[0])
-        resume_dir, out = resume_location(cfg.resume, cfg.revision)  # a pushed run's Hub id downloads it
+        if is_hub_id(cfg.resume):
+            resume_dir, out = resume_location(cfg.resume, cfg.revision)  # a pushed run's Hub id downloads it
+        else:
+            resume_dir = find_resume_checkpoint(cfg.resume)
+            out = run_folder_of(resume_dir)
         stored = load_checkpoint(resume_dir).meta.get("training")
-        if not stored:
+        if not isinstance(stored, dict):
             raise CharRNNError(f"{resume_dir} has no training config to resume from")
         stored = {k: v for k, v in stored.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}
         stored["out"] = str(out)
@@ -444,6 +604,16 @@ def parse_args(argv=None) -> TrainConfig:
 @cli_errors
 def main(argv=None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
+    try:
+        return train(argv)
+    except KeyboardInterrupt as err:  # Ctrl-C before training started, or QuitNow: a second signal
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"\nstopped at once by {signal.Signals(signum).name}, without saving; the checkpoints in the run "
+              f"folder are intact (--resume continues from the last one)", file=sys.stderr)
+        sys.exit(128 + signum)  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+def train(argv: list[str]) -> dict:
     cfg = parse_args(argv)
     trainer = Trainer(cfg, command=shlex.join(["python", "-m", "charrnn.train", *argv]))
     print(f"{trainer.model.config.cell}: {trainer.model.num_params():,} parameters "
@@ -454,8 +624,8 @@ def main(argv=None) -> dict:
     if summary["stopped"].startswith("interrupted"):
         print(f"{summary['stopped']}: saved {cfg.out}/last; continue with --resume {cfg.out}", file=sys.stderr)
     print(json.dumps(summary))
-    if summary["stopped"].startswith("interrupted"):
-        sys.exit(130)
+    if trainer.stop_signal:
+        sys.exit(128 + trainer.stop_signal)
     return summary
 
 

@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 
-from charrnn.checkpoint import CONFIG, WEIGHTS, find_checkpoints, load_checkpoint, save_checkpoint
+from charrnn.checkpoint import (CONFIG, TRAINING_STATE, WEIGHTS, find_checkpoints, load_checkpoint,
+                                load_training_state, save_checkpoint, tidy_checkpoint)
 from charrnn.config import ModelConfig
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN
@@ -93,3 +94,46 @@ def test_a_checkpoint_folder_missing_a_file_names_it(tmp_path, missing):
 def test_a_missing_folder_is_named(tmp_path):
     with pytest.raises(CharRNNError, match="does not exist"):
         load_checkpoint(tmp_path / "nowhere")
+
+
+def test_the_next_save_cleans_stale_temporary_folders_of_that_checkpoint_only(tmp_path):
+    tokenizer = CharTokenizer("abcdefgh")
+    save_checkpoint(tmp_path / "ckpt", make_model(), tokenizer)
+    for stale in ("ckpt.tmp-k1ll3d", "ckpt.tmp-0ther"):  # left by kill -9 during earlier saves
+        (tmp_path / stale).mkdir()
+        (tmp_path / stale / WEIGHTS).write_bytes(b"half a file")
+    (tmp_path / "other.tmp-abc").mkdir()  # another checkpoint's save, maybe in progress: not ours to remove
+    save_checkpoint(tmp_path / "ckpt", make_model(cell="gru"), tokenizer)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "other.tmp-abc"]
+    assert load_checkpoint(tmp_path / "ckpt").model.config.cell == "gru"
+
+
+def test_a_crash_between_the_two_renames_leaves_old_and_the_next_save_replaces_it(tmp_path):
+    tokenizer = CharTokenizer("abcdefgh")
+    save_checkpoint(tmp_path / "ckpt", make_model(), tokenizer)
+    (tmp_path / "ckpt").rename(tmp_path / "ckpt.old")  # killed after `ckpt -> ckpt.old`, before `tmp -> ckpt`
+    (tmp_path / "ckpt.tmp-k1ll3d").mkdir()
+    save_checkpoint(tmp_path / "ckpt", make_model(cell="gru"), tokenizer)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    assert load_checkpoint(tmp_path / "ckpt").model.config.cell == "gru"
+
+
+def test_tidy_puts_old_back_when_the_checkpoint_is_missing_and_removes_it_otherwise(tmp_path):
+    tokenizer = CharTokenizer("abcdefgh")
+    save_checkpoint(tmp_path / "a", make_model(), tokenizer)
+    (tmp_path / "a").rename(tmp_path / "a.old")
+    save_checkpoint(tmp_path / "b", make_model(), tokenizer)
+    save_checkpoint(tmp_path / "b.old", make_model(cell="gru"), tokenizer)  # a crash during the last rmtree
+    tidy_checkpoint(tmp_path / "a")
+    tidy_checkpoint(tmp_path / "b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+    assert load_checkpoint(tmp_path / "a").model.config.cell == "lstm"
+    assert load_checkpoint(tmp_path / "b").model.config.cell == "lstm"
+
+
+def test_a_corrupt_training_state_is_refused_with_a_clear_error(tmp_path):
+    save_checkpoint(tmp_path / "last", make_model(), CharTokenizer("abcdefgh"), training_state={"step": 3})
+    assert load_training_state(tmp_path / "last") == {"step": 3}
+    (tmp_path / "last" / TRAINING_STATE).write_bytes(b"PK\x03\x04 not a whole zip")
+    with pytest.raises(CharRNNError, match="is corrupt"):
+        load_training_state(tmp_path / "last")

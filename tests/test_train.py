@@ -1,6 +1,9 @@
+import dataclasses
 import json
 import math
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -9,9 +12,11 @@ import time
 import pytest
 import torch
 
-from charrnn.checkpoint import load_checkpoint
-from charrnn.train import main
-from tests.conftest import ROOT, tiny_train_args
+from charrnn.checkpoint import load_checkpoint, load_training_state
+from charrnn.config import OPTION_RANGES, ModelConfig, TrainConfig
+from charrnn.errors import CharRNNError
+from charrnn.train import learning_rate, main, train_step
+from tests.conftest import ROOT, TINY_TEXT, tiny_train_args
 
 
 def last_json_line(captured: str) -> dict:
@@ -56,18 +61,54 @@ def test_params_flag_picks_the_hidden_size(text_file, tmp_path):
     assert abs(params - 20_000) / 20_000 < 0.05
 
 
-def test_resume_continues_bit_for_bit(text_file, tmp_path):
-    common = ["--dropout", "0.2", "--input-dropout", "0.1", "--weight-drop", "0.3", "--max-steps", "24",
-              "--eval-interval", "8"]
-    main(tiny_train_args(text_file, tmp_path / "straight", *common))
-    main(tiny_train_args(text_file, tmp_path / "split", *common, "--steps-this-run", "12"))
+RESUME_FLAGS = ["--dropout", "0.2", "--input-dropout", "0.1", "--weight-drop", "0.3", "--max-steps", "24",
+                "--eval-interval", "8"]
+
+
+@pytest.fixture(scope="module")
+def straight_run(text_file, tmp_path_factory):
+    """A run of 24 steps in one go, to compare resumed runs with."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    main(tiny_train_args(text_file, out, *RESUME_FLAGS))
+    return out
+
+
+def assert_same_tensors(expected: dict, actual: dict) -> None:
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+
+
+def assert_same_run(expected, actual) -> None:
+    """The same trained weights, the same moving average (in last/'s training state, and as best/ ships it)."""
+    for name in ("last", "best"):
+        assert_same_tensors(load_checkpoint(expected / name).model.state_dict(),
+                            load_checkpoint(actual / name).model.state_dict())
+    expected_ema, actual_ema = (load_training_state(run / "last")["ema"] for run in (expected, actual))
+    assert_same_tensors(expected_ema, actual_ema)
+    assert int(actual_ema["n_averaged"]) == 24
+
+
+def test_resume_continues_bit_for_bit(text_file, tmp_path, straight_run):
+    main(tiny_train_args(text_file, tmp_path / "split", *RESUME_FLAGS, "--steps-this-run", "12"))
     assert load_checkpoint(tmp_path / "split" / "last").meta["metrics"]["steps"] == 12
     main(["--resume", str(tmp_path / "split"), "--no-progress"])
-    straight = load_checkpoint(tmp_path / "straight" / "last").model.state_dict()
-    resumed = load_checkpoint(tmp_path / "split" / "last").model.state_dict()
-    assert straight.keys() == resumed.keys()
-    for name in straight:
-        assert torch.equal(straight[name], resumed[name]), name
+    assert_same_run(straight_run, tmp_path / "split")
+
+
+def test_resume_falls_back_to_last_old_after_a_crash_between_the_two_renames(text_file, tmp_path, straight_run):
+    run = tmp_path / "split"
+    main(tiny_train_args(text_file, run, *RESUME_FLAGS, "--steps-this-run", "12"))
+    (run / "last").rename(run / "last.old")  # killed after `last -> last.old`, before `tmp -> last`
+    (run / "last.tmp-k1ll3d").mkdir()
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"event": "train", "st')  # and in the middle of a metrics line
+    main(["--resume", str(run), "--no-progress"])
+    assert_same_run(straight_run, run)
+    assert sorted(p.name for p in run.iterdir()) == ["best", "last", "metrics.jsonl"]
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert sum(1 for line in lines if not line.endswith("}")) == 1  # only the cut line; the next ones whole
+    assert json.loads(lines[-1])["event"] == "final"
 
 
 def test_a_time_budget_stops_the_run_and_evaluates(text_file, tmp_path):
@@ -76,14 +117,49 @@ def test_a_time_budget_stops_the_run_and_evaluates(text_file, tmp_path):
     assert summary["val_bpc"] > 0
 
 
-def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(text_file, tmp_path, capsys):
+def assert_healthy(checkpoint_dir) -> None:
+    """Finite weights, and a loss on the training text no worse than a few nats per character."""
+    checkpoint = load_checkpoint(checkpoint_dir)
+    assert all(torch.isfinite(p).all() for p in checkpoint.model.parameters())
+    ids = torch.tensor([checkpoint.tokenizer.encode(TINY_TEXT[:200]).tolist()])
+    with torch.no_grad():
+        assert checkpoint.model(ids[:, :-1], None, ids[:, 1:])[2].item() < 5
+
+
+def test_divergence_stops_with_a_message_and_saves_nothing_diverged(text_file, tmp_path, capsys):
+    # The first update (lr 1e30) wrecks the weights; its own loss, measured before it, looks fine.
     with pytest.raises(SystemExit) as exit_info:
         main(tiny_train_args(text_file, tmp_path / "run", "--lr", "1e30", "--clip", "0", "--warmup-steps", "1",
                              "--eval-interval", "1"))
     assert exit_info.value.code == 2
-    message = capsys.readouterr().err
-    assert "diverged" in message and "--lr" in message
-    assert load_checkpoint(tmp_path / "run" / "last").model is not None
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.fullmatch(r"error: training diverged at step 1: validation loss \S+\. No checkpoint was saved .*"
+                        r"try a lower --lr \(now 1e\+30\).*", message), message
+    assert float(re.search(r"loss (\S+)\.", message).group(1)) > 100
+    assert not (tmp_path / "run" / "last").exists() and not (tmp_path / "run" / "best").exists()
+
+
+@pytest.mark.parametrize("ema_decay, average_hides_it", [("0.995", False), ("0", False), ("0.995", True)])
+def test_a_catastrophic_update_just_before_a_save_is_not_saved(text_file, tmp_path, capsys, monkeypatch,
+                                                                ema_decay, average_hides_it):
+    # Steps 0-5 are sane and saved at step 5; the update of step 9 blows the weights up, and step 10 saves.
+    sane = learning_rate
+    monkeypatch.setattr("charrnn.train.learning_rate", lambda cfg, step, progress: 1e30 if step == 9
+                        else sane(cfg, step, progress))
+    if average_hides_it:  # late in a long run the moving average barely moves: its validation loss looks fine
+        monkeypatch.setattr("charrnn.train.evaluate_ids", lambda *args, **kwargs: {"nats": 1.0, "bpc": 1.44,
+                                                                                    "ppl": 2.7, "chars": 99})
+    with pytest.raises(SystemExit):
+        main(tiny_train_args(text_file, tmp_path / "run", "--clip", "0", "--eval-interval", "5",
+                             "--ema-decay", ema_decay))
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    what = "loss after the last update" if average_hides_it else "validation loss"
+    assert message.startswith(f"error: training diverged at step 10: {what} ")
+    assert f"The last good checkpoint is {tmp_path / 'run' / 'last'} (step 5)" in message
+    assert load_checkpoint(tmp_path / "run" / "last").metrics["steps"] == 5
+    assert_healthy(tmp_path / "run" / "last")
+    if not average_hides_it:
+        assert_healthy(tmp_path / "run" / "best")
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -106,10 +182,111 @@ def test_bad_training_options_get_a_message_not_a_traceback(text_file, tmp_path,
     assert message in err and "Traceback" not in err
 
 
+def numeric_options() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)
+            if type(f.default) in (int, float) or f.name in ("max_steps", "steps_this_run", "threads", "time_budget")]
+
+
+def bad_command_lines(tmp_path) -> list[list[str]]:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    table = [
+        ["--out", str(a_file)], ["--out", str(a_file / "run")], ["--out", "/proc/charrnn-run"],
+        ["--hidden", "100000000"], ["--layers", "100000000"], ["--embedding", "100000000"], ["--params", "1e30"],
+        ["--params", "1e400"], ["--params", "lots"], ["--hidden", "abc"], ["--cell", "transformer"],
+        ["--warmup-steps", "-5"], ["--lr", "nan"], ["--lr", "inf"], ["--lr", "-0.001"], ["--time-budget", "inf"],
+        ["--time-budget", "1e300"], ["--clip", "inf"], ["--weight-decay", "nan"], ["--min-lr-ratio", "2"],
+        ["--threads", "100000"], ["--seed", "-1"], ["--seed", str(2**64)], ["--max-steps", "1.5"],
+        ["--resume", str(tmp_path / "nowhere")], ["--resume", str(a_file)], ["--resume", str(tmp_path)],
+    ]
+    for name in numeric_options():  # every numeric option refuses a negative value, and NaN where it is a float
+        flag = "--" + name.replace("_", "-")
+        table += [[flag, "-1"], [flag, "nan"]]
+    return table
+
+
+def test_every_bad_command_line_gets_one_line_and_exit_code_2(text_file, tmp_path, capsys):
+    assert set(numeric_options()) <= set(OPTION_RANGES)  # a new numeric option gets a range too
+    for flags in bad_command_lines(tmp_path):
+        if flags[0] == "--resume":
+            argv = [*flags, "--no-progress"]
+        else:
+            argv = tiny_train_args(text_file, tmp_path / "run", *flags)
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert exit_info.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (flags, captured.err)
+        assert captured.out == ""
+    assert not (tmp_path / "run").exists()  # refused before anything was made
+
+
+def test_model_config_refuses_values_of_the_wrong_kind_with_a_message():
+    for bad in ({"dropout": float("nan")}, {"dropout": "0.1"}, {"hidden_size": True}, {"hidden_size": 8.0},
+                {"tie_weights": "no"}, {"vocab_size": None}):
+        with pytest.raises(CharRNNError):
+            ModelConfig(**{"vocab_size": 9, **bad})
+
+
 def test_a_missing_dataset_gets_a_message(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(tiny_train_args(tmp_path / "nothing.txt", tmp_path / "run"))
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def send_signals_at_step(monkeypatch, at_call: int, *signals) -> None:
+    """Make the training step number `at_call` (1-based) send this process the given signals first."""
+    calls = []
+    real_step = train_step
+
+    def step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == at_call:
+            for sig in signals:
+                os.kill(os.getpid(), sig)  # the handler runs at once, in this (the main) thread
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr("charrnn.train.train_step", step)
+
+
+def test_ctrl_c_says_at_once_that_it_saves_then_saves_and_exits_130(text_file, tmp_path, capsys, monkeypatch):
+    handler = signal.getsignal(signal.SIGINT)
+    send_signals_at_step(monkeypatch, 4, signal.SIGINT)
+    with pytest.raises(SystemExit) as exit_info:
+        main(tiny_train_args(text_file, tmp_path / "run", "--eval-interval", "1000"))
+    assert exit_info.value.code == 130
+    captured = capsys.readouterr()
+    notice = "SIGINT: saving a checkpoint after this step, then stopping (press Ctrl-C again to quit at once"
+    assert notice in captured.err
+    assert captured.err.index(notice) < captured.err.index("interrupted (SIGINT): saved")
+    assert last_json_line(captured.out)["stopped"] == "interrupted (SIGINT)"
+    assert load_checkpoint(tmp_path / "run" / "last").metrics["steps"] == 4
+    assert signal.getsignal(signal.SIGINT) is handler  # restored
+
+
+def test_a_second_ctrl_c_quits_at_once_and_resume_then_says_how_to_start_again(text_file, tmp_path, capsys,
+                                                                              monkeypatch):
+    run = tmp_path / "run"
+    args = tiny_train_args(text_file, run, "--eval-interval", "1000")
+    send_signals_at_step(monkeypatch, 4, signal.SIGINT, signal.SIGINT)
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 130
+    err = capsys.readouterr().err
+    assert "stopped at once by SIGINT, without saving" in err and "Traceback" not in err
+    assert not (run / "last").exists() and not list(run.glob("*.tmp-*"))
+
+    with pytest.raises(SystemExit) as exit_info:  # killed before its first save: say so, and how to restart
+        main(["--resume", str(run)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{run} has no checkpoint yet" in err and "without --resume" in err
+    assert shlex.join(["python", "-m", "charrnn.train", *args]) in err
+
+    with pytest.raises(SystemExit) as exit_info:  # a typo is told apart
+        main(["--resume", str(tmp_path / "rnu")])
+    assert exit_info.value.code == 2
+    assert f"--resume {tmp_path / 'rnu'}: no such run folder" in capsys.readouterr().err
 
 
 def test_sigterm_saves_a_resumable_checkpoint(text_file, tmp_path):
@@ -124,7 +301,7 @@ def test_sigterm_saves_a_resumable_checkpoint(text_file, tmp_path):
     time.sleep(1.0)  # let it take some steps
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    assert process.returncode == 143, stderr
     assert "--resume" in stderr
     assert last_json_line(stdout)["stopped"] == "interrupted (SIGTERM)"
     assert load_checkpoint(out / "last").meta["metrics"]["steps"] > 0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from charrnn.checkpoint import find_checkpoints
 from charrnn.errors import cli_errors
-from charrnn.stress import fuzz, load
+from charrnn.stress import fuzz, kills, load
 from charrnn.stress.broken import make_broken_checkpoints
 from charrnn.stress.server import REPO, AppServer
 
@@ -42,6 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=60, help="length of the load test")
     parser.add_argument("--length", type=int, default=600, help="characters per generation in the load test")
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs of a training run (0 = skip)")
+    parser.add_argument("--kill-seconds", type=float, default=600, help="no new kill round starts after this")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     for name in ("fuzz", "clients", "compare_clients", "kills", "length"):
@@ -76,8 +77,7 @@ def main(argv=None) -> dict:
                 shutil.copy(server.log, "stress-app.log")
                 figures["server_log"] = "stress-app.log"
     if args.kills:
-        from charrnn.stress import kills
-        figures["kills"] = kills.run(args.kills)
+        figures["kills"] = kills.run(args.kills, seconds=args.kill_seconds, seed=args.seed)
     print(json.dumps(figures))
     return figures
 
