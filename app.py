@@ -324,6 +324,7 @@ def _inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
 
 if __name__ == "__main__":
     library = service.ModelLibrary()
+    service.check_all(library)  # broken checkpoint folders are skipped before the pickers are built
     app = build_app(library)
     app.queue(default_concurrency_limit=4, max_size=64)  # a public Space stays responsive under load
     app.launch(theme=gr.themes.Soft(), css=CSS, prevent_thread_lock=True, max_file_size=f"{LIMITS.upload_mb}mb")

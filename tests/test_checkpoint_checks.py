@@ -58,3 +58,24 @@ def test_a_good_checkpoint_still_loads_after_the_checks(tiny_checkpoint, tmp_pat
     save_checkpoint(tied, model, loaded.tokenizer)
     reloaded = load_checkpoint(tied).model
     assert reloaded.head.weight is reloaded.embedding.weight
+
+
+def test_the_app_starts_beside_every_kind_of_broken_folder_and_names_them(broken_root, tiny_checkpoint, capsys):
+    import shutil
+
+    from app import build_app
+    from charrnn.service import ModelLibrary, check_all
+
+    shutil.copytree(tiny_checkpoint, broken_root / "good", dirs_exist_ok=True)
+    library = ModelLibrary(broken_root, hub_ids=[])
+    assert check_all(library) == ["good"]
+    assert library.names() == ["good"]
+    listed_broken = set(BREAKAGES) - {"weights_is_a_folder"}  # a folder without a weights file is no checkpoint
+    assert set(library.skipped) == listed_broken
+    log = capsys.readouterr().err
+    assert all(f"skipped {name}:" in log for name in listed_broken)
+    demo = build_app(library)
+    pickers = [block for block in demo.blocks.values() if type(block).__name__ == "Dropdown"]
+    assert pickers and all("nan_weights" not in str(p.choices) for p in pickers)
+    card = next(fn for fn in demo.fns.values() if fn.name == "card").fn
+    assert "Skipped broken checkpoint folders" in card("good") and "nan_weights" in card("good")

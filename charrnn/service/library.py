@@ -99,18 +99,26 @@ class ModelLibrary:
             return cached[1]
 
 
-def warm_up(library: ModelLibrary) -> None:
-    """Load the models and run each for a few characters, so the first click is fast: a fresh install compiles
-    the sampling kernels here (~9 s once; numba caches them on disk for later starts). A model that fails here,
-    whatever the reason, is skipped and named in the log; the app goes on with the others."""
+def check_all(library: ModelLibrary) -> list[str]:
+    """Load every model once (the checks in load_checkpoint run here): a broken folder, whatever is wrong with
+    it, is skipped and named in the log, so the pickers built afterwards list only models that work."""
     ready = []
     for name in library.names():
         try:
-            loaded = library.load(name)
-            for _ in stream(loaded.checkpoint.model, loaded.checkpoint.tokenizer, "A", 2, stepper=loaded.stepper):
-                pass
+            library.load(name)
             ready.append(name)
         except Exception as error:  # noqa: BLE001 - a broken folder must not stop the app
             library.skip(name, error)
+    return ready
+
+
+def warm_up(library: ModelLibrary) -> None:
+    """Run each model for a few characters, so the first click is fast: a fresh install compiles the sampling
+    kernels here (~9 s once; numba caches them on disk for later starts)."""
+    ready = check_all(library)
+    for name in ready:
+        loaded = library.load(name)
+        for _ in stream(loaded.checkpoint.model, loaded.checkpoint.tokenizer, "A", 2, stepper=loaded.stepper):
+            pass
     print(f"charrnn: {len(ready)} models ready ({', '.join(ready) or 'none'}); "
           f"{len(library.skipped)} broken folders skipped", file=sys.stderr, flush=True)
