@@ -42,12 +42,17 @@ def _kernel_settings(settings: SamplingSettings, banned: int | None) -> tuple[fl
     return float(settings.temperature), int(settings.top_k), float(settings.top_p), -1 if banned is None else int(banned)
 
 
+NON_FINITE = ("the model produced non-finite scores (NaN or infinity) for the next character: its weights are "
+              "probably corrupt (a damaged checkpoint, or a training run that diverged); retrain it or restore a "
+              "good copy")
+
+
 def next_token_probabilities(logits: np.ndarray, settings: SamplingSettings, banned: int | None = None) -> np.ndarray:
     """(B, V) logits -> (B, V) probabilities after temperature, top-k and top-p (nucleus) filtering."""
     logits = np.asarray(logits, dtype=np.float32)
     probs = np.empty(logits.shape, np.float64)
     for row, out in zip(logits, probs):
-        kernels.filtered_probabilities(row, *_kernel_settings(settings, banned), out)
+        check(kernels.filtered_probabilities(row, *_kernel_settings(settings, banned), out), NON_FINITE)
     return probs
 
 
@@ -56,6 +61,7 @@ def draw_tokens(logits: np.ndarray, settings: SamplingSettings, rng: np.random.G
     """One token per row of logits (B, V), drawn from next_token_probabilities with the generator's uniforms."""
     tokens = np.empty(len(logits), np.int64)
     kernels.sample_tokens(logits, *_kernel_settings(settings, banned), rng.random(len(logits)), tokens)
+    check(tokens.min(initial=0) >= 0, NON_FINITE)
     return tokens
 
 
