@@ -1,8 +1,13 @@
+import copy
 import json
+import math
 
 import numpy as np
 import pytest
+import torch
+from numba.core.registry import CPUDispatcher
 
+from charrnn import kernels
 from charrnn.checkpoint import load_checkpoint
 from charrnn.errors import CharRNNError
 from charrnn.sample import (SamplingSettings, draw_tokens, encode_prompt, generate, main, next_token_probabilities,
@@ -40,16 +45,93 @@ def test_filters_keep_the_right_tokens():
     assert hot[0, 3] > 0.05  # higher temperature flattens the distribution
 
 
-@pytest.mark.parametrize("settings", [SamplingSettings(temperature=1.0), SamplingSettings(temperature=0.7, top_k=3),
-                                      SamplingSettings(temperature=1.3, top_p=0.8)])
-def test_draws_follow_the_filtered_probabilities(settings):
-    logits = np.log(np.array([0.4, 0.25, 0.15, 0.1, 0.06, 0.04], dtype=np.float32))
-    expected = next_token_probabilities(logits[None], settings, banned=1)[0]
+def reference_probabilities(logits, temperature, top_k, top_p, banned=None):
+    """The filtered distribution computed independently with torch, from the documented rules: top-k keeps
+    the k largest logits and ties with the k-th; top-p keeps a token while the mass of the tokens strictly
+    more likely than it is below p (so ties are kept or dropped together). Returns (probs, margin): how
+    close a mass came to p, below which float rounding could decide a boundary."""
+    z = torch.tensor(logits, dtype=torch.float64)
+    if banned is not None:
+        z[banned] = -math.inf
+    if 0 < top_k < len(z):
+        z = z.masked_fill(z < torch.topk(z, top_k).values[-1], -math.inf)
+    probs = torch.softmax(z / temperature, dim=0)
+    margin = math.inf
+    if top_p < 1:
+        ordered, order = torch.sort(probs, descending=True)
+        _, group, counts = torch.unique_consecutive(ordered, return_inverse=True, return_counts=True)
+        group_mass = ordered[torch.cumsum(counts, 0) - 1] * counts  # each group of equal probabilities
+        before = (torch.cumsum(group_mass, 0) - group_mass)[group]  # mass of the strictly more likely groups
+        keep = torch.empty_like(probs, dtype=torch.bool)
+        keep[order] = before < top_p
+        probs = torch.where(keep, probs, 0.0)
+        probs /= probs.sum()
+        margin = (before - top_p).abs().min().item()
+    return probs.numpy(), margin
+
+
+def tied_logits(rng, size):
+    return (rng.integers(-6, 7, size) / 2).astype(np.float32)  # half-integers in [-3, 3]: many ties
+
+
+def test_filters_match_an_independent_torch_reference_on_random_logits_with_ties():
+    rng = np.random.default_rng(0)
+    checked = 0
+    for case in range(400):
+        size = int(rng.choice([2, 7, 65]))
+        logits = tied_logits(rng, size)
+        settings = SamplingSettings(float(rng.choice([0.5, 1.0, 1.7])), int(rng.integers(0, size + 2)),
+                                    float(rng.choice([1.0, 0.95, 0.7, 0.4, 0.1])))
+        banned = int(rng.integers(size)) if case % 3 == 0 and size > 2 else None
+        expected, margin = reference_probabilities(logits, settings.temperature, settings.top_k, settings.top_p, banned)
+        if margin < 1e-9:
+            continue  # a mass within rounding of p: either answer is right
+        got = next_token_probabilities(logits[None], settings, banned)[0]
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12, err_msg=f"case {case}: {settings}")
+        checked += 1
+    assert checked > 390
+
+
+@pytest.mark.parametrize("settings", [SamplingSettings(1.0, top_k=5, top_p=0.6), SamplingSettings(0.7, top_p=0.5),
+                                      SamplingSettings(1.3, top_k=3)])
+def test_draws_have_the_reference_support_and_frequencies(settings):
+    logits = np.array([2, 2, 1.5, 1.5, 1.5, 1, 0.5, 0.5, -1, -1], np.float32)  # ties at every boundary
+    expected, margin = reference_probabilities(logits, settings.temperature, settings.top_k, settings.top_p, banned=2)
+    assert margin > 1e-6
     rows = 40_000
-    tokens = draw_tokens(np.tile(logits, (rows, 1)), settings, np.random.default_rng(0), banned=1)
+    tokens = draw_tokens(np.tile(logits, (rows, 1)), settings, np.random.default_rng(1), banned=2)
     frequencies = np.bincount(tokens, minlength=len(logits)) / rows
-    assert frequencies[1] == 0 and np.all(frequencies[expected == 0] == 0)
-    np.testing.assert_allclose(frequencies, expected, atol=0.01)
+    assert set(np.flatnonzero(frequencies)) == set(np.flatnonzero(expected))  # every kept token, and only those
+    assert np.all(np.abs(frequencies - expected) <= 4 * np.sqrt(expected * (1 - expected) / rows) + 1e-9)
+
+
+def test_kernels_never_assume_there_are_no_infinities_or_nans():
+    # fastmath=True means LLVM's `fast`, which includes nnan and ninf: yet the draw masks with -inf, a sigmoid
+    # can overflow exp to inf, and NaN scores must be noticed.
+    for name, kernel in vars(kernels).items():
+        if isinstance(kernel, CPUDispatcher):
+            flags = kernel.targetoptions.get("fastmath", set())
+            assert isinstance(flags, set) and not flags & {"fast", "nnan", "ninf"}, (name, flags)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_scores_are_an_error_that_names_them(bad):
+    logits = np.array([[0.5, 1.0, 0.2], [0.5, bad, 0.2]], np.float32)
+    for settings in (SamplingSettings(1.0), SamplingSettings(0.0), SamplingSettings(0.8, top_k=2, top_p=0.9)):
+        with pytest.raises(CharRNNError, match="non-finite scores"):
+            draw_tokens(logits, settings, np.random.default_rng(0))
+        with pytest.raises(CharRNNError, match="non-finite scores"):
+            next_token_probabilities(logits, settings)
+    assert draw_tokens(logits[:1], SamplingSettings(1.0), np.random.default_rng(0))[0] in (0, 1, 2)
+
+
+def test_a_model_with_nan_weights_gives_a_clear_error_not_a_bogus_token(tiny):
+    model, tokenizer = tiny
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.rnn.weight_hh_l0[0, 0] = math.nan  # as in a corrupt checkpoint
+    with pytest.raises(CharRNNError, match="non-finite scores.*corrupt"):
+        generate(broken, tokenizer, "All:", 5, seed=0)
 
 
 def test_the_unknown_token_is_never_sampled(tiny):
