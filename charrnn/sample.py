@@ -20,7 +20,7 @@ import torch
 
 from charrnn import kernels
 from charrnn.errors import check, cli_errors
-from charrnn.model import CharRNN
+from charrnn.model import CharRNN, Hidden
 from charrnn.stepper import Stepper
 from charrnn.tokenizer import UNKNOWN_ID, CharTokenizer, Tokenizer
 
@@ -80,27 +80,54 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str) -> tuple[np.ndarray, list[s
     return ids.astype(np.int64), unknown
 
 
+PROMPT_CHUNK = 4096  # prompt tokens per pass through the recurrent stack: memory stays flat however long the prompt
+
+
+@torch.no_grad()
+def prime(model: CharRNN, ids: np.ndarray, chunk: int = PROMPT_CHUNK) -> Hidden | None:
+    """The hidden state (batch of one) after reading `ids`, or None for no ids.
+
+    The prompt goes through the embedding and the recurrent stack `chunk` tokens at a time, carrying the
+    hidden state, and never through the output layer: sampling needs the logits of the last position only,
+    which the Stepper computes. Runs in eval mode (no dropout) and leaves the model in the mode it was in.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        hidden = None
+        for start in range(0, len(ids), chunk):
+            piece = torch.from_numpy(np.ascontiguousarray(ids[None, start:start + chunk])).to(device)  # (1, T)
+            _, hidden = model.rnn(model.embedding(piece), hidden)  # (1, T, H) outputs dropped
+        return hidden
+    finally:
+        model.train(was_training)
+
+
+def _repeat(hidden: Hidden, rows: int) -> Hidden:
+    """A batch-of-one hidden state (layers, 1, H) repeated for `rows` samples."""
+    if isinstance(hidden, tuple):
+        return tuple(h.repeat(1, rows, 1) for h in hidden)
+    return hidden.repeat(1, rows, 1)
+
+
 @torch.no_grad()
 def stream(model: CharRNN, tokenizer: Tokenizer, prompt: str = "", length: int = 500,
            settings: SamplingSettings = SamplingSettings(), seed: int | None = None, num_samples: int = 1,
            stop: str | None = None, stepper: Stepper | None = None) -> Iterator[list[str]]:
     """Yield, after every step, the new text of each of `num_samples` samples ("" once a sample stopped).
 
-    The prompt is run through the fused recurrent kernel in one pass; then each token is one Stepper step.
+    The prompt is read once by the fused recurrent kernel, in chunks (see `prime`), and its final state is
+    shared by the samples; then each token is one Stepper step. The model's train/eval mode is left as it was.
     Stops after `length` tokens or, per sample, once its text ends with `stop` (which is kept).
     """
     check(length >= 0, f"length must be >= 0, got {length}")
     check(num_samples >= 1, f"number of samples must be >= 1, got {num_samples}")
-    model.eval()
     stepper = stepper or Stepper(model)
     rng = np.random.default_rng(seed)
     ids, _ = encode_prompt(tokenizer, prompt)
-    device = next(model.parameters()).device
-    prompt_batch = torch.from_numpy(np.tile(ids[:-1], (num_samples, 1))).to(device)
-    hidden = None
-    if prompt_batch.shape[1] > 0:
-        _, hidden, _ = model(prompt_batch)
-    hidden = stepper.to_numpy(hidden if hidden is not None else model.init_hidden(num_samples, device))
+    hidden = prime(model, ids[:-1])
+    hidden = stepper.to_numpy(model.init_hidden(num_samples) if hidden is None else _repeat(hidden, num_samples))
     tokens = np.full(num_samples, ids[-1])
     banned = UNKNOWN_ID if isinstance(tokenizer, CharTokenizer) else None
     byte_level = not isinstance(tokenizer, CharTokenizer)

@@ -10,8 +10,10 @@ from numba.core.registry import CPUDispatcher
 from charrnn import kernels
 from charrnn.checkpoint import load_checkpoint
 from charrnn.errors import CharRNNError
-from charrnn.sample import (SamplingSettings, draw_tokens, encode_prompt, generate, main, next_token_probabilities,
-                            stream)
+from charrnn.sample import (PROMPT_CHUNK, SamplingSettings, draw_tokens, encode_prompt, generate, main,
+                            next_token_probabilities, prime, stream)
+from charrnn.stepper import Stepper
+from tests.conftest import TINY_TEXT
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +134,50 @@ def test_a_model_with_nan_weights_gives_a_clear_error_not_a_bogus_token(tiny):
         broken.rnn.weight_hh_l0[0, 0] = math.nan  # as in a corrupt checkpoint
     with pytest.raises(CharRNNError, match="non-finite scores.*corrupt"):
         generate(broken, tokenizer, "All:", 5, seed=0)
+
+
+def test_stream_leaves_the_model_in_the_mode_it_was_in(tiny):
+    model, tokenizer = tiny
+    settings = SamplingSettings(temperature=1.0)
+    in_eval = "".join(p[0] for p in stream(model, tokenizer, "All:", 30, settings, seed=2))
+    assert not model.training
+    model.train()
+    try:
+        steps = stream(model, tokenizer, "All:", 30, settings, seed=2)
+        first = next(steps)
+        assert model.training
+        assert first[0] + "".join(p[0] for p in steps) == in_eval  # the prompt is still read without dropout
+        assert model.training
+    finally:
+        model.eval()
+
+
+def test_a_long_prompt_is_read_in_chunks_and_gives_the_one_shot_next_token_distribution(tiny):
+    model, tokenizer = tiny
+    ids, _ = encode_prompt(tokenizer, TINY_TEXT * 2)
+    with torch.no_grad():
+        logits, _, _ = model(torch.from_numpy(ids[None]))  # the whole prompt at once
+    one_shot = torch.softmax(logits[0, -1].double(), dim=0).numpy()
+    stepper = Stepper(model, half=False)
+    hidden = stepper.to_numpy(prime(model, ids[:-1], chunk=97))
+    chunked, _ = stepper.step(ids[-1:], hidden)
+    np.testing.assert_allclose(next_token_probabilities(chunked, SamplingSettings(1.0))[0], one_shot, atol=1e-5)
+
+
+def test_stream_reads_a_long_prompt_without_ever_running_it_all_at_once(tiny):
+    model, tokenizer = tiny
+    lengths = {"rnn": [], "head": []}
+    hooks = [getattr(model, name).register_forward_hook(lambda m, args, out, name=name: lengths[name].append(
+        args[0].shape[1])) for name in lengths]
+    try:
+        prompt = TINY_TEXT * (2 * PROMPT_CHUNK // len(TINY_TEXT) + 1)
+        text = generate(model, tokenizer, prompt, 3, seed=0)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(text) == 3
+    assert sum(lengths["rnn"]) == len(prompt) - 1 and max(lengths["rnn"]) <= PROMPT_CHUNK
+    assert lengths["head"] == []  # no logits for the prompt: the stepper computes the last position's
 
 
 def test_the_unknown_token_is_never_sampled(tiny):
