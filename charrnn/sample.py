@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import secrets
 import sys
 import time
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 
 from charrnn import kernels
-from charrnn.errors import check, cli_errors
+from charrnn.errors import ArgumentParser, CharRNNError, check, check_text, cli_errors
 from charrnn.model import CharRNN, Hidden
 from charrnn.stepper import Stepper
 from charrnn.tokenizer import UNKNOWN_ID, CharTokenizer, Tokenizer
@@ -32,7 +34,8 @@ class SamplingSettings:
     top_p: float = 1.0  # keep the smallest set of characters whose probabilities add up to p (1 = all)
 
     def __post_init__(self):
-        check(self.temperature >= 0, f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        check(math.isfinite(self.temperature) and self.temperature >= 0,
+              f"temperature must be >= 0 and finite (0 = greedy), got {self.temperature}")
         check(self.top_k >= 0, f"top-k must be >= 0 (0 = no limit), got {self.top_k}")
         check(0 < self.top_p <= 1, f"top-p must be in (0, 1] (1 = no limit), got {self.top_p}")
 
@@ -167,18 +170,25 @@ def generate(model: CharRNN, tokenizer: Tokenizer, prompt: str = "", length: int
 def main(argv=None) -> dict:
     from charrnn.checkpoint import load_checkpoint
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder (e.g. checkpoints/lstm)")
     parser.add_argument("--prompt", default="", help="text to start from (default: a newline)")
     parser.add_argument("--length", type=int, default=500, help="tokens to generate (default: 500)")
     parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; <1 safer, >1 wilder (default: 0.8)")
     parser.add_argument("--top-k", type=int, default=0, help="sample from the k most likely only (default: 0 = all)")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass in (0, 1] (default: 1 = all)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same text")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed: the same seed gives the same text; -1 or none picks one (printed)")
     parser.add_argument("--num-samples", type=int, default=1, help="independent samples, made as one batch")
     parser.add_argument("--stop", default=None, help="stop a sample once its text ends with this string")
     args = parser.parse_args(argv)
     settings = SamplingSettings(args.temperature, args.top_k, args.top_p)
+    check(args.length >= 0, f"--length must be >= 0, got {args.length}")
+    check(args.num_samples >= 1, f"--num-samples must be >= 1, got {args.num_samples}")
+    check(args.seed is None or args.seed >= -1, f"--seed must be >= 0, or -1 for a random one; got {args.seed}")
+    check_text(args.prompt, "--prompt")
+    check_text(args.stop or "", "--stop")
+    seed = secrets.randbelow(2**31) if args.seed in (None, -1) else args.seed  # printed, so a text can be made again
     checkpoint = load_checkpoint(args.checkpoint)
     _, unknown = encode_prompt(checkpoint.tokenizer, args.prompt)
     if unknown:
@@ -186,13 +196,11 @@ def main(argv=None) -> dict:
               file=sys.stderr)
     out = sys.stdout
     start = time.perf_counter()
-    made = 0
     texts = [""] * args.num_samples
     if args.num_samples == 1:
         out.write(args.prompt)
-    for pieces in stream(checkpoint.model, checkpoint.tokenizer, args.prompt, args.length, settings, args.seed,
+    for pieces in stream(checkpoint.model, checkpoint.tokenizer, args.prompt, args.length, settings, seed,
                          args.num_samples, args.stop):
-        made += sum(1 for p in pieces if p)
         if args.num_samples == 1:
             out.write(pieces[0])
             out.flush()
@@ -204,9 +212,9 @@ def main(argv=None) -> dict:
             out.write(f"--- sample {i + 1} ---\n{args.prompt}{text}\n")
     else:
         out.write("\n")
-    result = {"chars": sum(len(t) for t in texts), "seconds": round(seconds, 3),
-              "chars_per_s": round(sum(len(t) for t in texts) / max(seconds, 1e-9)),
-              "unknown_prompt_chars": unknown}
+    chars = sum(len(t) for t in texts)
+    result = {"chars": chars, "seconds": round(seconds, 3), "chars_per_s": round(chars / max(seconds, 1e-9)),
+              "seed": seed, "unknown_prompt_chars": unknown}
     print(json.dumps(result))
     return result
 

@@ -227,7 +227,38 @@ def test_sample_cli_streams_text_and_ends_with_a_json_line(tiny_checkpoint, caps
     assert out[0].startswith("All:") and figures["chars"] == 50 and figures["chars_per_s"] > 0
 
 
-def test_sample_cli_rejects_a_bad_temperature_with_a_message(tiny_checkpoint, capsys):
+def test_seed_minus_one_picks_a_random_seed_and_prints_it(tiny_checkpoint, capsys):
+    main(["--checkpoint", str(tiny_checkpoint), "--prompt", "All:", "--length", "40", "--seed", "-1"])
+    out = capsys.readouterr().out.splitlines()
+    seed = json.loads(out[-1])["seed"]
+    assert isinstance(seed, int) and seed >= 0
+    main(["--checkpoint", str(tiny_checkpoint), "--prompt", "All:", "--length", "40", "--seed", str(seed)])
+    assert capsys.readouterr().out.splitlines()[0] == out[0]  # the printed seed makes the same text again
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--temperature", "inf"], "temperature must be >= 0 and finite"),
+    (["--temperature", "nan"], "temperature must be >= 0 and finite"),
+    (["--temperature", "-1"], "temperature must be >= 0"),
+    (["--temperature", "warm"], "invalid float value"),
+    (["--top-p", "nan"], "top-p must be in"),
+    (["--top-p", "0"], "top-p must be in"),
+    (["--top-k", "-3"], "top-k must be >= 0"),
+    (["--top-k", "2.5"], "invalid int value"),
+    (["--length", "-5"], "--length must be >= 0"),
+    (["--num-samples", "0"], "--num-samples must be >= 1"),
+    (["--seed", "-2"], "--seed must be >= 0, or -1"),
+    (["--seed", "x"], "invalid int value"),
+    (["--prompt", "caf\udce9"], "--prompt is not valid text"),  # a latin-1 byte in a UTF-8 command line
+    (["--stop", "\ud800"], "--stop is not valid text"),
+    (["--no-such-flag"], "unrecognized arguments"),
+    (["--checkpoint", "no/such/folder"], "does not exist"),
+    (None, "the following arguments are required: --checkpoint"),
+])
+def test_bad_command_lines_get_one_line_and_exit_code_2(tiny_checkpoint, capsys, argv, message):
+    argv = [] if argv is None else ["--checkpoint", str(tiny_checkpoint), *argv]
     with pytest.raises(SystemExit) as exit_info:
-        main(["--checkpoint", str(tiny_checkpoint), "--temperature", "-1"])
-    assert exit_info.value.code == 2 and "temperature" in capsys.readouterr().err
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
