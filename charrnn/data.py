@@ -259,6 +259,10 @@ class _LazyTexts:
         for part in (self._train_parts or []) + (self._val_parts or []):
             self.fingerprint_parts.append(part._fingerprint)
 
+    @property
+    def val_description(self) -> str:
+        return self.val_expression or f"last {self.val_fraction:.0%} of {self.source.split}"
+
     def texts(self) -> tuple[str, str]:
         if self.source.is_text_files:
             text = "\n".join(read_text_file(p) for p in self.source.paths)
@@ -273,6 +277,13 @@ class _LazyTexts:
         return text, val
 
 
+def held_out_text(source: Source, val_fraction: float = 0.1) -> tuple[str, str]:
+    """The text that training on `source` holds out for validation, and which part that is: the dataset's
+    validation(+test) split, or the last `val_fraction` of the training text (cut as load_corpus cuts it)."""
+    lazy = _LazyTexts(source, val_fraction)
+    return lazy.texts()[1], lazy.val_description
+
+
 def load_corpus(source: Source, tokenizer_kind: str = "char", vocab_size: int = 512, val_fraction: float = 0.1,
                 tokenizer: Tokenizer | None = None, use_cache: bool = True) -> Corpus:
     """Load, tokenize and cache a source. Pass `tokenizer` to reuse one (when resuming or evaluating)."""
@@ -282,8 +293,7 @@ def load_corpus(source: Source, tokenizer_kind: str = "char", vocab_size: int = 
                           sort_keys=True, default=str)
     key = hashlib.sha256(key_data.encode()).hexdigest()[:20]
     cache = data_dir() / "cache" / key
-    description = {"source": source.name, "split": source.split,
-                   "val_split": lazy.val_expression or f"last {val_fraction:.0%} of {source.split}"}
+    description = {"source": source.name, "split": source.split, "val_split": lazy.val_description}
     if use_cache and (cache / "meta.json").exists():
         meta = json.loads((cache / "meta.json").read_text())
         return Corpus(
