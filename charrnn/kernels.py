@@ -22,10 +22,13 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-# Fast-math without `nnan`/`ninf` (so not fastmath=True): reassociation lets LLVM vectorize the dot products,
-# but infinities do occur here (top-k/top-p mask with -inf, exp overflows in a sigmoid) and NaNs must be
-# detectable, and with those two flags LLVM may assume neither exists.
+# The cell kernels use fast-math without `nnan`/`ninf` (so not fastmath=True, LLVM's `fast`, which includes
+# them): reassociation lets LLVM vectorize the dot products, but a sigmoid's exp can overflow to inf, and with
+# those two flags LLVM may assume no value is ever infinite or NaN. The draw masks with -inf and must notice NaN
+# scores, and is cheap next to a step, so it uses exact IEEE arithmetic (an approximate reciprocal would also
+# turn 0 / a tiny temperature into 0 * inf = NaN).
 _JIT = dict(nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp", "afn"}, cache=True, boundscheck=False)
+_EXACT = dict(nogil=True, cache=True, boundscheck=False)
 
 
 def to_half_bits(array: np.ndarray) -> np.ndarray:
@@ -128,7 +131,7 @@ def rnn_layer(input_gates, x, w_ih, w_hh, h, h_out, pre, relu):
             h_out[b, k] = max(pre[k], np.float32(0.0)) if relu else math.tanh(pre[k])
 
 
-@njit(**_JIT)
+@njit(**_EXACT)
 def filtered_probabilities(logits, temperature, top_k, top_p, banned, probs):
     """probs (V,) float64 = softmax(logits / temperature) after top-k and top-p (nucleus) filtering.
 
@@ -187,7 +190,7 @@ def filtered_probabilities(logits, temperature, top_k, top_p, banned, probs):
     return True
 
 
-@njit(**_JIT)
+@njit(**_EXACT)
 def sample_tokens(logits, temperature, top_k, top_p, banned, uniforms, tokens):
     """One token per row of logits (B, V), by inverse-CDF sampling with the given uniforms (B,) in [0, 1).
     A row whose logits cannot be sampled (see filtered_probabilities) gets token -1."""

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from charrnn import kernels
-from charrnn.errors import ArgumentParser, CharRNNError, check, check_text, cli_errors
+from charrnn.errors import ArgumentParser, check, check_text, cli_errors
 from charrnn.model import CharRNN, Hidden
 from charrnn.stepper import Stepper
 from charrnn.tokenizer import UNKNOWN_ID, CharTokenizer, Tokenizer
@@ -41,13 +41,14 @@ class SamplingSettings:
 
 
 def _kernel_settings(settings: SamplingSettings, banned: int | None) -> tuple[float, int, float, int]:
-    # Fixed argument types, so the compiled kernels are specialised once (an int temperature would compile anew).
-    return float(settings.temperature), int(settings.top_k), float(settings.top_p), -1 if banned is None else int(banned)
+    # Fixed argument types, so the compiled kernels are specialised once (an int temperature would compile anew);
+    # a top-k beyond int64 means, like any k >= the vocabulary, keep everything.
+    return (float(settings.temperature), min(int(settings.top_k), 2**62), float(settings.top_p),
+            -1 if banned is None else int(banned))
 
 
-NON_FINITE = ("the model produced non-finite scores (NaN or infinity) for the next character: its weights are "
-              "probably corrupt (a damaged checkpoint, or a training run that diverged); retrain it or restore a "
-              "good copy")
+NON_FINITE = ("the model produced non-finite scores (NaN or infinity) for the next token: its weights are probably "
+              "corrupt (a damaged checkpoint, or a training run that diverged); retrain it or restore a good copy")
 
 
 def next_token_probabilities(logits: np.ndarray, settings: SamplingSettings, banned: int | None = None) -> np.ndarray:
@@ -184,7 +185,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     settings = SamplingSettings(args.temperature, args.top_k, args.top_p)
     check(args.length >= 0, f"--length must be >= 0, got {args.length}")
-    check(args.num_samples >= 1, f"--num-samples must be >= 1, got {args.num_samples}")
+    check(1 <= args.num_samples <= 10_000, f"--num-samples must be in [1, 10000], got {args.num_samples}")
     check(args.seed is None or args.seed >= -1, f"--seed must be >= 0, or -1 for a random one; got {args.seed}")
     check_text(args.prompt, "--prompt")
     check_text(args.stop or "", "--stop")

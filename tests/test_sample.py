@@ -127,6 +127,15 @@ def test_non_finite_scores_are_an_error_that_names_them(bad):
     assert draw_tokens(logits[:1], SamplingSettings(1.0), np.random.default_rng(0))[0] in (0, 1, 2)
 
 
+@pytest.mark.parametrize("settings", [SamplingSettings(1e-320), SamplingSettings(1e308), SamplingSettings(1.0, 10**30),
+                                      SamplingSettings(1.0, top_p=1e-320)])
+def test_extreme_but_valid_settings_still_sample(settings):
+    logits = np.array([[0.5, 3.0, 0.2, -np.inf]], np.float32)
+    probs = next_token_probabilities(logits, settings)[0]
+    assert np.isfinite(probs).all() and probs.sum() == pytest.approx(1) and probs[3] == 0
+    assert draw_tokens(logits, settings, np.random.default_rng(0))[0] in np.flatnonzero(probs)
+
+
 def test_a_model_with_nan_weights_gives_a_clear_error_not_a_bogus_token(tiny):
     model, tokenizer = tiny
     broken = copy.deepcopy(model)
@@ -246,7 +255,8 @@ def test_seed_minus_one_picks_a_random_seed_and_prints_it(tiny_checkpoint, capsy
     (["--top-k", "-3"], "top-k must be >= 0"),
     (["--top-k", "2.5"], "invalid int value"),
     (["--length", "-5"], "--length must be >= 0"),
-    (["--num-samples", "0"], "--num-samples must be >= 1"),
+    (["--num-samples", "0"], "--num-samples must be in [1, 10000]"),
+    (["--num-samples", "1000000000"], "--num-samples must be in [1, 10000]"),
     (["--seed", "-2"], "--seed must be >= 0, or -1"),
     (["--seed", "x"], "invalid int value"),
     (["--prompt", "caf\udce9"], "--prompt is not valid text"),  # a latin-1 byte in a UTF-8 command line
