@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import math
 import re
-import sys
 from dataclasses import dataclass, field
 
 from charrnn.errors import CharRNNError, check
@@ -164,14 +163,6 @@ def parse_count(text: str) -> int:
     value = float(match.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[match.group(2).lower()]
     check(math.isfinite(value) and value >= 1, f"a parameter count must be positive and finite, got {text!r}")
     return int(value)
-
-
-class CliParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line, `error: ...` and exit code 2, like every other CLI error."""
-
-    def error(self, message: str):
-        print(f"error: {message} ({self.prog} --help lists the options)", file=sys.stderr)
-        sys.exit(2)
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:

@@ -3,6 +3,8 @@
 Sources, in the order they are tried:
   - a preset name from charrnn/presets.json (tiny_shakespeare, wikitext2, ...),
   - one or more text files (read exactly as UTF-8; the last --val-fraction becomes validation),
+  - one or more data files of one kind (.parquet, .csv, .json/.jsonl, .arrow), read by datasets' builder for
+    that kind, the text taken from their text column (the last --val-fraction becomes validation),
   - a local dataset folder (parquet/arrow/json/csv/txt) or a Hub id, both through datasets.load_dataset.
 """
 
@@ -10,14 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
-import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -44,13 +43,15 @@ class Source:
     text_column: str | None = None
     separator: str = "\n"
     is_text_files: bool = False
+    builder: str | None = None  # for data files: the datasets builder that reads them (parquet, csv, json, arrow)
 
     @property
     def name(self) -> str:
         return " ".join(self.paths) + (f" ({self.config})" if self.config else "")
 
 
-TEXT_SUFFIXES = (".txt", ".text", ".md", ".csv", ".json", ".jsonl", ".parquet", ".arrow")
+DATA_FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".arrow": "arrow"}
+TEXT_SUFFIXES = (".txt", ".text", ".md", *DATA_FILE_BUILDERS)
 
 
 def _looks_like_hub_id(name: str) -> bool:
@@ -76,7 +77,14 @@ def resolve_source(dataset: str | list[str], config: str | None = None, split: s
         )
     existing = [Path(p).exists() for p in paths]
     if all(existing) and all(Path(p).is_file() for p in paths):
-        return Source(paths=[str(Path(p).resolve()) for p in paths], is_text_files=True)
+        resolved = [str(Path(p).resolve()) for p in paths]
+        builders = {DATA_FILE_BUILDERS.get(Path(p).suffix.lower()) for p in paths}
+        if builders == {None}:
+            return Source(paths=resolved, is_text_files=True)
+        check(len(builders) == 1, f"{', '.join(paths)} mix kinds of file: give text files, or data files of one "
+                                  f"kind ({', '.join(DATA_FILE_BUILDERS)})")
+        return Source(paths=resolved, split=split, val_split=val_split, text_column=text_column,
+                      builder=builders.pop())
     if len(paths) == 1 and Path(paths[0]).is_dir():
         return Source(paths=[str(Path(paths[0]).resolve())], config=config, split=split, val_split=val_split,
                       text_column=text_column)
@@ -104,41 +112,57 @@ def read_text_file(path: str | Path) -> str:
         raise CharRNNError(f"cannot read {path}: {err.strerror}") from None
 
 
+LOCAL_PATH_HINT = ("pass a local path instead: a folder of .txt or .parquet files (or arrow/json/csv), or text or "
+                   "data files (e.g. --dataset my_novel.txt)")
+
+
 def _check_hub_reachable(repo_id: str) -> None:
-    """Fail in seconds, not after minutes of retries, when the Hub cannot be reached."""
-    hint = ("pass a local path instead: a folder of .txt or .parquet files (or arrow/json/csv), or text files "
-            "(e.g. --dataset my_novel.txt)")
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
-        return  # datasets answers at once from its cache, or fails fast; _load_dataset words the error
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    host, port = endpoint.hostname, endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    """Fail in seconds, not after minutes of retries, when the Hub cannot be reached.
+
+    Asks the Hub about the dataset through huggingface_hub's own HTTP client, so HF_ENDPOINT, HTTPS_PROXY and
+    the other proxy variables, HF_TOKEN and HF_HUB_ETAG_TIMEOUT (default 10 s) apply as they do to the
+    download itself. Offline mode (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE) skips the check: datasets then answers
+    at once from its cache, or fails, and _load_dataset words the error.
+    """
+    import datasets
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+
+    if constants.is_offline_mode() or datasets.config.HF_HUB_OFFLINE:
+        return
     try:
-        socket.create_connection((host, port), timeout=3).close()
-    except OSError as err:
+        HfApi().dataset_info(repo_id, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except (HfHubHTTPError, HFValidationError):
+        return  # the Hub answered: datasets says in its own words that the dataset is missing, gated or private
+    except Exception as err:  # the HTTP backend's connection, proxy and timeout errors
         raise CharRNNError(
-            f"cannot reach the Hugging Face Hub ({host}: {err}) to load {repo_id!r}; {hint}, "
-            "or set HF_HUB_OFFLINE=1 to use a copy already in your cache"
+            f"cannot reach the Hugging Face Hub at {constants.ENDPOINT} to load {repo_id!r} "
+            f"({type(err).__name__}: {err}); {LOCAL_PATH_HINT}, or set HF_HUB_OFFLINE=1 to use a copy already in "
+            "your cache"
         ) from None
 
 
-def _load_dataset(path: str, config: str | None, split: str | None):
+def _load_dataset(source: Source, split: str | None):
+    """One split (or, with split None, every split) of a dataset folder, Hub id or data files."""
     import datasets
 
-    if not Path(path).exists():
+    path = source.paths[0]
+    if source.builder is None and not Path(path).exists():
         _check_hub_reachable(path)
+    name = source.name if source.builder else repr(path)
     try:
-        return datasets.load_dataset(path, config, split=split, cache_dir=str(data_dir() / "downloads"))
+        if source.builder:
+            return datasets.load_dataset(source.builder, data_files=source.paths, split=split,
+                                         cache_dir=str(data_dir() / "downloads"))
+        return datasets.load_dataset(path, source.config, split=split, cache_dir=str(data_dir() / "downloads"))
     except ConnectionError as err:
-        raise CharRNNError(
-            f"cannot load {path!r} from the Hugging Face Hub ({err}); pass a folder of .txt or .parquet files "
-            "or text files instead (e.g. --dataset my_novel.txt)"
-        ) from None
+        raise CharRNNError(f"cannot load {name} from the Hugging Face Hub ({err}); {LOCAL_PATH_HINT}") from None
     except ValueError as err:
         if "split" in str(err).lower():
-            raise CharRNNError(f"{path}: {err}") from None
-        raise CharRNNError(f"cannot load dataset {path!r}: {err}") from None
+            raise CharRNNError(f"{source.name}: {err}") from None
+        raise CharRNNError(f"cannot load dataset {name}: {err}") from None
     except Exception as err:  # datasets raises many types (DatasetNotFoundError, EmptyDatasetError, ...)
-        raise CharRNNError(f"cannot load dataset {path!r}: {type(err).__name__}: {err}") from None
+        raise CharRNNError(f"cannot load dataset {name}: {type(err).__name__}: {err}") from None
 
 
 def _text_column(dataset, wanted: str | None, where: str) -> str:
@@ -159,7 +183,7 @@ def _text_column(dataset, wanted: str | None, where: str) -> str:
 
 def _split_parts(source: Source, expression: str) -> list:
     """Each `+`-separated part of a split expression, as a loaded Dataset."""
-    return [_load_dataset(source.paths[0], source.config, part.strip()) for part in expression.split("+")]
+    return [_load_dataset(source, part.strip()) for part in expression.split("+")]
 
 
 def _join_parts(parts: list, source: Source) -> str:
@@ -184,10 +208,12 @@ def load_split_text(source: Source, split: str) -> str:
 def _available_splits(source: Source) -> list[str]:
     import datasets
 
+    if source.builder:
+        return ["train"]  # data files given one by one are all one split
     try:
         return list(datasets.get_dataset_split_names(source.paths[0], source.config))
     except Exception:
-        return list(_load_dataset(source.paths[0], source.config, None).keys())
+        return list(_load_dataset(source, None).keys())
 
 
 @dataclass
@@ -226,6 +252,10 @@ class _LazyTexts:
         for part in (self._train_parts or []) + (self._val_parts or []):
             self.fingerprint_parts.append(part._fingerprint)
 
+    @property
+    def val_description(self) -> str:
+        return self.val_expression or f"last {self.val_fraction:.0%} of {self.source.split}"
+
     def texts(self) -> tuple[str, str]:
         if self.source.is_text_files:
             text = "\n".join(read_text_file(p) for p in self.source.paths)
@@ -240,6 +270,13 @@ class _LazyTexts:
         return text, val
 
 
+def held_out_text(source: Source, val_fraction: float = 0.1) -> tuple[str, str]:
+    """The text that training on `source` holds out for validation, and which part that is: the dataset's
+    validation(+test) split, or the last `val_fraction` of the training text (cut as load_corpus cuts it)."""
+    lazy = _LazyTexts(source, val_fraction)
+    return lazy.texts()[1], lazy.val_description
+
+
 def load_corpus(source: Source, tokenizer_kind: str = "char", vocab_size: int = 512, val_fraction: float = 0.1,
                 tokenizer: Tokenizer | None = None, use_cache: bool = True) -> Corpus:
     """Load, tokenize and cache a source. Pass `tokenizer` to reuse one (when resuming or evaluating)."""
@@ -249,8 +286,7 @@ def load_corpus(source: Source, tokenizer_kind: str = "char", vocab_size: int = 
                           sort_keys=True, default=str)
     key = hashlib.sha256(key_data.encode()).hexdigest()[:20]
     cache = data_dir() / "cache" / key
-    description = {"source": source.name, "split": source.split,
-                   "val_split": lazy.val_expression or f"last {val_fraction:.0%} of {source.split}"}
+    description = {"source": source.name, "split": source.split, "val_split": lazy.val_description}
     if use_cache and (cache / "meta.json").exists():
         meta = json.loads((cache / "meta.json").read_text())
         return Corpus(

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import torch
 
-from charrnn.errors import check, cli_errors
+from charrnn.errors import ArgumentParser, check, check_text, cli_errors
 from charrnn.model import CharRNN
 
 
@@ -66,39 +66,56 @@ def evaluate_text(model: CharRNN, tokenizer, text: str, **kwargs) -> dict:
 
 @cli_errors
 def main(argv=None) -> dict:
-    from charrnn.data import load_split_text, resolve_source
+    from charrnn.data import held_out_text, load_split_text, resolve_source
     from charrnn.device import autocast_dtype, pick_device
     from charrnn.hub import load
 
-    parser = argparse.ArgumentParser(prog="charrnn evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="charrnn evaluate", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder or Hub id (user/name)")
     parser.add_argument("--revision", default=None, help="branch, tag or commit of a Hub id (default: main)")
-    parser.add_argument("--dataset", nargs="+", help="Hub id, preset, dataset folder or text file(s)")
+    parser.add_argument("--dataset", nargs="+", help="Hub id, preset, dataset folder, data or text file(s)")
     parser.add_argument("--dataset-config", default=None, help="dataset configuration name")
-    parser.add_argument("--split", default="validation+test",
-                        help="split to score, in datasets syntax (default: validation+test)")
+    parser.add_argument("--split", default=None,
+                        help="score this whole split, in datasets syntax (default: the part training held out: "
+                             "the dataset's validation(+test) split, else the last --val-fraction of the text)")
+    parser.add_argument("--val-fraction", type=float, default=None,
+                        help="tail held out when there is no validation split (default: the checkpoint's, else 0.1)")
+    parser.add_argument("--all", action="store_true",
+                        help="score all of the text (the files, or the whole --split, default train), "
+                             "the part the model trained on included")
     parser.add_argument("--text-column", default=None, help="column holding the text")
     parser.add_argument("--text", default=None, help="score this text instead of a dataset")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--precision", default="fp32", help="fp32 (default, exact), bf16 or auto")
     args = parser.parse_args(argv)
-    check(args.dataset or args.text is not None, "give --dataset (a split, dataset or text file) or --text")
+    check((args.dataset is None) != (args.text is None), "give one of --dataset (a split, dataset or text file) "
+                                                         "and --text")
+    check(args.val_fraction is None or 0 < args.val_fraction < 1,
+          f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+    check_text(args.text or "", "--text")
     device = pick_device(args.device)
+    amp_dtype = autocast_dtype(args.precision, device)
     checkpoint = load(args.checkpoint, args.revision, device)
     if args.text is not None:
-        text, what = args.text, "--text"
+        text, what, part = args.text, "--text", "all"
     else:
-        source = resolve_source(args.dataset, args.dataset_config, args.split, "none", args.text_column)
-        text = load_split_text(source, source.split)
-        what = source.name if source.is_text_files else f"{source.name} [{source.split}]"
+        source = resolve_source(args.dataset, args.dataset_config, args.split or "train", "auto", args.text_column)
+        check(args.split is None or not source.is_text_files,
+              "--split applies to datasets; text files are scored on the tail training held out, or whole with --all")
+        what = source.name
+        if args.all or args.split:
+            text, part = load_split_text(source, source.split), f"all of {source.split}"
+        else:
+            val_fraction = args.val_fraction or checkpoint.meta.get("training", {}).get("val_fraction", 0.1)
+            text, held_out = held_out_text(source, val_fraction)
+            part = f"{held_out} (held out in training; --all scores everything)"
     start = time.perf_counter()
-    result = evaluate_text(checkpoint.model, checkpoint.tokenizer, text, device=device,
-                           amp_dtype=autocast_dtype(args.precision, device))
+    result = evaluate_text(checkpoint.model, checkpoint.tokenizer, text, device=device, amp_dtype=amp_dtype)
     if result["unknown_chars"]:
         print(f"note: {len(result['unknown_chars'])} characters unknown to the model were scored as <unk>: "
               f"{''.join(result['unknown_chars'][:40])!r}", file=sys.stderr)
-    result.update(checkpoint=str(checkpoint.path), data=what, seconds=round(time.perf_counter() - start, 3))
+    result.update(checkpoint=str(checkpoint.path), data=what, part=part, seconds=round(time.perf_counter() - start, 3))
     print(json.dumps(result))
     return result
 

@@ -22,7 +22,13 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-_JIT = dict(nogil=True, fastmath=True, cache=True, boundscheck=False)
+# The cell kernels use fast-math without `nnan`/`ninf` (so not fastmath=True, LLVM's `fast`, which includes
+# them): reassociation lets LLVM vectorize the dot products, but a sigmoid's exp can overflow to inf, and with
+# those two flags LLVM may assume no value is ever infinite or NaN. The draw masks with -inf and must notice NaN
+# scores, and is cheap next to a step, so it uses exact IEEE arithmetic (an approximate reciprocal would also
+# turn 0 / a tiny temperature into 0 * inf = NaN).
+_JIT = dict(nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp", "afn"}, cache=True, boundscheck=False)
+_EXACT = dict(nogil=True, cache=True, boundscheck=False)
 
 
 def to_half_bits(array: np.ndarray) -> np.ndarray:
@@ -125,57 +131,75 @@ def rnn_layer(input_gates, x, w_ih, w_hh, h, h_out, pre, relu):
             h_out[b, k] = max(pre[k], np.float32(0.0)) if relu else math.tanh(pre[k])
 
 
-@njit(**_JIT)
+@njit(**_EXACT)
 def filtered_probabilities(logits, temperature, top_k, top_p, banned, probs):
     """probs (V,) float64 = softmax(logits / temperature) after top-k and top-p (nucleus) filtering.
 
     temperature 0 puts all mass on the most likely token; `banned` (>= 0) gets none; top_k 0 and top_p 1 keep
-    everything. Top-k keeps ties with the k-th value; top-p keeps a token when the mass of the more likely
-    tokens before it is still below p, so the most likely token is always kept.
+    everything. Top-k keeps ties with the k-th value; top-p keeps a token when the mass of the tokens more
+    likely than it is still below p, so the most likely token, and every token tied with a kept one, is kept.
+    Returns False (probs all 0) when the logits cannot be sampled: a NaN or +inf, or no token above -inf.
     """
     size = logits.shape[0]
     z = np.empty(size, np.float64)
     for v in range(size):
         z[v] = logits[v]
+        if math.isnan(z[v]) or z[v] == np.inf:
+            probs[:] = 0.0
+            return False
     if banned >= 0:
         z[banned] = -np.inf
     probs[:] = 0.0
+    best = np.argmax(z)
+    peak = z[best]
+    if peak == -np.inf:
+        return False
     if temperature == 0:
-        probs[np.argmax(z)] = 1.0
-        return
-    z /= temperature
+        probs[best] = 1.0
+        return True
     if 0 < top_k < size:
         kth = np.sort(z)[size - top_k]
         for v in range(size):
             if z[v] < kth:
                 z[v] = -np.inf
-    peak = z.max()
     total = 0.0
     for v in range(size):
-        probs[v] = math.exp(z[v] - peak)
+        probs[v] = math.exp((z[v] - peak) / temperature)  # subtract first: z / a tiny temperature would overflow
         total += probs[v]
     probs /= total
     if top_p < 1:
         order = np.argsort(-probs)
-        before = 0.0
+        before = 0.0  # mass of the tokens more likely than the current group of equal probabilities
         kept = 0.0
-        for v in order:
-            mass = probs[v]
-            if before >= top_p:
-                probs[v] = 0.0
+        i = 0
+        while i < size and probs[order[i]] > 0:
+            mass = probs[order[i]]
+            end = i
+            group = 0.0
+            while end < size and probs[order[end]] == mass:
+                group += mass
+                end += 1
+            if before < top_p:
+                kept += group
             else:
-                kept += mass
-            before += mass
+                for j in range(i, end):
+                    probs[order[j]] = 0.0
+            before += group
+            i = end
         probs /= kept
+    return True
 
 
-@njit(**_JIT)
+@njit(**_EXACT)
 def sample_tokens(logits, temperature, top_k, top_p, banned, uniforms, tokens):
-    """One token per row of logits (B, V), by inverse-CDF sampling with the given uniforms (B,) in [0, 1)."""
+    """One token per row of logits (B, V), by inverse-CDF sampling with the given uniforms (B,) in [0, 1).
+    A row whose logits cannot be sampled (see filtered_probabilities) gets token -1."""
     size = logits.shape[1]
     probs = np.empty(size, np.float64)
     for b in range(logits.shape[0]):
-        filtered_probabilities(logits[b], temperature, top_k, top_p, banned, probs)
+        if not filtered_probabilities(logits[b], temperature, top_k, top_p, banned, probs):
+            tokens[b] = -1
+            continue
         target = uniforms[b] * probs.sum()
         cumulative = 0.0
         token = -1

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import secrets
 import sys
 import time
 from dataclasses import dataclass
@@ -20,8 +22,8 @@ import numpy as np
 import torch
 
 from charrnn import kernels
-from charrnn.errors import check, cli_errors
-from charrnn.model import CharRNN
+from charrnn.errors import ArgumentParser, check, check_text, cli_errors
+from charrnn.model import CharRNN, Hidden
 from charrnn.stepper import Stepper
 from charrnn.tokenizer import UNKNOWN_ID, CharTokenizer, Tokenizer
 
@@ -33,14 +35,21 @@ class SamplingSettings:
     top_p: float = 1.0  # keep the smallest set of characters whose probabilities add up to p (1 = all)
 
     def __post_init__(self):
-        check(self.temperature >= 0, f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        check(math.isfinite(self.temperature) and self.temperature >= 0,
+              f"temperature must be >= 0 and finite (0 = greedy), got {self.temperature}")
         check(self.top_k >= 0, f"top-k must be >= 0 (0 = no limit), got {self.top_k}")
         check(0 < self.top_p <= 1, f"top-p must be in (0, 1] (1 = no limit), got {self.top_p}")
 
 
 def _kernel_settings(settings: SamplingSettings, banned: int | None) -> tuple[float, int, float, int]:
-    # Fixed argument types, so the compiled kernels are specialised once (an int temperature would compile anew).
-    return float(settings.temperature), int(settings.top_k), float(settings.top_p), -1 if banned is None else int(banned)
+    # Fixed argument types, so the compiled kernels are specialised once (an int temperature would compile anew);
+    # a top-k beyond int64 means, like any k >= the vocabulary, keep everything.
+    return (float(settings.temperature), min(int(settings.top_k), 2**62), float(settings.top_p),
+            -1 if banned is None else int(banned))
+
+
+NON_FINITE = ("the model produced non-finite scores (NaN or infinity) for the next token: its weights are probably "
+              "corrupt (a damaged checkpoint, or a training run that diverged); retrain it or restore a good copy")
 
 
 def next_token_probabilities(logits: np.ndarray, settings: SamplingSettings, banned: int | None = None) -> np.ndarray:
@@ -48,7 +57,7 @@ def next_token_probabilities(logits: np.ndarray, settings: SamplingSettings, ban
     logits = np.asarray(logits, dtype=np.float32)
     probs = np.empty(logits.shape, np.float64)
     for row, out in zip(logits, probs):
-        kernels.filtered_probabilities(row, *_kernel_settings(settings, banned), out)
+        check(kernels.filtered_probabilities(row, *_kernel_settings(settings, banned), out), NON_FINITE)
     return probs
 
 
@@ -57,6 +66,7 @@ def draw_tokens(logits: np.ndarray, settings: SamplingSettings, rng: np.random.G
     """One token per row of logits (B, V), drawn from next_token_probabilities with the generator's uniforms."""
     tokens = np.empty(len(logits), np.int64)
     kernels.sample_tokens(logits, *_kernel_settings(settings, banned), rng.random(len(logits)), tokens)
+    check(tokens.min(initial=0) >= 0, NON_FINITE)
     return tokens
 
 
@@ -75,27 +85,54 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str) -> tuple[np.ndarray, list[s
     return ids.astype(np.int64), unknown
 
 
+PROMPT_CHUNK = 4096  # prompt tokens per pass through the recurrent stack: memory stays flat however long the prompt
+
+
+@torch.no_grad()
+def prime(model: CharRNN, ids: np.ndarray, chunk: int = PROMPT_CHUNK) -> Hidden | None:
+    """The hidden state (batch of one) after reading `ids`, or None for no ids.
+
+    The prompt goes through the embedding and the recurrent stack `chunk` tokens at a time, carrying the
+    hidden state, and never through the output layer: sampling needs the logits of the last position only,
+    which the Stepper computes. Runs in eval mode (no dropout) and leaves the model in the mode it was in.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        hidden = None
+        for start in range(0, len(ids), chunk):
+            piece = torch.from_numpy(np.ascontiguousarray(ids[None, start:start + chunk])).to(device)  # (1, T)
+            _, hidden = model.rnn(model.embedding(piece), hidden)  # (1, T, H) outputs dropped
+        return hidden
+    finally:
+        model.train(was_training)
+
+
+def _repeat(hidden: Hidden, rows: int) -> Hidden:
+    """A batch-of-one hidden state (layers, 1, H) repeated for `rows` samples."""
+    if isinstance(hidden, tuple):
+        return tuple(h.repeat(1, rows, 1) for h in hidden)
+    return hidden.repeat(1, rows, 1)
+
+
 @torch.no_grad()
 def stream(model: CharRNN, tokenizer: Tokenizer, prompt: str = "", length: int = 500,
            settings: SamplingSettings = SamplingSettings(), seed: int | None = None, num_samples: int = 1,
            stop: str | None = None, stepper: Stepper | None = None) -> Iterator[list[str]]:
     """Yield, after every step, the new text of each of `num_samples` samples ("" once a sample stopped).
 
-    The prompt is run through the fused recurrent kernel in one pass; then each token is one Stepper step.
+    The prompt is read once by the fused recurrent kernel, in chunks (see `prime`), and its final state is
+    shared by the samples; then each token is one Stepper step. The model's train/eval mode is left as it was.
     Stops after `length` tokens or, per sample, once its text ends with `stop` (which is kept).
     """
     check(length >= 0, f"length must be >= 0, got {length}")
     check(num_samples >= 1, f"number of samples must be >= 1, got {num_samples}")
-    model.eval()
     stepper = stepper or Stepper(model)
     rng = np.random.default_rng(seed)
     ids, _ = encode_prompt(tokenizer, prompt)
-    device = next(model.parameters()).device
-    prompt_batch = torch.from_numpy(np.tile(ids[:-1], (num_samples, 1))).to(device)
-    hidden = None
-    if prompt_batch.shape[1] > 0:
-        _, hidden, _ = model(prompt_batch)
-    hidden = stepper.to_numpy(hidden if hidden is not None else model.init_hidden(num_samples, device))
+    hidden = prime(model, ids[:-1])
+    hidden = stepper.to_numpy(model.init_hidden(num_samples) if hidden is None else _repeat(hidden, num_samples))
     tokens = np.full(num_samples, ids[-1])
     banned = UNKNOWN_ID if isinstance(tokenizer, CharTokenizer) else None
     byte_level = not isinstance(tokenizer, CharTokenizer)
@@ -135,8 +172,8 @@ def generate(model: CharRNN, tokenizer: Tokenizer, prompt: str = "", length: int
 def main(argv=None) -> dict:
     from charrnn.hub import load
 
-    parser = argparse.ArgumentParser(prog="charrnn sample", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="charrnn sample", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True,
                         help="checkpoint folder (e.g. checkpoints/lstm) or Hub id (user/name)")
     parser.add_argument("--revision", default=None, help="branch, tag or commit of a Hub id (default: main)")
@@ -145,11 +182,18 @@ def main(argv=None) -> dict:
     parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; <1 safer, >1 wilder (default: 0.8)")
     parser.add_argument("--top-k", type=int, default=0, help="sample from the k most likely only (default: 0 = all)")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass in (0, 1] (default: 1 = all)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same text")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed: the same seed gives the same text; -1 or none picks one (printed)")
     parser.add_argument("--num-samples", type=int, default=1, help="independent samples, made as one batch")
     parser.add_argument("--stop", default=None, help="stop a sample once its text ends with this string")
     args = parser.parse_args(argv)
     settings = SamplingSettings(args.temperature, args.top_k, args.top_p)
+    check(args.length >= 0, f"--length must be >= 0, got {args.length}")
+    check(1 <= args.num_samples <= 10_000, f"--num-samples must be in [1, 10000], got {args.num_samples}")
+    check(args.seed is None or args.seed >= -1, f"--seed must be >= 0, or -1 for a random one; got {args.seed}")
+    check_text(args.prompt, "--prompt")
+    check_text(args.stop or "", "--stop")
+    seed = secrets.randbelow(2**31) if args.seed in (None, -1) else args.seed  # printed, so a text can be made again
     checkpoint = load(args.checkpoint, args.revision)
     _, unknown = encode_prompt(checkpoint.tokenizer, args.prompt)
     if unknown:
@@ -157,13 +201,11 @@ def main(argv=None) -> dict:
               file=sys.stderr)
     out = sys.stdout
     start = time.perf_counter()
-    made = 0
     texts = [""] * args.num_samples
     if args.num_samples == 1:
         out.write(args.prompt)
-    for pieces in stream(checkpoint.model, checkpoint.tokenizer, args.prompt, args.length, settings, args.seed,
+    for pieces in stream(checkpoint.model, checkpoint.tokenizer, args.prompt, args.length, settings, seed,
                          args.num_samples, args.stop):
-        made += sum(1 for p in pieces if p)
         if args.num_samples == 1:
             out.write(pieces[0])
             out.flush()
@@ -175,9 +217,9 @@ def main(argv=None) -> dict:
             out.write(f"--- sample {i + 1} ---\n{args.prompt}{text}\n")
     else:
         out.write("\n")
-    result = {"chars": sum(len(t) for t in texts), "seconds": round(seconds, 3),
-              "chars_per_s": round(sum(len(t) for t in texts) / max(seconds, 1e-9)),
-              "unknown_prompt_chars": unknown}
+    chars = sum(len(t) for t in texts)
+    result = {"chars": chars, "seconds": round(seconds, 3), "chars_per_s": round(chars / max(seconds, 1e-9)),
+              "seed": seed, "unknown_prompt_chars": unknown}
     print(json.dumps(result))
     return result
 

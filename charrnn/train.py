@@ -29,10 +29,10 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from charrnn.checkpoint import CONFIG, load_checkpoint, load_training_state, save_checkpoint, tidy_checkpoint
-from charrnn.config import CliParser, ModelConfig, TrainConfig, add_dataclass_arguments, parse_count
+from charrnn.config import ModelConfig, TrainConfig, add_dataclass_arguments, parse_count
 from charrnn.data import Corpus, StreamBatcher, load_corpus, resolve_source
 from charrnn.device import autocast, autocast_dtype, pick_device
-from charrnn.errors import CharRNNError, cli_errors
+from charrnn.errors import ArgumentParser, CharRNNError, cli_errors
 from charrnn.evaluate import evaluate_ids
 from charrnn.hub import is_hub_id, resume_location
 from charrnn.model import GATES, CharRNN, count_params, hidden_size_for_params
@@ -571,7 +571,7 @@ class Trainer:
 
 
 def parse_args(argv=None) -> TrainConfig:
-    parser = CliParser(prog="charrnn train", description=__doc__,
+    parser = ArgumentParser(prog="charrnn train", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_dataclass_arguments(parser, TrainConfig)
     args = parser.parse_args(argv)

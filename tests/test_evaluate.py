@@ -1,11 +1,15 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from charrnn.checkpoint import load_checkpoint
+from charrnn.config import ModelConfig
 from charrnn.evaluate import evaluate_ids, evaluate_text, main
+from charrnn.model import CharRNN
+from tests.conftest import TINY_TEXT
 
 
 def test_evaluation_equals_the_plain_cross_entropy_of_one_pass(tiny_checkpoint):
@@ -21,10 +25,28 @@ def test_evaluation_equals_the_plain_cross_entropy_of_one_pass(tiny_checkpoint):
     assert result["chars"] == len(text) - 1
 
 
-def test_streams_score_every_token_once(tiny_checkpoint):
-    checkpoint = load_checkpoint(tiny_checkpoint)
-    ids = checkpoint.tokenizer.encode("All:\nResolved. resolved.\n" * 50)
-    assert evaluate_ids(checkpoint.model, ids, streams=7, chunk=16)["tokens"] == len(ids) - 1
+@pytest.mark.parametrize("streams, chunk", [(1, 1000), (7, 16), (16, 5), (3, 1)])
+def test_streams_score_every_token_exactly_once(streams, chunk):
+    # With zero recurrent and input weights, a plain RNN's hidden state is tanh(bias) at every step whatever
+    # came before: the model predicts the same distribution everywhere, so the exact score is the cross-entropy
+    # of the target counts, however the text is cut into streams and chunks. A token scored twice or skipped
+    # (including the first, which has no prediction) changes it.
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=6, embedding_size=3, hidden_size=4, num_layers=2, cell="rnn_tanh"))
+    with torch.no_grad():
+        for name, param in model.rnn.named_parameters():
+            if name.startswith("weight"):
+                param.zero_()
+            else:
+                param.normal_()
+        model.head.bias.normal_()
+        hidden = torch.tanh(model.rnn.bias_ih_l1 + model.rnn.bias_hh_l1)  # the top layer's, as its inputs are ignored
+        log_probs = torch.log_softmax(model.head(hidden).double(), dim=0)
+    ids = np.random.default_rng(1).choice(6, size=503, p=[0.4, 0.3, 0.1, 0.1, 0.05, 0.05])
+    expected = -log_probs[torch.from_numpy(ids[1:])].sum().item()
+    result = evaluate_ids(model, ids, streams=streams, chunk=chunk)
+    assert result["nats_per_token"] * result["tokens"] == pytest.approx(expected, rel=1e-6)
+    assert result["tokens"] == len(ids) - 1
 
 
 def test_unknown_characters_are_scored_and_listed(tiny_checkpoint):
@@ -33,13 +55,60 @@ def test_unknown_characters_are_scored_and_listed(tiny_checkpoint):
     assert result["unknown_chars"] == ["🎉"] and math.isfinite(result["nats"])
 
 
-def test_evaluate_cli_on_a_file_and_on_a_dataset_folder(tiny_checkpoint, text_file, parquet_folder, capsys):
+def cross_entropy_nats_per_char(checkpoint, text: str) -> float:
+    """Cross-entropy of `text` under the model, in nats per predicted character: one pass, computed by hand."""
+    ids = torch.from_numpy(checkpoint.tokenizer.encode(text))
+    with torch.no_grad():
+        logits, _, _ = checkpoint.model(ids[None, :-1])
+        log_probs = torch.log_softmax(logits[0].double(), dim=-1)
+    return -log_probs.gather(1, ids[1:, None]).sum().item() / (len(text) - 1)
+
+
+def test_evaluate_cli_scores_the_tail_training_held_out_unless_told_to_score_all(tiny_checkpoint, text_file, capsys):
+    held_out = TINY_TEXT[int(len(TINY_TEXT) * 0.9):]  # the tiny checkpoint trained with --val-fraction 0.1
+    checkpoint = load_checkpoint(tiny_checkpoint)
     main(["--checkpoint", str(tiny_checkpoint), "--dataset", str(text_file)])
-    on_file = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert on_file["chars"] == len(text_file.read_text()) - 1 and on_file["bpc"] > 0
+    on_tail = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert on_tail["chars"] == len(held_out) - 1 and "last 10%" in on_tail["part"] and "held out" in on_tail["part"]
+    assert on_tail["nats"] == pytest.approx(cross_entropy_nats_per_char(checkpoint, held_out), rel=1e-5)
+    assert on_tail["bpc"] == pytest.approx(on_tail["nats"] / math.log(2))
+    main(["--checkpoint", str(tiny_checkpoint), "--dataset", str(text_file), "--all"])
+    on_all = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert on_all["chars"] == len(TINY_TEXT) - 1 and on_all["part"] == "all of train"
+    main(["--checkpoint", str(tiny_checkpoint), "--dataset", str(text_file), "--val-fraction", "0.5"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["chars"] == len(TINY_TEXT) - int(
+        len(TINY_TEXT) * 0.5) - 1
+
+
+def test_evaluate_cli_on_a_dataset_folder_scores_its_validation_split(tiny_checkpoint, parquet_folder, capsys):
+    main(["--checkpoint", str(tiny_checkpoint), "--dataset", str(parquet_folder)])
+    held_out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     main(["--checkpoint", str(tiny_checkpoint), "--dataset", str(parquet_folder), "--split", "validation"])
     on_split = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert on_split["bpc"] > 0 and "validation" in on_split["data"]
+    assert held_out["part"].startswith("validation (held out") and on_split["part"] == "all of validation"
+    assert held_out["nats"] == on_split["nats"] and held_out["bpc"] > 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "give one of --dataset"),
+    (["--text", "ab", "--dataset", "x.txt"], "give one of --dataset"),
+    (["--text", "a"], "at least two tokens"),
+    (["--text", "caf\udce9"], "--text is not valid text"),
+    (["--dataset", "no/such/file.txt"], "no such file"),
+    (["--dataset", "TEXT_FILE", "--split", "validation"], "--split applies to datasets"),
+    (["--dataset", "TEXT_FILE", "--val-fraction", "1.5"], "--val-fraction must be in (0, 1)"),
+    (["--dataset", "TEXT_FILE", "--val-fraction", "nan"], "--val-fraction must be in (0, 1)"),
+    (["--text", "hello", "--precision", "fp8"], "unknown precision"),
+    (["--text", "hello", "--device", "tpu"], "unknown device"),
+    (["--text", "hello", "--all", "--bogus"], "unrecognized arguments"),
+])
+def test_bad_evaluate_command_lines_get_one_line_and_exit_code_2(tiny_checkpoint, text_file, capsys, argv, message):
+    argv = ["--checkpoint", str(tiny_checkpoint), *[str(text_file) if a == "TEXT_FILE" else a for a in argv]]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
 
 
 def test_evaluate_cli_names_a_missing_checkpoint(tmp_path, capsys):
