@@ -56,14 +56,20 @@ def _widen_overload(value):
 
 
 @njit(**_JIT)
-def _matvec_add(weight, x, out):
-    """out += weight @ x, for one row x (in,) and weight (out, in), float32 or half bits."""
+def _matmul_add(weight, x, out):
+    """out (B, out) += x (B, in) @ weight.T, weight (out, in) float32 or half bits.
+
+    Each weight row is used for every batch row while it is in the L1 cache, so a step of B streams reads the
+    weights from memory once, not B times: with several visitors sampling the same model the batch costs
+    little more than one stream (charrnn.service.batching). Each row sums in the same order whatever B is, so
+    a stream's numbers do not depend on what it was batched with."""
     rows, cols = weight.shape
     for i in range(rows):
-        acc = np.float32(0.0)
-        for j in range(cols):
-            acc += _widen(weight[i, j]) * x[j]
-        out[i] += acc
+        for b in range(x.shape[0]):
+            acc = np.float32(0.0)
+            for j in range(cols):
+                acc += _widen(weight[i, j]) * x[b, j]
+            out[b, i] += acc
 
 
 @njit(**_JIT)
@@ -76,30 +82,32 @@ def linear(x, weight, bias, out):
     """out (B, out) = x (B, in) @ weight.T + bias."""
     for b in range(x.shape[0]):
         out[b, :] = bias
-        _matvec_add(weight, x[b], out[b])
+    _matmul_add(weight, x, out)
 
 
 @njit(**_JIT)
-def _input_side(input_row, w_ih, x_row, out):
-    """out = input_row + w_ih @ x_row; layer 0 passes a w_ih with no rows (its input came from the table)."""
-    out[:] = input_row
+def _input_side(input_gates, w_ih, x, out):
+    """out = input_gates + x @ w_ih.T (all (B, G)); layer 0 passes a w_ih with no rows (its input came from
+    the table)."""
+    out[:, :] = input_gates
     if w_ih.shape[0] > 0:
-        _matvec_add(w_ih, x_row, out)
+        _matmul_add(w_ih, x, out)
 
 
 @njit(**_JIT)
 def lstm_layer(input_gates, x, w_ih, w_hh, h, c, h_out, c_out, gates):
     """One LSTM step for B rows. input_gates (B, 4H) holds the bias (and, for layer 0, the input projection
-    looked up from a table); x (B, in) is multiplied by w_ih only when w_ih has rows (upper layers)."""
+    looked up from a table); x (B, in) is multiplied by w_ih only when w_ih has rows (upper layers); gates is
+    (B, 4H) scratch."""
     size = h.shape[1]
+    _input_side(input_gates, w_ih, x, gates)
+    _matmul_add(w_hh, h, gates)
     for b in range(h.shape[0]):
-        _input_side(input_gates[b], w_ih, x[b], gates)
-        _matvec_add(w_hh, h[b], gates)
         for k in range(size):
-            i = _sigmoid(gates[k])
-            f = _sigmoid(gates[size + k])
-            g = math.tanh(gates[2 * size + k])
-            o = _sigmoid(gates[3 * size + k])
+            i = _sigmoid(gates[b, k])
+            f = _sigmoid(gates[b, size + k])
+            g = math.tanh(gates[b, 2 * size + k])
+            o = _sigmoid(gates[b, 3 * size + k])
             cell = f * c[b, k] + i * g
             c_out[b, k] = cell
             h_out[b, k] = o * math.tanh(cell)
@@ -107,28 +115,30 @@ def lstm_layer(input_gates, x, w_ih, w_hh, h, c, h_out, c_out, gates):
 
 @njit(**_JIT)
 def gru_layer(input_gates, x, w_ih, w_hh, b_hh, h, h_out, gates_i, gates_h):
-    """One GRU step for B rows (PyTorch's formulation: the reset gate scales W_hn h + b_hn)."""
+    """One GRU step for B rows (PyTorch's formulation: the reset gate scales W_hn h + b_hn); gates_i and
+    gates_h are (B, 3H) scratch."""
     size = h.shape[1]
+    _input_side(input_gates, w_ih, x, gates_i)
     for b in range(h.shape[0]):
-        _input_side(input_gates[b], w_ih, x[b], gates_i)
-        gates_h[:] = b_hh
-        _matvec_add(w_hh, h[b], gates_h)
+        gates_h[b, :] = b_hh
+    _matmul_add(w_hh, h, gates_h)
+    for b in range(h.shape[0]):
         for k in range(size):
-            r = _sigmoid(gates_i[k] + gates_h[k])
-            z = _sigmoid(gates_i[size + k] + gates_h[size + k])
-            n = math.tanh(gates_i[2 * size + k] + r * gates_h[2 * size + k])
+            r = _sigmoid(gates_i[b, k] + gates_h[b, k])
+            z = _sigmoid(gates_i[b, size + k] + gates_h[b, size + k])
+            n = math.tanh(gates_i[b, 2 * size + k] + r * gates_h[b, 2 * size + k])
             h_out[b, k] = n + z * (h[b, k] - n)
 
 
 @njit(**_JIT)
 def rnn_layer(input_gates, x, w_ih, w_hh, h, h_out, pre, relu):
-    """One plain RNN step for B rows: tanh (or ReLU) of W_ih x + W_hh h + b."""
+    """One plain RNN step for B rows: tanh (or ReLU) of W_ih x + W_hh h + b; pre is (B, H) scratch."""
     size = h.shape[1]
+    _input_side(input_gates, w_ih, x, pre)
+    _matmul_add(w_hh, h, pre)
     for b in range(h.shape[0]):
-        _input_side(input_gates[b], w_ih, x[b], pre)
-        _matvec_add(w_hh, h[b], pre)
         for k in range(size):
-            h_out[b, k] = max(pre[k], np.float32(0.0)) if relu else math.tanh(pre[k])
+            h_out[b, k] = max(pre[b, k], np.float32(0.0)) if relu else math.tanh(pre[b, k])
 
 
 @njit(**_EXACT)

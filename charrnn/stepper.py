@@ -93,13 +93,13 @@ class Stepper:
             width = input_gates.shape[1]
             if self.cell == "lstm":
                 kernels.lstm_layer(input_gates, x, self.w_ih[layer], self.w_hh[layer], h, hidden[layers + layer],
-                                   h_out, new_hidden[layers + layer], np.empty(width, np.float32))
+                                   h_out, new_hidden[layers + layer], np.empty((batch, width), np.float32))
             elif self.cell == "gru":
                 kernels.gru_layer(input_gates, x, self.w_ih[layer], self.w_hh[layer], self.b_hh[layer], h, h_out,
-                                  np.empty(width, np.float32), np.empty(width, np.float32))
+                                  np.empty((batch, width), np.float32), np.empty((batch, width), np.float32))
             else:
                 kernels.rnn_layer(input_gates, x, self.w_ih[layer], self.w_hh[layer], h, h_out,
-                                  np.empty(width, np.float32), self.cell == "rnn_relu")
+                                  np.empty((batch, width), np.float32), self.cell == "rnn_relu")
             x = h_out
         logits = np.empty((batch, len(self.head_b)), np.float32)
         kernels.linear(x, self.head_w, self.head_b, logits)
