@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shlex
 import signal
 import sys
@@ -30,6 +31,7 @@ from charrnn.checkpoint import load_checkpoint
 from charrnn.config import CliParser, TrainConfig, add_dataclass_arguments
 from charrnn.errors import CharRNNError, cli_errors
 from charrnn.hub import is_hub_id, resume_location
+from charrnn.train import distributed
 from charrnn.train.loop import Trainer
 from charrnn.train.run_folder import find_resume_checkpoint, run_folder_of
 
@@ -81,7 +83,7 @@ def resumed_config(cfg: TrainConfig, argv) -> TrainConfig:
     if any(name in given for name in STOP_LIMITS):
         dropped = [f"{flag(name)} {stored[name]}" for name in STOP_LIMITS
                    if name not in given and stored.get(name) is not None]
-        if dropped:
+        if dropped and os.environ.get("RANK", "0") == "0":
             print(f"note: the limits given replace the run's {', '.join(dropped)}", file=sys.stderr)
         for name in STOP_LIMITS:
             stored[name] = given.get(name)
@@ -113,15 +115,22 @@ def main(argv=None) -> dict:
 
 def train(argv: list[str]) -> dict:
     cfg = parse_args(argv)
-    trainer = Trainer(cfg, command=shlex.join(["python", "-m", "charrnn.train", *argv]))
-    print(f"{trainer.model.config.cell}: {trainer.model.num_params():,} parameters "
-          f"(hidden {trainer.model.config.hidden_size}), {len(trainer.corpus.train):,} training tokens, "
-          f"{len(trainer.corpus.val):,} validation tokens, device {trainer.device}, "
-          f"precision {str(trainer.amp_dtype or 'fp32').replace('torch.', '')}", file=sys.stderr)
-    summary = trainer.run()
-    if summary["stopped"].startswith("interrupted"):
+    try:
+        trainer = Trainer(cfg, command=shlex.join(["python", "-m", "charrnn.train", *argv]))
+        main_process = trainer.dist.is_main  # in a run of many processes, only the first one reports
+        if main_process:
+            processes = f", {trainer.dist.world_size} processes" if trainer.dist.world_size > 1 else ""
+            print(f"{trainer.model.config.cell}: {trainer.model.num_params():,} parameters "
+                  f"(hidden {trainer.model.config.hidden_size}), {len(trainer.corpus.train):,} training tokens, "
+                  f"{len(trainer.corpus.val):,} validation tokens, device {trainer.device}{processes}, "
+                  f"precision {str(trainer.amp_dtype or 'fp32').replace('torch.', '')}", file=sys.stderr)
+        summary = trainer.run()
+    finally:
+        distributed.teardown()
+    if main_process and summary["stopped"].startswith("interrupted"):
         print(f"{summary['stopped']}: saved {cfg.out}/last; continue with --resume {cfg.out}", file=sys.stderr)
-    print(json.dumps(summary))
+    if main_process:
+        print(json.dumps(summary))
     if trainer.stop_signal:
         sys.exit(128 + trainer.stop_signal)
     return summary

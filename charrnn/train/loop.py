@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 
 from charrnn.checkpoint import load_checkpoint, load_training_state, save_checkpoint
@@ -19,6 +20,7 @@ from charrnn.errors import CharRNNError
 from charrnn.evaluate import evaluate_ids
 from charrnn.model import CharRNN
 from charrnn.train.build import build_model, hardware_description, make_optimizer
+from charrnn.train.distributed import setup
 from charrnn.train.metrics import LogWindow, run_metrics
 from charrnn.train.run_folder import append_metrics, check_run_folder, find_resume_checkpoint, open_run_folder
 from charrnn.train.schedule import Schedule, extended, learning_rate, planned_horizon, timed_horizon
@@ -41,19 +43,27 @@ class Trainer:
         check_run_folder(self.out)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.device = pick_device(cfg.device)
+        # In a run of many processes (torchrun), this one's rank, its device and its share of the streams.
+        self.dist, self.device = setup(pick_device(cfg.device))
+        self.rows = self.dist.rows(cfg.batch_size)
         self.amp_dtype = autocast_dtype(cfg.precision, self.device)
         resume_dir = find_resume_checkpoint(cfg.resume) if cfg.resume else None
         resumed = load_checkpoint(resume_dir, self.device) if resume_dir else None
         torch.manual_seed(cfg.seed)
         source = resolve_source(cfg.dataset, cfg.dataset_config, cfg.split, cfg.val_split, cfg.text_column)
-        self.corpus: Corpus = load_corpus(source, cfg.tokenizer, cfg.vocab_size, cfg.val_fraction,
-                                          tokenizer=resumed.tokenizer if resumed else None)
+        with self.dist.main_first():  # one process encodes the corpus into the cache, the others read it
+            self.corpus: Corpus = load_corpus(source, cfg.tokenizer, cfg.vocab_size, cfg.val_fraction,
+                                              tokenizer=resumed.tokenizer if resumed else None)
         if len(self.corpus.val) < 2:
             raise CharRNNError("the validation text is empty; give more text or a larger --val-fraction")
         self.batcher = StreamBatcher(self.corpus.train, cfg.batch_size, cfg.seq_len, cfg.seed)
         self.model = resumed.model if resumed else build_model(cfg, self.corpus.tokenizer.vocab_size, self.device)
         self.model.to(self.device).train()
+        # What takes the training steps: DDP averages the gradients of all processes in the backward pass.
+        self.stepper = (DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda"
+                                                else None) if self.dist.active else self.model)
+        if self.dist.rank:  # the same weights everywhere, but each process its own dropout masks
+            torch.manual_seed(cfg.seed + self.dist.rank)
         self.optimizer = make_optimizer(self.model, cfg)
         # The weights that are evaluated and saved as best/: a moving average of the recent steps when
         # --ema-decay > 0. Small, noisy steps make single weights jump around; their average scores better.
@@ -69,17 +79,25 @@ class Trainer:
         if resumed:
             self._restore(load_training_state(resume_dir), resumed.meta.get("training") or {})
             self.saved_step = self.progress.step
-        if not open_run_folder(self.out, resume_dir) and resumed:
+        self.dist.barrier()  # every process has read the checkpoint before the main one tidies the folder
+        has_best = self.dist.from_main(open_run_folder(self.out, resume_dir) if self.dist.is_main else None)
+        if not has_best and resumed:
             # Resumed into a folder without best/ (a run downloaded from the Hub ships only last/): the next
             # evaluation writes one, whatever the score the old run reached.
             self.progress.best_val = math.inf
 
     # -- state for exact resume -------------------------------------------------------------------------
     def _state(self) -> dict:
+        """The training state, the same whatever the number of processes: the hidden states of all the
+        streams (each process holds its share), and the random state of each process."""
         hidden = self.hidden
+        hidden = list(hidden) if isinstance(hidden, tuple) else ([hidden] if hidden is not None else [])
         state = {"optimizer": self.optimizer.state_dict(), **self.progress.to_state(self._elapsed()),
                  "cpu_rng": torch.get_rng_state(),
-                 "hidden": list(hidden) if isinstance(hidden, tuple) else ([hidden] if hidden is not None else [])}
+                 "hidden": [self.dist.gather_rows(h, 1).cpu() for h in hidden]}  # (layers, B, H)
+        if self.dist.world_size > 1:
+            rng = torch.get_rng_state().to(self.dist.device)[None]
+            state["rank_rngs"] = self.dist.gather_rows(rng, 0).cpu()  # (processes, RNG state bytes)
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         if self.device.type == "cuda":
@@ -99,10 +117,16 @@ class Trainer:
             self.progress.schedule = extended(cfg, step, state["optimizer"]["param_groups"][0]["lr"], horizon)
         if self.ema is not None and "ema" in state:  # runs saved before --ema-decay start a fresh average
             self.ema.load_state_dict(state["ema"])
-        torch.set_rng_state(state["cpu_rng"])
-        if "cuda_rng" in state and self.device.type == "cuda":
+        rank, processes = self.dist.rank, self.dist.world_size
+        if processes > 1 and len(state.get("rank_rngs", [])) == processes:
+            torch.set_rng_state(state["rank_rngs"][rank])
+        elif rank == 0:
+            torch.set_rng_state(state["cpu_rng"])
+        else:  # resumed with more processes than saved: a fresh stream for the new ones
+            torch.manual_seed(hash((cfg.seed, rank, self.progress.step)) % 2**63)
+        if "cuda_rng" in state and self.device.type == "cuda" and rank == 0:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        hidden = [h.to(self.device) for h in state["hidden"]]
+        hidden = [h[:, self.rows].to(self.device) for h in state["hidden"]]  # this process's streams
         self.hidden = None if not hidden else (tuple(hidden) if len(hidden) == 2 else hidden[0])
 
     # -- bookkeeping ------------------------------------------------------------------------------------
@@ -113,11 +137,13 @@ class Trainer:
         return self.progress.train_seconds + self._elapsed()
 
     def _log(self, record: dict) -> None:
-        append_metrics(self.out, record)
+        if self.dist.is_main:
+            append_metrics(self.out, record)
 
     def _meta(self, final: dict | None = None) -> dict:
-        how = {"hardware": hardware_description(self.device),
-               "precision": str(self.amp_dtype or "fp32").replace("torch.", "")}
+        how = {"hardware": hardware_description(self.device), "device": self.device.type,
+               "precision": str(self.amp_dtype or "fp32").replace("torch.", ""),
+               "world_size": self.dist.world_size}
         metrics = run_metrics(self.progress, self.total_seconds(), self.cfg.clip, how, self.corpus.description)
         metrics.update(final or {})
         return {"training": dataclasses.asdict(self.cfg), "metrics": metrics, "command": self.command}
@@ -129,8 +155,7 @@ class Trainer:
     # -- evaluation and checkpoints ---------------------------------------------------------------------
     def evaluate(self) -> dict:
         p = self.progress
-        result = evaluate_ids(self.eval_model, self.corpus.val, self.corpus.val_chars, device=self.device,
-                              amp_dtype=self.amp_dtype)
+        result = self._validate(self.eval_model, self.amp_dtype)
         if self.exploded(result["nats"]):
             raise self.diverged(f"validation loss {result['nats']:.4g}")
         record = {"step": p.step, "elapsed_s": round(self.total_seconds(), 2), "val_nats": result["nats"],
@@ -140,11 +165,17 @@ class Trainer:
         if result["nats"] < p.best_val:
             p.best_val = result["nats"]
             p.evals_since_best = 0
-            save_checkpoint(self.out / "best", self.eval_model, self.corpus.tokenizer, self.cfg.save_dtype,
-                            **self._meta())
+            if self.dist.is_main:
+                save_checkpoint(self.out / "best", self.eval_model, self.corpus.tokenizer, self.cfg.save_dtype,
+                                **self._meta())
         else:
             p.evals_since_best += 1
         return record
+
+    def _validate(self, model: CharRNN, amp_dtype) -> dict:
+        """The validation loss, each process scoring its share of the text."""
+        return evaluate_ids(model, self.corpus.val, self.corpus.val_chars, device=self.device, amp_dtype=amp_dtype,
+                            shard=(self.dist.rank, self.dist.world_size), total=lambda nll: self.dist.sum([nll])[0])
 
     def save_last(self) -> None:
         # The trained (not averaged) weights, in float32 whatever --save-dtype says: resuming must continue
@@ -153,8 +184,10 @@ class Trainer:
             loss = self.loss_after_update()
             if self.exploded(loss):
                 raise self.diverged(f"loss after the last update {loss:.4g}")
-        save_checkpoint(self.out / "last", self.model, self.corpus.tokenizer, "float32",
-                        training_state=self._state(), **self._meta())
+        state = self._state()  # every process takes part in gathering it
+        if self.dist.is_main:
+            save_checkpoint(self.out / "last", self.model, self.corpus.tokenizer, "float32",
+                            training_state=state, **self._meta())
         self.saved_step = self.progress.step
 
     # -- divergence -------------------------------------------------------------------------------------
@@ -170,7 +203,7 @@ class Trainer:
         self.model.eval()  # no dropout: the random stream stays the same as a run that does not check
         try:
             with autocast(self.device, self.amp_dtype):
-                return self.model(x, None, y)[2].item()
+                return self.dist.mean(self.model(x, None, y)[2].item())
         finally:
             self.model.train()
 
@@ -188,13 +221,13 @@ class Trainer:
         if p.schedule.horizon is None and p.step >= max(self.cfg.warmup_steps, 1):
             # A time budget: fix the schedule's length from the speed of the warmup steps, once, so that the
             # learning rate depends on the step alone and the run can be repeated.
-            p.schedule.horizon = timed_horizon(p.step, self.total_seconds(), self.cfg.time_budget * 60,
-                                               self.max_steps)
+            p.schedule.horizon = self.dist.from_main(timed_horizon(p.step, self.total_seconds(),
+                                                                   self.cfg.time_budget * 60, self.max_steps))
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.cfg, p.step, p.schedule)
-        x, y = x.to(self.device), y.to(self.device)
-        loss, norm, self.hidden = train_step(self.model, self.optimizer, x, y, self.hidden, self.amp_dtype,
-                                             self.cfg.clip)
+        x, y = x[self.rows].to(self.device), y[self.rows].to(self.device)  # this process's streams
+        loss, norm, self.hidden = train_step(self.stepper, self.optimizer, x, y, self.hidden, self.amp_dtype,
+                                             self.cfg.clip, mean=self.dist.mean if self.dist.active else None)
         if self.exploded(loss) or not math.isfinite(norm):
             raise self.diverged(f"loss {loss:.4g}, gradient norm {norm:.4g}")
         self.last_batch = (x, y)
@@ -205,16 +238,19 @@ class Trainer:
 
     def _stop_reason(self, steps_this_run: int, stop: StopRequest) -> str | None:
         p, cfg = self.progress, self.cfg
+        # The clock and the signals are each process's own: agree on them, so that all stop at the same step.
+        time_is_up = bool(cfg.time_budget) and self.total_seconds() >= cfg.time_budget * 60
+        out_of_time, signum = self.dist.any([int(time_is_up), stop.signum or 0])
         if self.max_steps and p.step >= self.max_steps:
             return "max_steps"
-        if cfg.time_budget and self.total_seconds() >= cfg.time_budget * 60:
+        if out_of_time:
             return "time_budget"
         if cfg.steps_this_run and steps_this_run >= cfg.steps_this_run:
             return "paused"
         if cfg.patience and p.evals_since_best >= cfg.patience:
             return "early_stop"
-        if stop.signum:
-            self.stop_signal = signal.Signals(stop.signum)
+        if signum:
+            self.stop_signal = signal.Signals(signum)
             return f"interrupted ({self.stop_signal.name})"
         return None
 
@@ -225,13 +261,15 @@ class Trainer:
         cfg, p = self.cfg, self.progress
         by_time = self.max_steps is None
         bar = tqdm(total=int(cfg.time_budget * 60) if by_time else self.max_steps, initial=p.step,
-                   unit="s" if by_time else "step", disable=not cfg.progress, dynamic_ncols=True,
+                   unit="s" if by_time else "step", disable=not (cfg.progress and self.dist.is_main),
+                   dynamic_ncols=True,
                    desc=f"{self.model.config.cell} {self.model.num_params() / 1e6:.2f}M")
         self._log({"event": "start", "step": p.step, "num_params": self.model.num_params(),
                    "config": dataclasses.asdict(cfg), "train_tokens": len(self.corpus.train),
-                   "val_tokens": len(self.corpus.val), "command": self.command})
+                   "val_tokens": len(self.corpus.val), "command": self.command,
+                   "world_size": self.dist.world_size})
         window, steps_this_run = LogWindow(), 0
-        with StopRequest() as stop:
+        with StopRequest(announce=self.dist.is_main) as stop:
             while not (reason := self._stop_reason(steps_this_run, stop)):
                 step_start = time.perf_counter()
                 x, y, starts_epoch = self.batcher.batch(p.step)
@@ -240,7 +278,7 @@ class Trainer:
                 loss, norm = self._train_step(x, y)
                 p.step_seconds += time.perf_counter() - step_start
                 p.step += 1
-                p.chars_seen += x.numel()
+                p.chars_seen += x.numel()  # the whole batch, all processes together
                 steps_this_run += 1
                 window.add(loss, norm, x.numel())
                 if p.step % cfg.log_interval == 0:
@@ -262,15 +300,17 @@ class Trainer:
         return self._finish(reason)
 
     def _finish(self, reason: str) -> dict:
+        self.dist.barrier()  # the main process has written best/
         best = load_checkpoint(self.out / "best", self.device)  # the weights as stored (maybe bfloat16)
-        final = evaluate_ids(best.model, self.corpus.val, self.corpus.val_chars, device=self.device)
+        final = self._validate(best.model, None)
         final_metrics = {"val_nats": final["nats"], "val_bpc": final["bpc"], "val_ppl": final["ppl"],
                          "val_chars": final["chars"], "best_step": best.metrics.get("steps"),
                          "stored_dtype": self.cfg.save_dtype}
         meta = self._meta(final_metrics)
         meta["metrics"]["steps"] = best.metrics.get("steps")  # the best checkpoint's own step count
         meta["metrics"]["total_steps"] = self.progress.step
-        save_checkpoint(self.out / "best", best.model, best.tokenizer, self.cfg.save_dtype, **meta)
+        if self.dist.is_main:
+            save_checkpoint(self.out / "best", best.model, best.tokenizer, self.cfg.save_dtype, **meta)
         summary = {"val_nats": round(final["nats"], 4), "val_bpc": round(final["bpc"], 4),
                    "steps": self.progress.step, "best_step": best.metrics.get("steps"),
                    "chars_per_s": meta["metrics"]["train_chars_per_s"],
