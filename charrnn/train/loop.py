@@ -47,6 +47,10 @@ class Trainer:
         self.dist, self.device = setup(pick_device(cfg.device))
         self.rows = self.dist.rows(cfg.batch_size)
         self.amp_dtype = autocast_dtype(cfg.precision, self.device)
+        # fp16 (GPUs without bf16) needs its loss scaled; bf16 and fp32 do not.
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # the batch shape never changes: let cuDNN pick its kernels
         resume_dir = find_resume_checkpoint(cfg.resume) if cfg.resume else None
         resumed = load_checkpoint(resume_dir, self.device) if resume_dir else None
         torch.manual_seed(cfg.seed)
@@ -100,6 +104,8 @@ class Trainer:
             state["rank_rngs"] = self.dist.gather_rows(rng, 0).cpu()  # (processes, RNG state bytes)
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return state
@@ -117,6 +123,8 @@ class Trainer:
             self.progress.schedule = extended(cfg, step, state["optimizer"]["param_groups"][0]["lr"], horizon)
         if self.ema is not None and "ema" in state:  # runs saved before --ema-decay start a fresh average
             self.ema.load_state_dict(state["ema"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         rank, processes = self.dist.rank, self.dist.world_size
         if processes > 1 and len(state.get("rank_rngs", [])) == processes:
             torch.set_rng_state(state["rank_rngs"][rank])
@@ -225,15 +233,21 @@ class Trainer:
                                                                    self.cfg.time_budget * 60, self.max_steps))
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.cfg, p.step, p.schedule)
-        x, y = x[self.rows].to(self.device), y[self.rows].to(self.device)  # this process's streams
+        x, y = x[self.rows], y[self.rows]  # this process's streams
+        if self.device.type == "cuda":  # copied from pinned memory while the GPU is still busy
+            x, y = x.pin_memory(), y.pin_memory()
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         loss, norm, self.hidden = train_step(self.stepper, self.optimizer, x, y, self.hidden, self.amp_dtype,
-                                             self.cfg.clip, mean=self.dist.mean if self.dist.active else None)
-        if self.exploded(loss) or not math.isfinite(norm):
+                                             self.cfg.clip, mean=self.dist.mean if self.dist.active else None,
+                                             scaler=self.scaler)
+        # With a loss scaler an infinite gradient is a scale set too high (the scaler skipped the update).
+        if self.exploded(loss) or not (math.isfinite(norm) or self.scaler is not None):
             raise self.diverged(f"loss {loss:.4g}, gradient norm {norm:.4g}")
         self.last_batch = (x, y)
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-        p.count_norm(norm, self.cfg.clip)
+        if math.isfinite(norm):  # an fp16 step the scaler skipped has none
+            p.count_norm(norm, self.cfg.clip)
         return loss, norm
 
     def _stop_reason(self, steps_this_run: int, stop: StopRequest) -> str | None:

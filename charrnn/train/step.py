@@ -22,20 +22,31 @@ def repackage_hidden(hidden):
 
 
 def train_step(model: CharRNN, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, hidden,
-               amp_dtype: torch.dtype | None, clip: float, mean: Callable[[float], float] | None = None):
+               amp_dtype: torch.dtype | None, clip: float, mean: Callable[[float], float] | None = None,
+               scaler: torch.amp.GradScaler | None = None):
     """One step of truncated BPTT: forward from the carried hidden state, backward, clip, update.
 
     Returns (loss, pre-clipping gradient norm, hidden state for the next batch). The update is skipped when
     the loss or the gradient is not finite, so the weights stay the last good ones. `mean` averages the loss
-    over the processes of a distributed run, so that they all take the same decision.
+    over the processes of a distributed run, so that they all take the same decision. `scaler` (fp16) scales
+    the loss so that small gradients do not underflow; an infinite norm then means the scale was too high, and
+    the scaler skips the update and lowers it.
     """
     with autocast(x.device, amp_dtype):
         _, hidden, loss = model(x, hidden, y)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if scaler is None:
+        loss.backward()
+    else:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)  # clip the true gradients
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip > 0 else math.inf).item()
     loss_value = loss.item() if mean is None else mean(loss.item())
-    if math.isfinite(loss_value) and math.isfinite(norm):
+    if scaler is not None:
+        if math.isfinite(loss_value):
+            scaler.step(optimizer)
+        scaler.update()
+    elif math.isfinite(loss_value) and math.isfinite(norm):
         optimizer.step()
     return loss_value, norm, repackage_hidden(hidden)
 
