@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from charrnn.checkpoint import load_checkpoint, load_training_state
+from charrnn.evaluate import evaluate_ids
 from charrnn.train import main
-from tests.conftest import ROOT, tiny_train_args
+from tests.conftest import ROOT, TINY_TEXT, tiny_train_args
 
 # Dropout 0: the processes then take exactly the steps of one process with all the streams.
 FLAGS = ["--dropout", "0", "--precision", "fp32", "--max-steps", "12", "--eval-interval", "4", "--threads", "1"]
@@ -45,6 +46,17 @@ def assert_close_weights(expected, actual) -> None:
     assert expected.keys() == actual.keys()
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_validation_shared_out_scores_every_token_once(tiny_checkpoint):
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    ids = checkpoint.tokenizer.encode(TINY_TEXT[:-5])  # 16 pieces and a remainder
+    whole = evaluate_ids(checkpoint.model, ids, chunk=64)
+    for processes in (2, 3):
+        shares = [evaluate_ids(checkpoint.model, ids, chunk=64, shard=(rank, processes))["nats"]
+                  for rank in range(processes)]
+        assert sum(shares) == pytest.approx(whole["nats"], rel=1e-6)
+        assert min(shares) > 0
 
 
 @pytest.fixture(scope="module")
