@@ -107,6 +107,8 @@ class TrainConfig:
         0.995, "evaluate and save an exponential moving average of the weights with this decay (0 = off)")
     max_steps: int = _flag(None, "stop after this many steps (default: 5000 unless --time-budget is given)")
     time_budget: float = _flag(None, "stop after this many minutes of training, then evaluate")
+    schedule_steps: int = _flag(None, "length of the cosine decay in steps (default: --max-steps; under --time-budget, "
+                                      "set from the speed of the warmup steps and recorded, to repeat the run)")
     steps_this_run: int = _flag(None, "pause after this many steps in this invocation (resume later with --resume)")
     eval_interval: int = _flag(250, "evaluate on the full validation split every N steps")
     patience: int = _flag(0, "stop after N evaluations without improvement (0 = never)")
@@ -144,7 +146,7 @@ MAX_THREADS = 1024  # a bound against typos, not this machine's count: a run may
 # refuses NaN, infinities and non-numbers first).
 OPTION_RANGES = {
     **dict.fromkeys(("layers", "hidden", "embedding", "batch_size", "seq_len", "vocab_size", "eval_interval",
-                     "log_interval", "lr", "max_steps", "steps_this_run"), ("positive", lambda v: v > 0)),
+                     "log_interval", "lr", "max_steps", "steps_this_run", "schedule_steps"), ("positive", lambda v: v > 0)),
     **dict.fromkeys(("warmup_steps", "patience", "weight_decay", "clip"), (">= 0", lambda v: v >= 0)),
     **dict.fromkeys(("dropout", "input_dropout", "weight_drop", "ema_decay"), ("in [0, 1)", lambda v: 0 <= v < 1)),
     "val_fraction": ("in (0, 1)", lambda v: 0 < v < 1),
@@ -175,7 +177,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
             parser.add_argument(flag, default=f.default, action=argparse.BooleanOptionalAction, help=help_text)
             continue
         kind = {int: int, float: float}.get(type(f.default), str)
-        if f.name in ("max_steps", "steps_this_run", "threads"):
+        if f.name in ("max_steps", "steps_this_run", "schedule_steps", "threads"):
             kind = int
         elif f.name == "time_budget":
             kind = float

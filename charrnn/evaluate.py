@@ -11,6 +11,7 @@ import json
 import math
 import sys
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -21,11 +22,14 @@ from charrnn.model import CharRNN
 
 @torch.no_grad()
 def evaluate_ids(model: CharRNN, ids: np.ndarray, num_chars: int | None = None, streams: int = 16,
-                 chunk: int = 512, device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None) -> dict:
+                 chunk: int = 512, device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None,
+                 shard: tuple[int, int] = (0, 1), total: Callable[[float], float] | None = None) -> dict:
     """Mean negative log-likelihood of ids[1:] given the ids before them, per token and per character.
 
     The text is cut into `streams` contiguous pieces scored in parallel (each starts from a zero hidden
     state), plus one piece for the remainder, so every token after the first is scored exactly once.
+    Many processes share the work: shard=(rank, processes) scores the pieces rank, rank + processes, ...
+    (the last process takes the remainder), and `total` sums their log-likelihoods across processes.
     """
     ids = np.asarray(ids, dtype=np.int64)
     check(len(ids) >= 2, "the text to evaluate needs at least two tokens")
@@ -35,13 +39,16 @@ def evaluate_ids(model: CharRNN, ids: np.ndarray, num_chars: int | None = None, 
     n = len(ids) - 1
     streams = max(1, min(streams, n // max(chunk, 1) or 1))
     length = n // streams
-    pieces = [(ids[:streams * length + 1], streams, length)]
+    rank, processes = shard
+    pieces = [(ids[:streams * length + 1], streams, length, slice(rank, None, processes))]
     if n - streams * length > 0:
-        pieces.append((ids[streams * length:], 1, n - streams * length))
+        pieces.append((ids[streams * length:], 1, n - streams * length, slice(0, int(rank == processes - 1))))
     total_nll = 0.0
-    for piece, rows, row_len in pieces:
-        x_all = torch.from_numpy(piece[:-1][: rows * row_len].reshape(rows, row_len)).to(device)
-        y_all = torch.from_numpy(piece[1:][: rows * row_len].reshape(rows, row_len)).to(device)
+    for piece, rows, row_len, mine in pieces:
+        x_all = torch.from_numpy(piece[:-1][: rows * row_len].reshape(rows, row_len)[mine]).to(device)
+        y_all = torch.from_numpy(piece[1:][: rows * row_len].reshape(rows, row_len)[mine]).to(device)
+        if len(x_all) == 0:
+            continue
         hidden = None
         for start in range(0, row_len, chunk):
             x, y = x_all[:, start:start + chunk], y_all[:, start:start + chunk]
@@ -50,6 +57,8 @@ def evaluate_ids(model: CharRNN, ids: np.ndarray, num_chars: int | None = None, 
             total_nll += torch.nn.functional.cross_entropy(
                 logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
     model.train(was_training)
+    if total is not None:
+        total_nll = total(total_nll)
     num_chars = num_chars or n
     nats = total_nll / num_chars
     return {"nats": nats, "bpc": nats / math.log(2), "ppl": math.exp(nats) if nats < 700 else math.inf, "nats_per_token": total_nll / n,

@@ -144,10 +144,10 @@ def test_a_catastrophic_update_just_before_a_save_is_not_saved(text_file, tmp_pa
                                                                 ema_decay, average_hides_it):
     # Steps 0-5 are sane and saved at step 5; the update of step 9 blows the weights up, and step 10 saves.
     sane = learning_rate
-    monkeypatch.setattr("charrnn.train.learning_rate", lambda cfg, step, progress: 1e30 if step == 9
-                        else sane(cfg, step, progress))
+    monkeypatch.setattr("charrnn.train.loop.learning_rate", lambda cfg, step, schedule: 1e30 if step == 9
+                        else sane(cfg, step, schedule))
     if average_hides_it:  # late in a long run the moving average barely moves: its validation loss looks fine
-        monkeypatch.setattr("charrnn.train.evaluate_ids", lambda *args, **kwargs: {"nats": 1.0, "bpc": 1.44,
+        monkeypatch.setattr("charrnn.train.loop.evaluate_ids", lambda *args, **kwargs: {"nats": 1.0, "bpc": 1.44,
                                                                                     "ppl": 2.7, "chars": 99})
     with pytest.raises(SystemExit):
         main(tiny_train_args(text_file, tmp_path / "run", "--clip", "0", "--eval-interval", "5",
@@ -184,7 +184,7 @@ def test_bad_training_options_get_a_message_not_a_traceback(text_file, tmp_path,
 
 def numeric_options() -> list[str]:
     return [f.name for f in dataclasses.fields(TrainConfig)
-            if type(f.default) in (int, float) or f.name in ("max_steps", "steps_this_run", "threads", "time_budget")]
+            if type(f.default) in (int, float) or f.name in ("max_steps", "steps_this_run", "schedule_steps", "threads", "time_budget")]
 
 
 def bad_command_lines(tmp_path) -> list[list[str]]:
@@ -246,7 +246,7 @@ def send_signals_at_step(monkeypatch, at_call: int, *signals) -> None:
                 os.kill(os.getpid(), sig)  # the handler runs at once, in this (the main) thread
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr("charrnn.train.train_step", step)
+    monkeypatch.setattr("charrnn.train.loop.train_step", step)
 
 
 def test_ctrl_c_says_at_once_that_it_saves_then_saves_and_exits_130(text_file, tmp_path, capsys, monkeypatch):
@@ -305,3 +305,67 @@ def test_sigterm_saves_a_resumable_checkpoint(text_file, tmp_path):
     assert "--resume" in stderr
     assert last_json_line(stdout)["stopped"] == "interrupted (SIGTERM)"
     assert load_checkpoint(out / "last").meta["metrics"]["steps"] > 0
+
+
+def metrics_records(run, event: str) -> list[dict]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["event"] == event]
+
+
+def test_resume_with_max_steps_after_a_time_budget_run_trains_to_them(text_file, tmp_path, capsys):
+    run = tmp_path / "run"
+    first = main(tiny_train_args(text_file, run, "--time-budget", "0.01", "--max-steps", "100000"))
+    assert first["stopped"] == "time_budget"
+    capsys.readouterr()
+    summary = main(["--resume", str(run), "--max-steps", str(first["steps"] + 5), "--no-progress"])
+    assert summary["stopped"] == "max_steps" and summary["steps"] == first["steps"] + 5
+    assert "replace the run's --time-budget 0.01" in capsys.readouterr().err
+
+
+def test_resume_refuses_settings_it_cannot_change(text_file, tmp_path, capsys):
+    run = tmp_path / "run"
+    main(tiny_train_args(text_file, run, "--max-steps", "10"))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--resume", str(run), "--lr", "0.01", "--cell", "gru", "--max-steps", "20"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--lr (the run has 0.003, given 0.01)" in err and "--cell" in err and "cannot change" in err
+    # the same values, and the flags that may change, are accepted
+    summary = main(["--resume", str(run), "--lr", "0.003", "--dataset", str(text_file), "--max-steps", "12",
+                    "--eval-interval", "3", "--no-progress"])
+    assert summary["steps"] == 12
+
+
+def test_resume_into_a_new_out_folder_keeps_the_best_checkpoint(text_file, tmp_path, monkeypatch):
+    # Every evaluation scores the same, so the resumed part never beats the best of the first part.
+    monkeypatch.setattr("charrnn.train.loop.evaluate_ids", lambda *args, **kwargs: {"nats": 1.0, "bpc": 1.44,
+                                                                                    "ppl": 2.7, "chars": 99})
+    main(tiny_train_args(text_file, tmp_path / "run", "--max-steps", "10"))
+    summary = main(["--resume", str(tmp_path / "run"), "--out", str(tmp_path / "fork"), "--max-steps", "15",
+                    "--no-progress"])
+    assert summary["steps"] == 15 and summary["best_step"] == 10
+    assert load_checkpoint(tmp_path / "fork" / "best").meta["metrics"]["total_steps"] == 15
+    assert len(metrics_records(tmp_path / "fork", "start")) == 2  # the history came along
+    assert load_checkpoint(tmp_path / "run" / "last").metrics["steps"] == 10  # the old run is untouched
+
+
+def test_extending_a_run_does_not_move_the_learning_rate_back_up(text_file, tmp_path):
+    run = tmp_path / "run"
+    main(tiny_train_args(text_file, run, "--max-steps", "20", "--warmup-steps", "2", "--log-interval", "1"))
+    main(["--resume", str(run), "--max-steps", "40", "--no-progress"])
+    lrs = [r["lr"] for r in metrics_records(run, "train")]
+    assert len(lrs) == 40
+    assert all(later <= earlier for earlier, later in zip(lrs[2:], lrs[3:])), lrs  # after warmup, never up
+    assert lrs[-1] == pytest.approx(3e-3 * 0.05, rel=0.01)  # and down to the floor at the new end
+
+
+def test_a_time_budget_run_records_what_repeats_it_exactly(text_file, tmp_path):
+    timed = main(tiny_train_args(text_file, tmp_path / "timed", "--time-budget", "0.02", "--max-steps", "100000",
+                                 "--warmup-steps", "3", "--eval-interval", "7"))
+    assert timed["stopped"] == "time_budget" and timed["schedule_steps"] >= 3
+    assert load_checkpoint(tmp_path / "timed" / "last").metrics["schedule_steps"] == timed["schedule_steps"]
+    main(tiny_train_args(text_file, tmp_path / "again", "--max-steps", timed["steps"], "--schedule-steps",
+                         timed["schedule_steps"], "--warmup-steps", "3", "--eval-interval", "7"))
+    assert_same_tensors(load_checkpoint(tmp_path / "timed" / "last").model.state_dict(),
+                        load_checkpoint(tmp_path / "again" / "last").model.state_dict())

@@ -1,0 +1,3 @@
+from charrnn.train.cli import main
+
+main()

@@ -1,0 +1,335 @@
+"""The Trainer: set up a run (new or resumed), take steps, evaluate and save, and finish."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import time
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel
+
+from charrnn.checkpoint import load_checkpoint, load_training_state, save_checkpoint
+from charrnn.config import TrainConfig
+from charrnn.data import Corpus, StreamBatcher, load_corpus, resolve_source
+from charrnn.device import autocast, autocast_dtype, pick_device
+from charrnn.errors import CharRNNError
+from charrnn.evaluate import evaluate_ids
+from charrnn.model import CharRNN
+from charrnn.train.build import build_model, hardware_description, make_optimizer
+from charrnn.train.distributed import setup
+from charrnn.train.metrics import LogWindow, run_metrics
+from charrnn.train.run_folder import append_metrics, check_run_folder, find_resume_checkpoint, open_run_folder
+from charrnn.train.schedule import Schedule, extended, learning_rate, planned_horizon, timed_horizon
+from charrnn.train.signals import StopRequest
+from charrnn.train.state import Progress
+from charrnn.train.step import moving_average, train_step
+
+DEFAULT_MAX_STEPS = 5000
+LIMITS = ("max_steps", "time_budget", "schedule_steps")  # when one changes on resume, the schedule is extended
+
+
+class Trainer:
+    """Owns one training run: model, optimizer, data position, metrics, checkpoints."""
+
+    def __init__(self, cfg: TrainConfig, command: str | None = None):
+        cfg.validate()
+        self.cfg = cfg
+        self.command = command
+        self.out = Path(cfg.out)
+        check_run_folder(self.out)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        # In a run of many processes (torchrun), this one's rank, its device and its share of the streams.
+        self.dist, self.device = setup(pick_device(cfg.device))
+        self.rows = self.dist.rows(cfg.batch_size)
+        self.amp_dtype = autocast_dtype(cfg.precision, self.device)
+        # fp16 (GPUs without bf16) needs its loss scaled; bf16 and fp32 do not.
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # the batch shape never changes: let cuDNN pick its kernels
+        resume_dir = find_resume_checkpoint(cfg.resume) if cfg.resume else None
+        resumed = load_checkpoint(resume_dir, self.device) if resume_dir else None
+        torch.manual_seed(cfg.seed)
+        source = resolve_source(cfg.dataset, cfg.dataset_config, cfg.split, cfg.val_split, cfg.text_column)
+        with self.dist.main_first():  # one process encodes the corpus into the cache, the others read it
+            self.corpus: Corpus = load_corpus(source, cfg.tokenizer, cfg.vocab_size, cfg.val_fraction,
+                                              tokenizer=resumed.tokenizer if resumed else None)
+        if len(self.corpus.val) < 2:
+            raise CharRNNError("the validation text is empty; give more text or a larger --val-fraction")
+        self.batcher = StreamBatcher(self.corpus.train, cfg.batch_size, cfg.seq_len, cfg.seed)
+        self.model = resumed.model if resumed else build_model(cfg, self.corpus.tokenizer.vocab_size, self.device)
+        self.model.to(self.device).train()
+        # What takes the training steps: DDP averages the gradients of all processes in the backward pass.
+        self.stepper = (DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda"
+                                                else None) if self.dist.active else self.model)
+        if self.dist.rank:  # the same weights everywhere, but each process its own dropout masks
+            torch.manual_seed(cfg.seed + self.dist.rank)
+        self.optimizer = make_optimizer(self.model, cfg)
+        # The weights that are evaluated and saved as best/: a moving average of the recent steps when
+        # --ema-decay > 0. Small, noisy steps make single weights jump around; their average scores better.
+        self.ema = (AveragedModel(self.model, multi_avg_fn=moving_average(cfg.ema_decay))
+                    if cfg.ema_decay > 0 else None)
+        self.max_steps = cfg.max_steps or (None if cfg.time_budget else DEFAULT_MAX_STEPS)
+        self.progress = Progress(Schedule(planned_horizon(cfg, self.max_steps)))
+        self.hidden = None
+        self.saved_step = None  # the step of the checkpoint in last/, once there is one
+        self.last_batch = None  # the latest training batch, to check an update before its weights are saved
+        self.stop_signal = None
+        self._start = time.perf_counter()
+        if resumed:
+            self._restore(load_training_state(resume_dir), resumed.meta.get("training") or {})
+            self.saved_step = self.progress.step
+        self.dist.barrier()  # every process has read the checkpoint before the main one tidies the folder
+        has_best = self.dist.from_main(open_run_folder(self.out, resume_dir) if self.dist.is_main else None)
+        if not has_best and resumed:
+            # Resumed into a folder without best/ (a run downloaded from the Hub ships only last/): the next
+            # evaluation writes one, whatever the score the old run reached.
+            self.progress.best_val = math.inf
+
+    # -- state for exact resume -------------------------------------------------------------------------
+    def _state(self) -> dict:
+        """The training state, the same whatever the number of processes: the hidden states of all the
+        streams (each process holds its share), and the random state of each process."""
+        hidden = self.hidden
+        hidden = list(hidden) if isinstance(hidden, tuple) else ([hidden] if hidden is not None else [])
+        state = {"optimizer": self.optimizer.state_dict(), **self.progress.to_state(self._elapsed()),
+                 "cpu_rng": torch.get_rng_state(),
+                 "hidden": [self.dist.gather_rows(h, 1).cpu() for h in hidden]}  # (layers, B, H)
+        if self.dist.world_size > 1:
+            rng = torch.get_rng_state().to(self.dist.device)[None]
+            state["rank_rngs"] = self.dist.gather_rows(rng, 0).cpu()  # (processes, RNG state bytes)
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _restore(self, state: dict, stored: dict) -> None:
+        cfg = self.cfg
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.progress = Progress.from_state(state, self.progress.schedule)
+        if any(stored.get(name) != getattr(cfg, name) for name in LIMITS):
+            # New limits: decay from the rate reached so far, rather than jump back up the old curve.
+            step = self.progress.step
+            horizon = planned_horizon(cfg, self.max_steps)
+            if horizon is None and step >= max(cfg.warmup_steps, 1):
+                horizon = timed_horizon(step, self.progress.train_seconds, cfg.time_budget * 60, self.max_steps)
+            self.progress.schedule = extended(cfg, step, state["optimizer"]["param_groups"][0]["lr"], horizon)
+        if self.ema is not None and "ema" in state:  # runs saved before --ema-decay start a fresh average
+            self.ema.load_state_dict(state["ema"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        rank, processes = self.dist.rank, self.dist.world_size
+        if processes > 1 and len(state.get("rank_rngs", [])) == processes:
+            torch.set_rng_state(state["rank_rngs"][rank])
+        elif rank == 0:
+            torch.set_rng_state(state["cpu_rng"])
+        else:  # resumed with more processes than saved: a fresh stream for the new ones
+            torch.manual_seed(hash((cfg.seed, rank, self.progress.step)) % 2**63)
+        if "cuda_rng" in state and self.device.type == "cuda" and rank == 0:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        hidden = [h[:, self.rows].to(self.device) for h in state["hidden"]]  # this process's streams
+        self.hidden = None if not hidden else (tuple(hidden) if len(hidden) == 2 else hidden[0])
+
+    # -- bookkeeping ------------------------------------------------------------------------------------
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self._start
+
+    def total_seconds(self) -> float:
+        return self.progress.train_seconds + self._elapsed()
+
+    def _log(self, record: dict) -> None:
+        if self.dist.is_main:
+            append_metrics(self.out, record)
+
+    def _meta(self, final: dict | None = None) -> dict:
+        how = {"hardware": hardware_description(self.device), "device": self.device.type,
+               "precision": str(self.amp_dtype or "fp32").replace("torch.", ""),
+               "world_size": self.dist.world_size}
+        metrics = run_metrics(self.progress, self.total_seconds(), self.cfg.clip, how, self.corpus.description)
+        metrics.update(final or {})
+        return {"training": dataclasses.asdict(self.cfg), "metrics": metrics, "command": self.command}
+
+    @property
+    def eval_model(self) -> CharRNN:
+        return self.ema.module if self.ema is not None else self.model
+
+    # -- evaluation and checkpoints ---------------------------------------------------------------------
+    def evaluate(self) -> dict:
+        p = self.progress
+        result = self._validate(self.eval_model, self.amp_dtype)
+        if self.exploded(result["nats"]):
+            raise self.diverged(f"validation loss {result['nats']:.4g}")
+        record = {"step": p.step, "elapsed_s": round(self.total_seconds(), 2), "val_nats": result["nats"],
+                  "val_bpc": result["bpc"], "val_ppl": result["ppl"]}
+        p.curve.append(record)
+        self._log({"event": "eval", **record})
+        if result["nats"] < p.best_val:
+            p.best_val = result["nats"]
+            p.evals_since_best = 0
+            if self.dist.is_main:
+                save_checkpoint(self.out / "best", self.eval_model, self.corpus.tokenizer, self.cfg.save_dtype,
+                                **self._meta())
+        else:
+            p.evals_since_best += 1
+        return record
+
+    def _validate(self, model: CharRNN, amp_dtype) -> dict:
+        """The validation loss, each process scoring its share of the text."""
+        return evaluate_ids(model, self.corpus.val, self.corpus.val_chars, device=self.device, amp_dtype=amp_dtype,
+                            shard=(self.dist.rank, self.dist.world_size), total=lambda nll: self.dist.sum([nll])[0])
+
+    def save_last(self) -> None:
+        # The trained (not averaged) weights, in float32 whatever --save-dtype says: resuming must continue
+        # bit for bit. The average travels in the training state.
+        if self.last_batch is not None:
+            loss = self.loss_after_update()
+            if self.exploded(loss):
+                raise self.diverged(f"loss after the last update {loss:.4g}")
+        state = self._state()  # every process takes part in gathering it
+        if self.dist.is_main:
+            save_checkpoint(self.out / "last", self.model, self.corpus.tokenizer, "float32",
+                            training_state=state, **self._meta())
+        self.saved_step = self.progress.step
+
+    # -- divergence -------------------------------------------------------------------------------------
+    def exploded(self, loss: float) -> bool:
+        # A healthy run starts near ln(V) (uniform guessing) and goes down; far above it, it has exploded.
+        return not math.isfinite(loss) or loss > 5 * math.log(self.model.config.vocab_size) + 5
+
+    @torch.no_grad()
+    def loss_after_update(self) -> float:
+        """The loss of the current weights on the latest batch. A step's own loss is measured before its
+        update, so without this a catastrophic last update would be saved as last/."""
+        x, y = self.last_batch
+        self.model.eval()  # no dropout: the random stream stays the same as a run that does not check
+        try:
+            with autocast(self.device, self.amp_dtype):
+                return self.dist.mean(self.model(x, None, y)[2].item())
+        finally:
+            self.model.train()
+
+    def diverged(self, what: str) -> CharRNNError:
+        if self.saved_step is None:
+            saved = f"No checkpoint was saved (a run saves every {self.cfg.eval_interval} steps)"
+        else:
+            saved = f"The last good checkpoint is {self.out / 'last'} (step {self.saved_step})"
+        return CharRNNError(f"training diverged at step {self.progress.step}: {what}. {saved}; try a lower --lr "
+                            f"(now {self.cfg.lr}) or a tighter --clip (now {self.cfg.clip})")
+
+    # -- the loop ---------------------------------------------------------------------------------------
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        p = self.progress
+        if p.schedule.horizon is None and p.step >= max(self.cfg.warmup_steps, 1):
+            # A time budget: fix the schedule's length from the speed of the warmup steps, once, so that the
+            # learning rate depends on the step alone and the run can be repeated.
+            p.schedule.horizon = self.dist.from_main(timed_horizon(p.step, self.total_seconds(),
+                                                                   self.cfg.time_budget * 60, self.max_steps))
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.cfg, p.step, p.schedule)
+        x, y = x[self.rows], y[self.rows]  # this process's streams
+        if self.device.type == "cuda":  # copied from pinned memory while the GPU is still busy
+            x, y = x.pin_memory(), y.pin_memory()
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        loss, norm, self.hidden = train_step(self.stepper, self.optimizer, x, y, self.hidden, self.amp_dtype,
+                                             self.cfg.clip, mean=self.dist.mean if self.dist.active else None,
+                                             scaler=self.scaler)
+        # With a loss scaler an infinite gradient is a scale set too high (the scaler skipped the update).
+        if self.exploded(loss) or not (math.isfinite(norm) or self.scaler is not None):
+            raise self.diverged(f"loss {loss:.4g}, gradient norm {norm:.4g}")
+        self.last_batch = (x, y)
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        if math.isfinite(norm):  # an fp16 step the scaler skipped has none
+            p.count_norm(norm, self.cfg.clip)
+        return loss, norm
+
+    def _stop_reason(self, steps_this_run: int, stop: StopRequest) -> str | None:
+        p, cfg = self.progress, self.cfg
+        # The clock and the signals are each process's own: agree on them, so that all stop at the same step.
+        time_is_up = bool(cfg.time_budget) and self.total_seconds() >= cfg.time_budget * 60
+        out_of_time, signum = self.dist.any([int(time_is_up), stop.signum or 0])
+        if self.max_steps and p.step >= self.max_steps:
+            return "max_steps"
+        if out_of_time:
+            return "time_budget"
+        if cfg.steps_this_run and steps_this_run >= cfg.steps_this_run:
+            return "paused"
+        if cfg.patience and p.evals_since_best >= cfg.patience:
+            return "early_stop"
+        if signum:
+            self.stop_signal = signal.Signals(signum)
+            return f"interrupted ({self.stop_signal.name})"
+        return None
+
+    def run(self) -> dict:
+        from tqdm.auto import tqdm
+
+        self._start = time.perf_counter()
+        cfg, p = self.cfg, self.progress
+        by_time = self.max_steps is None
+        bar = tqdm(total=int(cfg.time_budget * 60) if by_time else self.max_steps, initial=p.step,
+                   unit="s" if by_time else "step", disable=not (cfg.progress and self.dist.is_main),
+                   dynamic_ncols=True,
+                   desc=f"{self.model.config.cell} {self.model.num_params() / 1e6:.2f}M")
+        self._log({"event": "start", "step": p.step, "num_params": self.model.num_params(),
+                   "config": dataclasses.asdict(cfg), "train_tokens": len(self.corpus.train),
+                   "val_tokens": len(self.corpus.val), "command": self.command,
+                   "world_size": self.dist.world_size})
+        window, steps_this_run = LogWindow(), 0
+        with StopRequest(announce=self.dist.is_main) as stop:
+            while not (reason := self._stop_reason(steps_this_run, stop)):
+                step_start = time.perf_counter()
+                x, y, starts_epoch = self.batcher.batch(p.step)
+                if starts_epoch:
+                    self.hidden = None  # a new epoch starts the streams at new places
+                loss, norm = self._train_step(x, y)
+                p.step_seconds += time.perf_counter() - step_start
+                p.step += 1
+                p.chars_seen += x.numel()  # the whole batch, all processes together
+                steps_this_run += 1
+                window.add(loss, norm, x.numel())
+                if p.step % cfg.log_interval == 0:
+                    record = window.record(p.step, self.total_seconds(), self.optimizer.param_groups[0]["lr"])
+                    self._log(record)
+                    bar.set_postfix(loss=f"{record['loss']:.3f}", bpc=f"{record['loss'] / math.log(2):.3f}",
+                                    val=f"{p.best_val / math.log(2):.3f}", chars_s=f"{record['chars_per_s']}")
+                if p.step % cfg.eval_interval == 0:
+                    self.evaluate()
+                    self.save_last()
+                    window.restart()
+                bar.n = int(self.total_seconds()) if by_time else p.step
+                bar.refresh() if p.step % 10 == 0 else None
+            bar.close()
+            # Still under the handlers: a signal now lets the final save finish, a second one quits at once.
+            if not p.curve or p.curve[-1]["step"] != p.step:
+                self.evaluate()
+            self.save_last()
+        return self._finish(reason)
+
+    def _finish(self, reason: str) -> dict:
+        self.dist.barrier()  # the main process has written best/
+        best = load_checkpoint(self.out / "best", self.device)  # the weights as stored (maybe bfloat16)
+        final = self._validate(best.model, None)
+        final_metrics = {"val_nats": final["nats"], "val_bpc": final["bpc"], "val_ppl": final["ppl"],
+                         "val_chars": final["chars"], "best_step": best.metrics.get("steps"),
+                         "stored_dtype": self.cfg.save_dtype}
+        meta = self._meta(final_metrics)
+        meta["metrics"]["steps"] = best.metrics.get("steps")  # the best checkpoint's own step count
+        meta["metrics"]["total_steps"] = self.progress.step
+        if self.dist.is_main:
+            save_checkpoint(self.out / "best", best.model, best.tokenizer, self.cfg.save_dtype, **meta)
+        summary = {"val_nats": round(final["nats"], 4), "val_bpc": round(final["bpc"], 4),
+                   "steps": self.progress.step, "best_step": best.metrics.get("steps"),
+                   "chars_per_s": meta["metrics"]["train_chars_per_s"],
+                   "wall_s": round(self.total_seconds(), 1), "stopped": reason,
+                   "schedule_steps": self.progress.schedule.horizon,
+                   "params": self.model.num_params(), "checkpoint": str(self.out / "best")}
+        self._log({"event": "final", **summary})
+        return summary
