@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -21,8 +22,10 @@ def _check_length(length: int) -> int:
     return int(length)
 
 
-def _seed(seed) -> int | None:
-    return None if seed is None or int(seed) < 0 else int(seed)  # -1: a different text each time
+def _seed(seed) -> int:
+    """-1 (or None): a different text each time. The seed is drawn here, not inside the sampler, so the status
+    line can say which one was used and a good sample can be made again."""
+    return random.randrange(2**31) if seed is None or int(seed) < 0 else int(seed)
 
 
 def prompt_notes(tokenizer, prompt: str) -> str:
@@ -40,7 +43,8 @@ def prompt_notes(tokenizer, prompt: str) -> str:
 def generate_stream(library: ModelLibrary, name: str, prompt: str = "", length: int = 500, temperature: float = 0.8,
                     top_k: int = 0, top_p: float = 1.0, seed: int | None = 42,
                     num_samples: int = 1) -> Iterator[tuple[list[str], str]]:
-    """Yield (texts so far, status line) every UPDATE_INTERVAL seconds and at the end. Texts include the prompt."""
+    """Yield (texts so far, status line) every UPDATE_INTERVAL seconds and at the end. Texts include the prompt;
+    the last status line says how fast it went and which seed was used."""
     settings = SamplingSettings(float(temperature), int(top_k), float(top_p))
     length = _check_length(length)
     check(1 <= int(num_samples) <= MAX_SAMPLES, f"number of samples must be between 1 and {MAX_SAMPLES}")
@@ -48,19 +52,22 @@ def generate_stream(library: ModelLibrary, name: str, prompt: str = "", length: 
     loaded = library.load(name)
     notes = prompt_notes(loaded.checkpoint.tokenizer, prompt)
     texts = [prompt] * int(num_samples)
+    seed = _seed(seed)
+    notes_and_seed = " ".join(filter(None, [notes, f"Seed {seed}."]))
     start = last = time.perf_counter()
     made = 0
     for pieces in stream(loaded.checkpoint.model, loaded.checkpoint.tokenizer, prompt, length, settings,
-                         _seed(seed), int(num_samples), stepper=loaded.stepper):
+                         seed, int(num_samples), stepper=loaded.stepper):
         texts = [t + p for t, p in zip(texts, pieces)]
         made += 1
         now = time.perf_counter()
         if now - last >= UPDATE_INTERVAL:
             last = now
-            yield texts, notes
+            yield texts, notes_and_seed
     seconds = time.perf_counter() - start
     speed = f"{made * int(num_samples) / max(seconds, 1e-9):,.0f} chars/s"
-    yield texts, " ".join(filter(None, [notes, f"{made} characters per sample in {seconds:.2f} s ({speed})."]))
+    yield texts, " ".join(filter(None, [notes, f"{made} characters per sample in {seconds:.2f} s ({speed}), "
+                                               f"seed {seed}."]))
 
 
 def compare_stream(library: ModelLibrary, names: list[str], prompt: str = "", length: int = 400,
