@@ -13,7 +13,7 @@ import inspect
 import json
 
 import gradio as gr
-from gradio.components.plot import PlotData
+from gradio.components.plot import AltairPlotData
 
 from charrnn import service
 from charrnn.errors import CharRNNError
@@ -111,10 +111,11 @@ def user_errors(fn):
     return run
 
 
-def plot(chart: dict) -> PlotData:
+def plot(chart: dict) -> AltairPlotData:
     """A Vega-Lite chart from charrnn.service for a gr.Plot (see charrnn/service/charts.py for why not
-    gr.LinePlot). "altair" is how gr.Plot names a Vega-Lite specification."""
-    return PlotData(type="altair", plot=json.dumps(chart))
+    gr.LinePlot). "altair" is how gr.Plot names a Vega-Lite specification; naming a chart kind makes Gradio
+    fit it to the page's width and theme ("scatter" touches only the mark's default stroke)."""
+    return AltairPlotData(plot=json.dumps(chart), chart="scatter")
 
 
 def _format_samples(texts: list[str]) -> str:

@@ -19,13 +19,12 @@ COLORS = {"rnn": "#e45756", "gru": "#4c78a8", "lstm": "#54a24b", "lstm_best": "#
 SPARE_COLORS = ("#f58518", "#72b7b2", "#eeca3b", "#9d755d", "#ff9da6", "#bab0ac")
 DASHES = ([1, 0], [8, 4], [2, 3], [12, 3, 2, 3])
 SHAPES = ("circle", "square", "triangle-up", "diamond")
-GREY = "#888888"  # text and grid colour that reads on a light and a dark page
 
 
 def series_colors(names: list[str]) -> list[str]:
     """A colour for each name: its own if it has one, else a spare one not used by the others."""
     spare = iter([c for c in SPARE_COLORS if c not in {COLORS.get(n) for n in names}])
-    return [COLORS.get(name) or next(spare, GREY) for name in names]
+    return [COLORS.get(name) or next(spare, "#888888") for name in names]
 
 
 def _records(data: pd.DataFrame) -> list[dict]:
@@ -45,11 +44,11 @@ def line_chart(data: pd.DataFrame, x: str, y: str, color: str, title: str, *, x_
     scale = {"domain": names, "range": series_colors(names)}
     encoding = {
         "x": {"field": x, "type": "quantitative", "title": x_title or x,
-              "scale": {"type": "log"} if x_log else {"zero": False}},
+              "scale": {"type": "log"} if x_log else {"zero": False, "nice": False}},
         "y": {"field": y, "type": "quantitative", "title": y_title or y,
               "scale": {"domain": y_domain} if y_domain else {"zero": False}},
         "color": {"field": color, "type": "nominal", "scale": scale, "title": None,
-                  "legend": {"orient": "top", "symbolStrokeWidth": 3, "labelFontSize": 13}},
+                  "legend": {"orient": "top", "symbolStrokeWidth": 3}},
         "tooltip": [{"field": color, "type": "nominal"}, {"field": x, "type": "quantitative"},
                     {"field": y, "type": "quantitative", "format": ".4~g"}],
     }
@@ -60,18 +59,16 @@ def line_chart(data: pd.DataFrame, x: str, y: str, color: str, title: str, *, x_
                                                                        for i in range(len(names))]}}
         encoding["shape"] = {"field": color, "type": "nominal", "legend": None,
                              "scale": {"domain": names, "range": [SHAPES[i % len(SHAPES)] for i in range(len(names))]}}
+    color_encoding = encoding.pop("color")
     return {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
         "title": {"text": title, **({"subtitle": subtitle} if subtitle else {})},
-        "width": "container", "height": height, "autosize": {"type": "fit", "contains": "padding"},
-        "background": None,
+        "height": height,
         "data": {"values": _records(data)},
-        "mark": mark,
         "encoding": encoding,
+        # The colour is encoded in a layer: Gradio's chart theming (fonts and text colours of the page's theme,
+        # a width that follows the page) recolours a top-level colour encoding with its own palette.
+        "layer": [{"mark": mark, "encoding": {"color": color_encoding}}],
         # SVG: the legend and the lines are elements a test (or a screen reader) can read
         "usermeta": {"embedOptions": {"renderer": "svg", "actions": False}},
-        "config": {"view": {"stroke": None}, "title": {"color": GREY, "subtitleColor": GREY, "fontSize": 14},
-                   "axis": {"labelColor": GREY, "titleColor": GREY, "gridColor": GREY, "gridOpacity": 0.25,
-                            "domainColor": GREY, "tickColor": GREY},
-                   "legend": {"labelColor": GREY}},
     }

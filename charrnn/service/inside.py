@@ -118,7 +118,7 @@ def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distan
         grad = metrics.get("grad_norm") or {}
         clipping.append({"model": name, "clip at": grad.get("clip"),
                          "clipped steps": f"{grad.get('clipped_fraction', float('nan')):.1%}",
-                         "steps": sum(grad.get("counts", []))})
+                         "steps": f"{sum(grad.get('counts', [])):,}"})
     underflows = [f"{name} from k = {k}" for name, k in
                   ((name, gradients.first_underflow(curve)) for name, curve in curves.items()) if k is not None]
     note = (f"The line stops where the norm fell below the smallest float32 number (~1e-45): "
