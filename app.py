@@ -218,8 +218,9 @@ def build_app(library: service.ModelLibrary | None = None) -> gr.Blocks:
                                  headers=service.COMPARISON_COLUMNS, label="The models", interactive=False)
             by_time, by_step = (service.validation_charts(library, compare_models) if names else (None, None))
             with gr.Row():
-                by_time = gr.Plot(by_time and plot(by_time), show_label=False, elem_classes="chart")
-                by_step = gr.Plot(by_step and plot(by_step), show_label=False, elem_classes="chart")
+                # min_width: on a phone the two charts stack instead of squeezing side by side
+                by_time = gr.Plot(by_time and plot(by_time), show_label=False, elem_classes="chart", min_width=360)
+                by_step = gr.Plot(by_step and plot(by_step), show_label=False, elem_classes="chart", min_width=360)
             scores = gr.Dataframe(headers=service.score_columns(compare_models), interactive=False,
                                   label="Each generated text (prompt excluded) scored by every model, bits/char: "
                                         "lower = more plausible to that model")
@@ -297,8 +298,9 @@ def _inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
                 g_button = gr.Button("Measure", variant="primary")
             g_plot = gr.Plot(show_label=False, elem_classes="chart")
             with gr.Row():
-                g_hist = gr.Plot(show_label=False, elem_classes="chart")
-                g_clip = gr.Dataframe(headers=inside.CLIPPING_COLUMNS, label="Clipping", interactive=False)
+                g_hist = gr.Plot(show_label=False, elem_classes="chart", min_width=360)
+                g_clip = gr.Dataframe(headers=inside.CLIPPING_COLUMNS, label="Clipping", interactive=False,
+                                      min_width=360)
             g_button.click(gradient_flow, [text, g_distance], [g_plot, g_hist, g_clip], api_name="gradient_flow")
         with gr.Tab("Gates") as tab:
             text_tabs.append(tab)

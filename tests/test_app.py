@@ -18,6 +18,11 @@ from charrnn import service
 from tests.conftest import ROOT
 
 
+def color_domain(plot) -> list[str]:
+    """The series a chart endpoint's Vega-Lite specification colours (and so draws and names in its legend)."""
+    return json.loads(plot["plot"])["layer"][0]["encoding"]["color"]["scale"]["domain"]
+
+
 @pytest.fixture(scope="module")
 def client(app_url):
     return Client(app_url, verbose=False)
@@ -94,7 +99,7 @@ def test_compare_streams_three_models_with_table_plots_and_cross_scores(client):
     steps = table["headers"].index("steps trained"), table["headers"].index("best at step")
     assert all(int(row[steps[0]].replace(",", "")) >= int(row[steps[1]].replace(",", "")) for row in table["data"])
     for chart in (by_time, by_step):  # a Vega-Lite chart whose colour domain is the chosen models
-        assert json.loads(chart["plot"])["encoding"]["color"]["scale"]["domain"] == ["rnn", "gru", "lstm"]
+        assert color_domain(chart) == ["rnn", "gru", "lstm"]
     assert len(scores["data"]) == 3 and all(isinstance(v, float) for row in scores["data"] for v in row[1:])
 
 
@@ -147,13 +152,13 @@ def test_neurons_unit_minus_one_keeps_the_chosen_layer_and_state(client):
 def test_gradient_flow_and_gates(client):
     plot, hist, clipping = client.predict(TEXT, 20, api_name="/gradient_flow")
     for chart in (plot, hist):
-        assert json.loads(chart["plot"])["encoding"]["color"]["scale"]["domain"] == ["rnn", "gru", "lstm"]
+        assert color_domain(chart) == ["rnn", "gru", "lstm"]
     assert len(clipping["data"]) == 3
     means, series, html = client.predict(TEXT, api_name="/gates")
     assert {row[1] for row in means["data"]} == {"input", "forget", "output"} and "forget gate" in html
-    assert json.loads(series["plot"])["encoding"]["color"]["scale"]["domain"] == ["input", "forget", "output"]
+    assert color_domain(series) == ["input", "forget", "output"]
     _, series, html = client.predict(TEXT, "gru", api_name="/gates")
-    assert json.loads(series["plot"])["encoding"]["color"]["scale"]["domain"] == ["reset", "update"]
+    assert color_domain(series) == ["reset", "update"]
 
 
 def test_gates_offer_only_models_with_gates(client):
@@ -162,9 +167,9 @@ def test_gates_offer_only_models_with_gates(client):
 
 
 def test_the_memory_view_names_the_cells_as_everywhere_else(client):
-    chart = json.loads(client.predict(api_name="/memory")["plot"])
-    assert chart["encoding"]["color"]["scale"]["domain"] == ["rnn", "gru", "lstm"]
-    assert chart["encoding"]["strokeDash"]  # the GRU and the LSTM coincide at 1.0: dashes keep both visible
+    chart = client.predict(api_name="/memory")
+    assert color_domain(chart) == ["rnn", "gru", "lstm"]
+    assert json.loads(chart["plot"])["encoding"]["strokeDash"]  # the GRU and the LSTM coincide at 1.0: dashes keep both visible
 
 
 def test_warm_up_loads_every_model_and_skips_a_broken_one(tmp_path, tiny_library, capsys):
@@ -206,6 +211,6 @@ def test_charts_draw_a_model_that_is_not_one_of_the_shipped_three(tmp_path, tiny
     shutil.copytree(tiny_library / "lstm", tmp_path / "mine")
     shutil.copytree(tiny_library / "gru", tmp_path / "gru")
     for chart in service.validation_charts(service.ModelLibrary(tmp_path), ["gru", "mine"]):
-        scale = chart["encoding"]["color"]["scale"]
+        scale = chart["layer"][0]["encoding"]["color"]["scale"]
         assert scale["domain"] == ["gru", "mine"] and len(set(scale["range"])) == 2
         assert {row["model"] for row in chart["data"]["values"]} == {"gru", "mine"}

@@ -121,8 +121,8 @@ def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distan
                          "steps": f"{sum(grad.get('counts', [])):,}"})
     underflows = [f"{name} from k = {k}" for name, k in
                   ((name, gradients.first_underflow(curve)) for name, curve in curves.items()) if k is not None]
-    note = (f"The line stops where the norm fell below the smallest float32 number (~1e-45): "
-            f"{', '.join(underflows)}" if underflows else None)
+    note = (["The line stops where the norm fell below", f"float32's smallest number (~1e-45): {', '.join(underflows)}"]
+            if underflows else None)  # two short lines: they fit a phone
     flow = charts.line_chart(gradients.gradient_flow_table(curves), "distance", "log10 norm", "model",
                              "log10 of ||dL_T/ds_(T-k)|| relative to k = 0", x_title="distance k",
                              y_title="log10 relative norm", subtitle=note)
