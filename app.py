@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import sys
 import traceback
 
 import gradio as gr
+from gradio.components.plot import AltairPlotData
 
 from charrnn import service
 from charrnn.errors import CharRNNError
-from charrnn.service import inside
-from charrnn.service import inputs
+from charrnn.service import inputs, inside
 from charrnn.service.inputs import LIMITS
 
 TITLE = "charrnn: character-level RNN, GRU and LSTM"
@@ -39,8 +40,9 @@ multiplied by the same recurrent matrix and squashed by tanh at each step, so it
 characters ago. The LSTM's cell state is updated by addition, controlled by forget, input and output gates, and
 the GRU's update gate interpolates between the old and the new state: both give the gradient a path that does not
 shrink, so they remember who is speaking, whether a line is open, and how long a verse has run. Gradient
-clipping (used in training here) tames the exploding side; gates fix the vanishing side. All three models below
-have the same number of parameters (3.3M) and the same 10-minute training budget on the same CPU."""
+clipping (used in training here) tames the exploding side; gates fix the vanishing side. The shipped `rnn`, `gru`
+and `lstm` have the same number of parameters (3.3M) and the same 10-minute training budget on the same CPU;
+pick any model in each column."""
 
 INSIDE_TEXT = """JULIET:
 O Romeo, Romeo! wherefore art thou Romeo?
@@ -88,8 +90,9 @@ CSS = """
 
 
 def _message(err: Exception) -> gr.Error:
-    """What the visitor sees. A CharRNNError is their input's fault: its message, no traceback in the log. Any
-    other exception is ours: a message that says so, and the traceback in the log to fix it."""
+    """What the visitor sees. A CharRNNError is their input's fault: its message, and no traceback in the log (it
+    is not a fault of the server). Any other exception is ours: a message that says so, and the traceback in the
+    log to fix it."""
     if isinstance(err, CharRNNError):
         return gr.Error(str(err), print_exception=False)
     traceback.print_exception(err, file=sys.stderr)
@@ -98,8 +101,9 @@ def _message(err: Exception) -> gr.Error:
 
 
 def user_errors(fn):
-    """Every handler's values arrive raw (`preprocess=False`) and are checked by the service; this turns what
-    it raises into a message on the page. functools.wraps keeps the signature Gradio reads (gr.Progress)."""
+    """Every handler's values arrive raw (`preprocess=False`: anyone with the URL can send anything) and are
+    checked by the service; this turns what it raises into a message on the page. functools.wraps keeps fn's
+    signature, which Gradio reads for the endpoint's input names in "Use via API" and for gr.Progress."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def stream(*args, **kwargs):
@@ -112,14 +116,14 @@ def user_errors(fn):
         return stream
 
     @functools.wraps(fn)
-    def call(*args, **kwargs):
+    def run(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
         except Exception as err:  # noqa: BLE001 - see _message
             raise _message(err) from None
-    return call
+    return run
 
 
 class Blocks(gr.Blocks):
@@ -130,6 +134,13 @@ class Blocks(gr.Blocks):
             raise gr.Error(f"this endpoint takes {len(block_fn.inputs)} input values, got {len(inputs)}",
                            print_exception=False)
         super().validate_inputs(block_fn, inputs)
+
+
+def plot(chart: dict) -> AltairPlotData:
+    """A Vega-Lite chart from charrnn.service for a gr.Plot (see charrnn/service/charts.py for why not
+    gr.LinePlot). "altair" is how gr.Plot names a Vega-Lite specification; naming a chart kind makes Gradio
+    fit it to the page's width and theme ("scatter" touches only the mark's default stroke)."""
+    return AltairPlotData(plot=json.dumps(chart), chart="scatter")
 
 
 def _format_samples(texts: list[str]) -> str:
@@ -158,19 +169,28 @@ def build_app(library: service.ModelLibrary | None = None) -> gr.Blocks:
     def generate(prompt, model, temperature, top_k, top_p, length, seed, num_samples):
         for texts, status in service.generate_stream(library, model, prompt, length, temperature, top_k,
                                                      top_p, seed, num_samples):
-            yield _format_samples(texts), status
+            yield _format_samples(texts), status, status
+
+    def stopped(status_so_far):
+        return " ".join(["**Stopped.**", status_so_far or ""]).strip()  # it names the seed used
+
+    def chosen_models(model_a, model_b, model_c):
+        chosen = [model_a, model_b, model_c]
+        by_time, by_step = service.validation_charts(library, chosen)
+        return (service.comparison_table(library, chosen), plot(by_time), plot(by_step),
+                gr.Dataframe(headers=service.score_columns(chosen), value=None))
 
     @user_errors
     def compare(prompt, model_a, model_b, model_c, temperature, length, seed):
         chosen = [model_a, model_b, model_c]
-        curves = service.validation_curves(library, chosen)
+        by_time, by_step = (plot(chart) for chart in service.validation_charts(library, chosen))
         texts, table = [prompt] * 3, service.comparison_table(library, chosen)
-        plots = (curves, curves)  # sent once: redrawing them on every streamed update costs the server
-        for texts, speeds in service.compare_stream(library, chosen, prompt, length, temperature, seed):
+        no_scores = gr.Dataframe(headers=service.score_columns(chosen), value=None)
+        for i, (texts, speeds) in enumerate(service.compare_stream(library, chosen, prompt, length, temperature, seed)):
             table = service.comparison_table(library, chosen, speeds)
-            yield *texts, table, *plots, None
-            plots = (gr.skip(), gr.skip())
-        yield *texts, table, *plots, service.cross_scores(library, chosen, prompt or "", texts)
+            # the curves do not change while the models write: drawn once, not twenty times a second
+            yield *texts, table, *((by_time, by_step, no_scores) if i == 0 else (gr.skip(),) * 3)
+        yield *texts, table, by_time, by_step, service.cross_scores(library, chosen, prompt or "", texts)
 
     with Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
@@ -196,13 +216,18 @@ def build_app(library: service.ModelLibrary | None = None) -> gr.Blocks:
                     num_samples = gr.Slider(1, service.MAX_SAMPLES, value=1, step=1, label="Samples")
                     gr.Markdown(SAMPLING_HELP)
             model.change(card, model, model_card, api_visibility="private", preprocess=False)
+            # The status so far is also kept on the server (a State is not part of the API): Stop reads it
+            # there, as the page's copy may lag behind the stream. Stop writes its line once the cancel has
+            # gone through; written with it, the cancelled event's last update could cover it.
+            status_so_far = gr.State("")
             event = generate_button.click(
-                generate, [prompt, model, temperature, top_k, top_p, length, seed, num_samples], [output, status],
-                api_name="generate",
-                preprocess=False)
-            stop_button.click(None, None, None, cancels=[event], api_visibility="private")
+                generate, [prompt, model, temperature, top_k, top_p, length, seed, num_samples],
+                [output, status, status_so_far], api_name="generate", preprocess=False)
+            stop_button.click(None, None, None, cancels=[event], api_visibility="private").then(
+                stopped, status_so_far, status, api_visibility="private")
 
         with gr.Tab("Compare cells"):
+            gr.Markdown(CELLS_HELP)  # it introduces what is below it
             with gr.Row():
                 compare_prompt = gr.Textbox(label="Prompt", value="KING RICHARD II:\n", lines=2, scale=3)
                 compare_temperature = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature", scale=1)
@@ -217,21 +242,23 @@ def build_app(library: service.ModelLibrary | None = None) -> gr.Blocks:
                         text = gr.Textbox(label="Generated text", lines=14, max_lines=24, autoscroll=True,
                                           elem_classes="sample-box")
                         columns.append((picker, text))
+            pickers = [p for p, _ in columns]
             table = gr.Dataframe(service.comparison_table(library, compare_models) if names else None,
-                                 label="The models", interactive=False)
-            curves = service.validation_curves(library, compare_models) if names else None
+                                 headers=service.COMPARISON_COLUMNS, label="The models", interactive=False)
+            by_time, by_step = (service.validation_charts(library, compare_models) if names else (None, None))
             with gr.Row():
-                by_time = gr.LinePlot(curves, x="minutes", y="val bpc", color="model",
-                                      title="Validation bits/char against training time", x_title="minutes")
-                by_step = gr.LinePlot(curves, x="step", y="val bpc", color="model",
-                                      title="Validation bits/char against training steps")
-            scores = gr.Dataframe(label="Each generated text (prompt excluded) scored by every model, bits/char: "
-                                        "lower = more plausible to that model", interactive=False)
-            gr.Markdown(CELLS_HELP)
+                # min_width: on a phone the two charts stack instead of squeezing side by side
+                by_time = gr.Plot(by_time and plot(by_time), show_label=False, elem_classes="chart", min_width=360)
+                by_step = gr.Plot(by_step and plot(by_step), show_label=False, elem_classes="chart", min_width=360)
+            scores = gr.Dataframe(headers=service.score_columns(compare_models), interactive=False,
+                                  label="Each generated text (prompt excluded) scored by every model, bits/char: "
+                                        "lower = more plausible to that model")
+            for picker in pickers:
+                picker.change(chosen_models, pickers, [table, by_time, by_step, scores], api_visibility="private",
+                              preprocess=False)
             compare_button.click(
-                compare, [compare_prompt, *(p for p, _ in columns), compare_temperature, compare_length, compare_seed],
-                [*(t for _, t in columns), table, by_time, by_step, scores], api_name="compare",
-                preprocess=False)
+                compare, [compare_prompt, *pickers, compare_temperature, compare_length, compare_seed],
+                [*(t for _, t in columns), table, by_time, by_step, scores], api_name="compare", preprocess=False)
         _inside_tab(library, names)
     return demo
 
@@ -239,8 +266,10 @@ def build_app(library: service.ModelLibrary | None = None) -> gr.Blocks:
 def _inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
     """The Inside tab: five views of what the cells compute, each one a named API endpoint."""
     char_models = names
+    gated = inside.gated_models(library)
     trio = [n for n in service.COMPARE_DEFAULT if n in names] or names[:3]
     default = "lstm" if "lstm" in names else (names[0] if names else None)
+    gated_default = default if default in gated else (gated[0] if gated else None)
 
     @user_errors
     def surprise(text, model=default, all_cells=False):
@@ -252,74 +281,84 @@ def _inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
 
     @user_errors
     def gradient_flow(text, max_distance=60):
-        return inside.gradient_flow(library, text, trio, max_distance)
+        flow, norms, clipping = inside.gradient_flow(library, text, trio, max_distance)
+        return plot(flow), plot(norms), clipping
 
     @user_errors
-    def gates(text, model=default, layer=0, unit=0):
-        return inside.gates(library, text, model, layer, unit)
+    def gates(text, model=gated_default, layer=0, unit=0):
+        means, series, html = inside.gates(library, text, model, layer, unit)
+        return means, plot(series), html
 
     @user_errors
     def memory(retrain=False, progress=gr.Progress()):
-        return inside.memory_view(retrain, progress=lambda f, m: progress(f, desc=m))
+        return plot(inside.memory_view(retrain, progress=lambda f, m: progress(f, desc=m)))
 
     with gr.Tab("Inside"):
         text = gr.Textbox(label="Text to look at", value=INSIDE_TEXT, lines=8, max_lines=16)
-        with gr.Tab("Surprise"):
+        text_tabs = []
+        with gr.Tab("Surprise") as tab:
+            text_tabs.append(tab)
             gr.Markdown(INSIDE_HELP["surprise"])
             with gr.Row():
                 s_model = gr.Dropdown(char_models, value=default, label="Model")
                 s_all = gr.Checkbox(label="Show RNN, GRU and LSTM", value=False)
                 s_button = gr.Button("Show surprise", variant="primary")
-            s_table = gr.Dataframe(label="Bits per character", interactive=False)
+            s_table = gr.Dataframe(headers=inside.SURPRISE_COLUMNS, label="Bits per character", interactive=False)
             s_html = gr.HTML()
-            s_button.click(surprise, [text, s_model, s_all], [s_html, s_table], api_name="surprise",
-                preprocess=False)
-        with gr.Tab("Neurons"):
+            s_button.click(surprise, [text, s_model, s_all], [s_html, s_table], api_name="surprise", preprocess=False)
+        with gr.Tab("Neurons") as tab:
+            text_tabs.append(tab)
             gr.Markdown(INSIDE_HELP["neurons"])
             with gr.Row():
                 n_model = gr.Dropdown(char_models, value=default, label="Model")
                 n_layer = gr.Number(value=-1, precision=0, label="Layer (-1 = last)")
-                n_unit = gr.Number(value=-1, precision=0, label="Unit (-1 = most interpretable)")
-                n_state = gr.Radio(["hidden", "cell"], value="hidden", label="State")
+                n_state = gr.Radio(["hidden", "cell"], value="hidden", label="State (cell: LSTM only)")
+                n_unit = gr.Number(value=-1, precision=0, label="Unit (-1 = the one of this layer and state "
+                                                                "that best tracks a feature)")
                 n_button = gr.Button("Show unit", variant="primary")
             n_html = gr.HTML()
-            n_table = gr.Dataframe(label="Units that track a feature of the text", interactive=False)
+            n_table = gr.Dataframe(headers=inside.NEURON_COLUMNS, label="Units (of every layer and state) that "
+                                   "track a feature of the text", interactive=False)
             n_button.click(neurons, [text, n_model, n_layer, n_unit, n_state], [n_html, n_table], api_name="neurons",
-                preprocess=False)
-        with gr.Tab("Gradient flow"):
+                           preprocess=False)
+        with gr.Tab("Gradient flow") as tab:
+            text_tabs.append(tab)
             gr.Markdown(INSIDE_HELP["gradient_flow"])
             with gr.Row():
                 g_distance = gr.Slider(5, 200, value=60, step=1, label="Largest distance k")
                 g_button = gr.Button("Measure", variant="primary")
-            g_plot = gr.LinePlot(x="distance", y="log10 norm", color="model",
-                                 title="log10 of ||dL_T/ds_(T-k)|| relative to k = 0", x_title="distance k")
+            g_plot = gr.Plot(show_label=False, elem_classes="chart")
             with gr.Row():
-                g_hist = gr.BarPlot(x="norm to", y="steps", color="model", title="Pre-clipping gradient norms "
-                                    "in training (upper bin edge)", x_title="gradient norm up to")
-                g_clip = gr.Dataframe(label="Clipping", interactive=False)
+                g_hist = gr.Plot(show_label=False, elem_classes="chart", min_width=360)
+                g_clip = gr.Dataframe(headers=inside.CLIPPING_COLUMNS, label="Clipping", interactive=False,
+                                      min_width=360)
             g_button.click(gradient_flow, [text, g_distance], [g_plot, g_hist, g_clip], api_name="gradient_flow",
-                preprocess=False)
-        with gr.Tab("Gates"):
+                           preprocess=False)
+        with gr.Tab("Gates") as tab:
+            text_tabs.append(tab)
             gr.Markdown(INSIDE_HELP["gates"])
             with gr.Row():
-                t_model = gr.Dropdown(char_models, value=default, label="Model (LSTM or GRU)")
+                # only the cells that have gates: a plain RNN has none to show
+                t_model = gr.Dropdown(gated, value=gated_default, label="Model (LSTM or GRU)")
                 t_layer = gr.Number(value=0, precision=0, label="Layer")
                 t_unit = gr.Number(value=0, precision=0, label="Unit")
                 t_button = gr.Button("Show gates", variant="primary")
-            t_means = gr.Dataframe(label="Mean gate activations", interactive=False)
-            t_plot = gr.LinePlot(x="position", y="value", color="gate", title="The unit's gates per character")
+            t_means = gr.Dataframe(headers=inside.GATE_MEAN_COLUMNS, label="Mean gate activations", interactive=False)
+            t_plot = gr.Plot(show_label=False, elem_classes="chart")
             t_html = gr.HTML()
             t_button.click(gates, [text, t_model, t_layer, t_unit], [t_means, t_plot, t_html], api_name="gates",
-                preprocess=False)
-        with gr.Tab("Memory test"):
+                           preprocess=False)
+        with gr.Tab("Memory test") as memory_tab:
             gr.Markdown(INSIDE_HELP["memory"])
             with gr.Row():
                 m_retrain = gr.Checkbox(label="Retrain the three tiny models now (seconds)", value=False)
                 m_button = gr.Button("Run the memory test", variant="primary")
-            m_plot = gr.LinePlot(x="gap (rainy days)", y="accuracy", color="model", y_lim=[0, 1.05],
-                                 title="Accuracy of the first activity after the rain")
-            m_button.click(memory, [m_retrain], [m_plot], api_name="memory",
-                preprocess=False)
+            m_plot = gr.Plot(show_label=False, elem_classes="chart")
+            m_button.click(memory, [m_retrain], [m_plot], api_name="memory", preprocess=False)
+        # The memory test reads no text: its box is hidden there
+        memory_tab.select(lambda: gr.Textbox(visible=False), None, text, api_visibility="private")
+        for tab in text_tabs:
+            tab.select(lambda: gr.Textbox(visible=True), None, text, api_visibility="private")
 
 
 if __name__ == "__main__":

@@ -108,3 +108,22 @@ def test_the_analysis_package_is_pure_computation_without_the_service_or_the_ui(
             "print(sorted(n for n in sys.modules if n.startswith('charrnn.service') or n.startswith('gradio')))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_an_underflowed_gradient_norm_is_not_drawn_as_a_value():
+    from charrnn.analysis.gradients import first_underflow, gradient_flow_table
+
+    curve = np.array([1.0, 1e-3, 1e-40, 0.0, 0.0])
+    table = gradient_flow_table({"rnn": curve})
+    assert table["log10 norm"].iloc[2] == pytest.approx(-40, abs=0.01)  # tiny but measured
+    assert table["log10 norm"].iloc[3:].isna().all()  # below float32: no value, the line stops
+    assert first_underflow(curve) == 3 and first_underflow(curve[:3]) is None
+
+
+def test_the_gradient_norm_histogram_spans_only_the_bins_with_steps():
+    from charrnn.analysis.gradients import grad_norm_histogram
+
+    metrics = {"grad_norm": {"edges": [0.1, 1.0, 10.0, 100.0], "counts": [0, 6, 0, 2, 0]}}
+    table = grad_norm_histogram(metrics)
+    assert table["norm to"].tolist() == [1.0, 10.0, 100.0]  # the empty bin between them stays, the outer ones go
+    assert table["share"].sum() == pytest.approx(1.0)

@@ -1,6 +1,8 @@
 """The app's API, driven through gradio_client as a script would call it."""
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -8,12 +10,18 @@ import sys
 import time
 import urllib.request
 
+import httpx
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from charrnn import service
 from tests.conftest import ROOT
+
+
+def color_domain(plot) -> list[str]:
+    """The series a chart endpoint's Vega-Lite specification colours (and so draws and names in its legend)."""
+    return json.loads(plot["plot"])["layer"][0]["encoding"]["color"]["scale"]["domain"]
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +47,12 @@ def test_the_same_seed_gives_the_same_text(client):
     again = client.predict("First", "gru", 1.0, 0, 1.0, 120, 11, 1, api_name="/generate")[0]
     other = client.predict("First", "gru", 1.0, 0, 1.0, 120, 12, 1, api_name="/generate")[0]
     assert first == again != other
+
+
+def test_a_random_seed_is_named_in_the_status_and_makes_the_same_text_again(client):
+    text, status = client.predict("All:", "gru", 1.0, 0, 1.0, 80, -1, 1, api_name="/generate")
+    seed = int(re.search(r"seed (\d+)\.", status).group(1))
+    assert client.predict("All:", "gru", 1.0, 0, 1.0, 80, seed, 1, api_name="/generate")[0] == text
 
 
 def test_several_samples_come_back_labelled(client):
@@ -81,8 +95,12 @@ def test_compare_streams_three_models_with_table_plots_and_cross_scores(client):
     assert all(text.startswith("All:") and len(text) == len("All:") + 400 for text in (rnn, gru, lstm))
     assert len({rnn, gru, lstm}) == 3
     assert [row[0] for row in table["data"]] == ["rnn", "gru", "lstm"]
-    assert all(row[-1] > 0 for row in table["data"])  # sampling chars/s measured for every model
-    assert by_time is not None and by_step is not None
+    assert all(int(row[-1].replace(",", "")) > 0 for row in table["data"])  # chars/s measured for every model
+    assert all(re.fullmatch(r"\d{1,3}(,\d{3})*", row[2]) for row in table["data"])  # parameters as on the card
+    steps = table["headers"].index("steps trained"), table["headers"].index("best at step")
+    assert all(int(row[steps[0]].replace(",", "")) >= int(row[steps[1]].replace(",", "")) for row in table["data"])
+    for chart in (by_time, by_step):  # a Vega-Lite chart whose colour domain is the chosen models
+        assert color_domain(chart) == ["rnn", "gru", "lstm"]
     assert len(scores["data"]) == 3 and all(isinstance(v, float) for row in scores["data"] for v in row[1:])
 
 
@@ -92,6 +110,25 @@ TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nS
 def test_inside_views_are_named_endpoints_needing_only_the_text(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/surprise", "/neurons", "/gradient_flow", "/gates", "/memory"} <= set(endpoints)
+
+
+def test_inside_endpoints_name_their_inputs(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    names = {api: [p["parameter_name"] for p in endpoints[api]["parameters"]]
+             for api in ("/surprise", "/neurons", "/gradient_flow", "/gates", "/memory")}
+    assert names == {"/surprise": ["text", "model", "all_cells"],
+                     "/neurons": ["text", "model", "layer", "unit", "state"],
+                     "/gradient_flow": ["text", "max_distance"], "/gates": ["text", "model", "layer", "unit"],
+                     "/memory": ["retrain"]}
+    html, _ = client.predict(text=TEXT, model="gru", all_cells=False, api_name="/surprise")
+    assert "gru:" in html
+
+
+def test_a_users_mistake_is_a_message_without_a_traceback_in_the_server_log(client, capfd):
+    capfd.readouterr()
+    with pytest.raises(AppError, match="at least two characters"):
+        client.predict("x", api_name="/surprise")
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_surprise_heat_map_and_totals(client):
@@ -106,20 +143,37 @@ def test_neurons_pick_an_interpretable_unit(client):
     assert "unit" in html and table["data"] and table["headers"][:2] == ["feature", "layer"]
 
 
+def test_neurons_unit_minus_one_keeps_the_chosen_layer_and_state(client):
+    html, _ = client.predict(TEXT, "lstm", 0, -1, "cell", api_name="/neurons")
+    assert "lstm, layer 0, cell unit" in html and "best tracks" in html
+    html, _ = client.predict(TEXT, "lstm", -1, -1, "hidden", api_name="/neurons")
+    assert "lstm, layer 1, hidden unit" in html  # -1 = the last of the tiny models' two layers
+
+
 def test_gradient_flow_and_gates(client):
     plot, hist, clipping = client.predict(TEXT, 20, api_name="/gradient_flow")
-    assert plot is not None and len(clipping["data"]) == 3
+    for chart in (plot, hist):
+        assert color_domain(chart) == ["rnn", "gru", "lstm"]
+    assert len(clipping["data"]) == 3
     means, series, html = client.predict(TEXT, api_name="/gates")
     assert {row[1] for row in means["data"]} == {"input", "forget", "output"} and "forget gate" in html
+    assert color_domain(series) == ["input", "forget", "output"]
+    _, series, html = client.predict(TEXT, "gru", api_name="/gates")
+    assert color_domain(series) == ["reset", "update"]
 
 
-def test_gates_of_a_plain_rnn_get_a_message(client):
-    with pytest.raises(AppError, match="no gates"):
+def test_gates_offer_only_models_with_gates(client, app_url):
+    config = httpx.get(app_url.rstrip("/") + "/config").json()
+    pickers = [c["props"] for c in config["components"] if c["props"].get("label") == "Model (LSTM or GRU)"]
+    assert pickers and all("rnn" not in str(p["choices"]) for p in pickers)
+    with pytest.raises(AppError, match="rnn is a plain RNN: it has no gates"):  # a script can still ask
         client.predict(TEXT, "rnn", api_name="/gates")
 
 
-def test_the_memory_view_answers_from_the_shipped_models(client):
-    assert client.predict(api_name="/memory") is not None
+def test_the_memory_view_names_the_cells_as_everywhere_else(client):
+    chart = client.predict(api_name="/memory")
+    assert color_domain(chart) == ["rnn", "gru", "lstm"]
+    assert json.loads(chart["plot"])["encoding"]["strokeDash"]  # the GRU and the LSTM coincide at 1.0: dashes keep both visible
 
 
 def test_warm_up_loads_every_model_and_skips_a_broken_one(tmp_path, tiny_library, capsys):
@@ -155,3 +209,12 @@ def test_python_app_py_serves_the_page(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_charts_draw_a_model_that_is_not_one_of_the_shipped_three(tmp_path, tiny_library):
+    shutil.copytree(tiny_library / "lstm", tmp_path / "mine")
+    shutil.copytree(tiny_library / "gru", tmp_path / "gru")
+    for chart in service.validation_charts(service.ModelLibrary(tmp_path), ["gru", "mine"]):
+        scale = chart["layer"][0]["encoding"]["color"]["scale"]
+        assert scale["domain"] == ["gru", "mine"] and len(set(scale["range"])) == 2
+        assert {row["model"] for row in chart["data"]["values"]} == {"gru", "mine"}

@@ -8,6 +8,7 @@ from charrnn.analysis.trace import Trace
 
 # The 'cell' / 'new' entries are candidate values, not gates: they are left out of the summaries.
 GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update")}
+MEAN_COLUMNS = ["layer", "gate", "mean", "share > 0.9", "share < 0.1"]
 
 
 def gate_means(trace: Trace, cell: str) -> pd.DataFrame:
@@ -19,7 +20,7 @@ def gate_means(trace: Trace, cell: str) -> pd.DataFrame:
             rows.append({"layer": layer, "gate": name, "mean": round(float(values.mean()), 4),
                          "share > 0.9": round(float((values > 0.9).float().mean()), 4),
                          "share < 0.1": round(float((values < 0.1).float().mean()), 4)})
-    return pd.DataFrame(rows, columns=["layer", "gate", "mean", "share > 0.9", "share < 0.1"])
+    return pd.DataFrame(rows, columns=MEAN_COLUMNS)
 
 
 def gate_series(trace: Trace, cell: str, layer: int, unit: int) -> pd.DataFrame:

@@ -76,23 +76,35 @@ def gradient_flow(model: CharRNN, ids: np.ndarray, max_distance: int = 100, posi
 
 
 def gradient_flow_table(curves: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Long format for a line plot: model, distance, relative gradient norm (and its log10)."""
+    """Long format for a line plot: model, distance, relative gradient norm (and its log10).
+
+    A norm of exactly 0 is not a measurement: the product of Jacobians fell below the smallest float32 number
+    (~1e-45) and underflowed. Its log10 is NaN, so a plot's line stops there instead of dropping to a floor.
+    """
     rows = []
     for name, curve in curves.items():
         for distance, value in enumerate(curve):
             rows.append({"model": name, "distance": distance, "relative gradient norm": float(value),
-                         "log10 norm": float(np.log10(max(value, 1e-30)))})
+                         "log10 norm": float(np.log10(value)) if value > 0 else float("nan")})
     return pd.DataFrame(rows, columns=["model", "distance", "relative gradient norm", "log10 norm"])
 
 
+def first_underflow(curve: np.ndarray) -> int | None:
+    """The first distance whose norm underflowed to 0, or None."""
+    zeros = np.flatnonzero(np.asarray(curve) <= 0)
+    return int(zeros[0]) if len(zeros) else None
+
+
 def grad_norm_histogram(metrics: dict) -> pd.DataFrame:
-    """The pre-clipping gradient norms recorded during training, as a histogram (from a checkpoint's metrics)."""
+    """The pre-clipping gradient norms recorded during training, as a histogram (from a checkpoint's metrics):
+    the bins from the first to the last one with any steps, each with its share of all steps."""
     grad = metrics.get("grad_norm") or {}
     edges, counts = grad.get("edges", []), grad.get("counts", [])
+    used = [i for i, count in enumerate(counts) if count]
+    total = sum(counts)
     rows = []
-    for i, count in enumerate(counts):
+    for i in range(used[0], used[-1] + 1) if used else ():
         low = 0.0 if i == 0 else edges[i - 1]
         high = edges[i] if i < len(edges) else float("inf")
-        if count:
-            rows.append({"norm from": low, "norm to": high, "steps": int(count)})
-    return pd.DataFrame(rows, columns=["norm from", "norm to", "steps"])
+        rows.append({"norm from": low, "norm to": high, "steps": int(counts[i]), "share": counts[i] / total})
+    return pd.DataFrame(rows, columns=["norm from", "norm to", "steps", "share"])

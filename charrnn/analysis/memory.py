@@ -98,15 +98,21 @@ def train_memory_model(cell: str, settings: MemorySettings = MemorySettings(),
     return model.eval()
 
 
+def cell_name(cell: str) -> str:
+    """The name the rest of the app gives a cell's model: the plain RNN is `rnn`, as in checkpoints/rnn."""
+    return cell.removesuffix("_tanh")
+
+
 def train_models(settings: MemorySettings = MemorySettings(),
                  progress: Callable[[float, str], None] | None = None) -> dict[str, CharRNN]:
-    """Train the tiny RNN, GRU and LSTM on the rainy-days task; progress(fraction, message) as they go."""
+    """Train the tiny RNN, GRU and LSTM on the rainy-days task, keyed rnn, gru, lstm; progress(fraction,
+    message) as they go."""
     models = {}
     for i, cell in enumerate(CELLS):
         def report(step, loss, i=i, cell=cell):
             if progress:
                 progress((i + step / settings.steps) / len(CELLS), f"{cell}: step {step}, loss {loss:.3f}")
-        models[cell] = train_memory_model(cell, settings, report)
+        models[cell_name(cell)] = train_memory_model(cell, settings, report)
     return models
 
 

@@ -91,8 +91,10 @@ class UnitScore:
     correlation: float  # signed Pearson correlation between the unit and the feature
 
 
-def interpretable_units(trace: Trace, text: str, per_feature: int = 3) -> list[UnitScore]:
-    """For each feature of the text, the units whose activation follows it best (|correlation|)."""
+def interpretable_units(trace: Trace, text: str, per_feature: int = 3,
+                        only: tuple[int, str] | None = None) -> list[UnitScore]:
+    """For each feature of the text, the units whose activation follows it best (|correlation|);
+    only=(layer, state) looks at that layer's hidden or cell state alone."""
     states = [("hidden", trace.hidden)] + ([("cell", trace.cell)] if trace.cell else [])
     results = []
     for feature, compute in FEATURES.items():
@@ -103,6 +105,8 @@ def interpretable_units(trace: Trace, text: str, per_feature: int = 3) -> list[U
         candidates = []
         for state, per_layer in states:
             for layer, values in enumerate(per_layer):
+                if only is not None and (layer, state) != tuple(only):
+                    continue
                 acts = values.numpy().astype(np.float64)  # (T, H)
                 std = acts.std(axis=0)
                 z_acts = (acts - acts.mean(axis=0)) / np.where(std > 1e-8, std, np.inf)

@@ -15,10 +15,10 @@ MEMORY_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "memory"  # w
 def main() -> None:
     settings = memory.MemorySettings()
     models = memory.train_models(settings, progress=lambda f, m: print(f"{f:.0%} {m}", flush=True))
-    for cell, model in models.items():
+    for name, model in models.items():
         accuracy = memory.accuracy_after_gap(model, memory.GAPS)
-        save_checkpoint(MEMORY_DIR / cell.removesuffix("_tanh"), model, memory.TOKENIZER, task="memory",
-                        training={"settings": settings.__dict__, "cell": cell},
+        save_checkpoint(MEMORY_DIR / name, model, memory.TOKENIZER, task="memory",
+                        training={"settings": settings.__dict__, "cell": model.config.cell},
                         metrics={"accuracy_after_gap": accuracy},
                         command="python -m charrnn.analysis.train_memory")
     table = memory.accuracy_table(models, memory.GAPS)

@@ -1,4 +1,5 @@
-"""The Inside tab's views without the UI: each takes a model library and plain values, and returns tables and HTML.
+"""The Inside tab's views without the UI: each takes a model library and plain values, and returns tables, HTML
+and charts (Vega-Lite specifications, see charts.py).
 
 surprise, neurons, gradient_flow, gates and memory are what the app's endpoints of the same names return. The
 computing is done by charrnn.analysis (pure functions of a model and a text); this module picks the models,
@@ -21,7 +22,7 @@ from charrnn.analysis.trace import trace
 from charrnn.analysis.train_memory import MEMORY_DIR
 from charrnn.checkpoint import find_checkpoints, load_checkpoint
 from charrnn.errors import CharRNNError, check
-from charrnn.service import inputs
+from charrnn.service import charts, inputs
 from charrnn.service.inputs import LIMITS
 from charrnn.service.library import ModelLibrary
 
@@ -43,6 +44,9 @@ def _char_model(library: ModelLibrary, name: str):
 
 
 # 1. Surprise ------------------------------------------------------------------------------------------------
+SURPRISE_COLUMNS = ["model", "bits/char", "total bits", "unknown characters"]
+
+
 def surprise(library: ModelLibrary, text: str, names: list[str]) -> tuple[str, pd.DataFrame]:
     """Heat maps of surprisal (bits) for each model, and the text's bits per character under each."""
     text = _text(text)
@@ -57,43 +61,56 @@ def surprise(library: ModelLibrary, text: str, names: list[str]) -> tuple[str, p
                                   title=f"{name}: {result.bpc:.3f} bits/char"))
         rows.append({"model": name, "bits/char": round(result.bpc, 4), "total bits": round(float(result.bits.sum()), 1),
                      "unknown characters": "".join(result.unknown)})
-    return "\n".join(parts), pd.DataFrame(rows)
+    return "\n".join(parts), pd.DataFrame(rows, columns=SURPRISE_COLUMNS)
 
 
 # 2. Neurons -------------------------------------------------------------------------------------------------
+NEURON_COLUMNS = ["feature", "layer", "state", "unit", "correlation"]
+
+
 def neurons(library: ModelLibrary, text: str, name: str, layer: int = -1, unit: int = -1,
             state: str = "hidden") -> tuple[str, pd.DataFrame]:
-    """The text coloured by one unit's activation; unit -1 picks the most interpretable unit found."""
+    """The text coloured by one unit's activation, and the units (of any layer and state) that track a feature.
+
+    Layer -1 is the last layer; unit -1 is the unit of the chosen layer and state that tracks a feature best.
+    """
     text = _text(text)
     layer = inputs.integer(layer, "the layer", -1, MAX_UNITS, default=-1)
     unit = inputs.integer(unit, "the unit", -1, MAX_UNITS, default=-1)
     state = inputs.choice(state, "the state", ("hidden", "cell"))
     checkpoint = _char_model(library, name)
     config = checkpoint.model.config
-    ids = checkpoint.tokenizer.encode(text)
-    recorded = trace(checkpoint.model, ids)
-    ranked = neuron_analysis.interpretable_units(recorded, text)
-    table = pd.DataFrame([{"feature": s.feature, "layer": s.layer, "state": s.state, "unit": s.unit,
-                           "correlation": round(s.correlation, 3)} for s in ranked])
-    if unit is None or int(unit) < 0:
-        check(bool(ranked), "no unit tracks any feature of this text; pick a unit by number")
-        layer, unit, state = ranked[0].layer, ranked[0].unit, ranked[0].state
     layer = config.num_layers - 1 if layer is None or int(layer) < 0 else int(layer)
     check(layer < config.num_layers, f"{name} has layers 0..{config.num_layers - 1}, not {layer}")
-    check(0 <= int(unit) < config.hidden_size, f"{name} has units 0..{config.hidden_size - 1}, not {unit}")
     check(state == "hidden" or config.cell == "lstm", "only an LSTM has a cell state; choose 'hidden'")
+    recorded = trace(checkpoint.model, checkpoint.tokenizer.encode(text))
+    ranked = neuron_analysis.interpretable_units(recorded, text)
+    table = pd.DataFrame([{"feature": s.feature, "layer": s.layer, "state": s.state, "unit": s.unit,
+                           "correlation": round(s.correlation, 3)} for s in ranked], columns=NEURON_COLUMNS)
+    found = ""
+    if unit is None or int(unit) < 0:
+        best = neuron_analysis.interpretable_units(recorded, text, per_feature=1, only=(layer, state))
+        check(bool(best), f"no unit of layer {layer}'s {state} state tracks a feature of this text; "
+                          "pick a unit by number")
+        unit = best[0].unit
+        found = f": of this layer's {state} state, the unit that best tracks {best[0].feature} " \
+                f"(correlation {best[0].correlation:+.2f})"
+    check(0 <= int(unit) < config.hidden_size, f"{name} has units 0..{config.hidden_size - 1}, not {unit}")
     values = neuron_analysis.activations(recorded, layer, int(unit), state)
     tips = [f"{ch!r}: {v:+.3f}" for ch, v in zip(text, values)]
     limit = float(np.abs(values).max()) or 1.0
-    title = f"{name}, layer {layer}, {state} unit {unit} (blue negative, red positive)"
+    title = f"{name}, layer {layer}, {state} unit {unit}{found} (blue negative, red positive)"
     return colored_text(list(text), values, tips, -limit, limit, diverging=True, title=title), table
 
 
 # 3. Gradient flow -------------------------------------------------------------------------------------------
+CLIPPING_COLUMNS = ["model", "clip at", "clipped steps", "steps"]
+
+
 def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distance: int = 60
-                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(vanishing side) relative ||d loss_T / d s_{T-k}|| against k for each model; (exploding side) the
-    pre-clipping gradient norms recorded in training, and the share of clipped steps."""
+                  ) -> tuple[dict, dict, pd.DataFrame]:
+    """(vanishing side) a chart of relative ||d loss_T / d s_{T-k}|| against k for each model; (exploding side) a
+    chart of the pre-clipping gradient norms recorded in training, and a table of the share of clipped steps."""
     text = _text(text)
     max_distance = inputs.integer(max_distance, "the distance", 1, 200, default=60)
     curves, histograms, clipping = {}, [], []
@@ -110,14 +127,35 @@ def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distan
         grad = metrics.get("grad_norm") or {}
         clipping.append({"model": name, "clip at": grad.get("clip"),
                          "clipped steps": f"{grad.get('clipped_fraction', float('nan')):.1%}",
-                         "steps": sum(grad.get("counts", []))})
-    return gradients.gradient_flow_table(curves), pd.concat(histograms, ignore_index=True), pd.DataFrame(clipping)
+                         "steps": f"{sum(grad.get('counts', [])):,}"})
+    underflows = [f"{name} from k = {k}" for name, k in
+                  ((name, gradients.first_underflow(curve)) for name, curve in curves.items()) if k is not None]
+    note = (["The line stops where the norm fell below", f"float32's smallest number (~1e-45): {', '.join(underflows)}"]
+            if underflows else None)  # two short lines: they fit a phone
+    flow = charts.line_chart(gradients.gradient_flow_table(curves), "distance", "log10 norm", "model",
+                             "log10 of ||dL_T/ds_(T-k)|| relative to k = 0", x_title="distance k",
+                             y_title="log10 relative norm", subtitle=note)
+    norms = pd.concat(histograms, ignore_index=True)
+    # The bins are log-spaced: each is drawn at its geometric middle on a log axis, so none is squeezed
+    norms["gradient norm"] = np.sqrt(norms["norm from"].clip(lower=norms["norm to"] / 10 ** 0.2) * norms["norm to"])
+    norms["share of steps"] = norms["share"].round(4)
+    histogram = charts.line_chart(norms, "gradient norm", "share of steps", "model",
+                                  "Pre-clipping gradient norms in training", x_title="gradient norm (log scale)",
+                                  x_log=True, distinct=True)
+    return flow, histogram, pd.DataFrame(clipping, columns=CLIPPING_COLUMNS)
 
 
 # 4. Gates ---------------------------------------------------------------------------------------------------
-def gates(library: ModelLibrary, text: str, name: str, layer: int = 0, unit: int = 0
-          ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """Mean gate activations per layer, one unit's gates per character, and the text coloured by its
+GATE_MEAN_COLUMNS = gate_analysis.MEAN_COLUMNS
+
+
+def gated_models(library: ModelLibrary) -> list[str]:
+    """The models that have gates (LSTM and GRU): the only ones the Gates view can show."""
+    return [n for n in library.names() if library.info(n)["model"]["cell"] in gate_analysis.GATES]
+
+
+def gates(library: ModelLibrary, text: str, name: str, layer: int = 0, unit: int = 0) -> tuple[pd.DataFrame, dict, str]:
+    """Mean gate activations per layer, a chart of one unit's gates per character, and the text coloured by its
     forget gate (LSTM) or update gate (GRU): how much of the old state survives each step."""
     text = _text(text)
     layer = inputs.integer(layer, "the layer", 0, MAX_UNITS, default=0)
@@ -133,18 +171,21 @@ def gates(library: ModelLibrary, text: str, name: str, layer: int = 0, unit: int
     tips = [f"{ch!r}: {keep} gate {v:.3f}" for ch, v in zip(text, values)]
     html = colored_text(list(text), values, tips, 0.0, 1.0,
                         title=f"{name}, layer {layer}, unit {unit}: {keep} gate (red = keeps its memory)")
-    return (gate_analysis.gate_means(recorded, config.cell),
-            gate_analysis.gate_series(recorded, config.cell, int(layer), int(unit)), html)
+    series = charts.line_chart(gate_analysis.gate_series(recorded, config.cell, int(layer), int(unit)),
+                               "position", "value", "gate", f"{name}, layer {layer}, unit {unit}: its gates per "
+                               "character", x_title="character position", y_title="gate value", y_domain=[0, 1])
+    return gate_analysis.gate_means(recorded, config.cell), series, html
 
 
 # 5. Memory test ---------------------------------------------------------------------------------------------
 def memory_models(root=MEMORY_DIR) -> dict[str, object]:
-    """The shipped memory-test models, by cell name."""
+    """The shipped memory-test models, by cell name (rnn, gru, lstm), in that order."""
     found = {}
     for path in find_checkpoints(root):
         checkpoint = load_checkpoint(path)
-        found[checkpoint.model.config.cell] = checkpoint.model
-    return found
+        found[memory.cell_name(checkpoint.model.config.cell)] = checkpoint.model
+    order = [memory.cell_name(c) for c in memory.CELLS]
+    return dict(sorted(found.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
 
 
 def memory_test(models: dict[str, object], probes: int = 200) -> pd.DataFrame:
@@ -155,12 +196,12 @@ def memory_test(models: dict[str, object], probes: int = 200) -> pd.DataFrame:
 _retraining = threading.Lock()  # one live retraining per server: it takes both cores for up to a minute
 
 
-def memory_view(retrain: bool = False, progress=None, budget_seconds: float | None = None) -> pd.DataFrame:
-    """Accuracy after each gap of the shipped memory-test models, or of three trained now (seconds);
-    progress(fraction, message) while they train. Retraining happens only for a real `True`, one request at
-    a time, and stops with a message if it runs past its time budget."""
+def memory_view(retrain: bool = False, progress=None, budget_seconds: float | None = None) -> dict:
+    """A chart of the accuracy after each gap of the shipped memory-test models, or of three trained now
+    (seconds); progress(fraction, message) while they train. Retraining happens only for a real `True`, one
+    request at a time, and stops with a message if it runs past its time budget."""
     if not inputs.flag(retrain, "retrain"):
-        return memory_test(memory_models())
+        return _memory_chart(memory_models())
     budget = LIMITS.retrain_seconds if budget_seconds is None else budget_seconds
     if not _retraining.acquire(blocking=False):
         raise CharRNNError("another visitor is retraining the memory-test models right now; try again in a "
@@ -175,6 +216,12 @@ def memory_view(retrain: bool = False, progress=None, budget_seconds: float | No
             if progress:
                 progress(fraction, message)
 
-        return memory_test(memory.train_models(progress=report))
+        return _memory_chart(memory.train_models(progress=report))
     finally:
         _retraining.release()
+
+
+def _memory_chart(models: dict[str, object]) -> dict:
+    # distinct: the LSTM and the GRU both sit at 1.0 for most gaps; dashes and point shapes keep both in sight
+    return charts.line_chart(memory_test(models), "gap (rainy days)", "accuracy", "model",
+                             "Accuracy of the first activity after the rain", y_domain=[0, 1.05], distinct=True)

@@ -71,7 +71,8 @@ class ModelLibrary:
             return self._hub_paths[name]
         try:
             path = (self.root / name).resolve()
-            found = path.is_relative_to(self.root.resolve()) and (path / CONFIG).is_file() and (path / WEIGHTS).is_file()
+            found = (path.is_relative_to(self.root.resolve()) and (path / CONFIG).is_file()
+                     and (path / WEIGHTS).is_file())
         except (OSError, ValueError):  # a name no file system accepts (a NUL byte, too long)
             found = False
         if not found:
@@ -94,7 +95,8 @@ class ModelLibrary:
                 except CharRNNError:
                     raise
                 except Exception as err:  # noqa: BLE001 - whatever a damaged folder does, the server stays up
-                    raise CharRNNError(f"the checkpoint {name} could not be loaded ({type(err).__name__}: {err})") from None
+                    raise CharRNNError(f"the checkpoint {name} could not be loaded "
+                                       f"({type(err).__name__}: {err})") from None
                 cached = (stamp, LoadedModel(checkpoint, CombiningStepper(Stepper(checkpoint.model))))
                 self._loaded[name] = cached
             return cached[1]

@@ -8,6 +8,7 @@ import pandas as pd
 
 from charrnn.evaluate import continuation_bpc
 from charrnn.sample import encode_prompt
+from charrnn.service import charts, inputs
 from charrnn.service.library import ModelLibrary
 
 COMPARE_DEFAULT = ("rnn", "gru", "lstm")
@@ -16,6 +17,11 @@ CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN (tanh)", "rnn_relu"
 
 def _round(value, digits=3):
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(value, digits)
+
+
+def _count(value) -> str:
+    """A count as people read it (4,527,090), the same on every card and table."""
+    return "?" if value is None else f"{round(value):,}"
 
 
 def model_summary(library: ModelLibrary, name: str) -> dict:
@@ -30,7 +36,9 @@ def model_summary(library: ModelLibrary, name: str) -> dict:
         "val nats/char": _round(metrics.get("val_nats")),
         "training minutes": _round(metrics.get("train_seconds", 0) / 60, 1),
         "training chars/s": metrics.get("train_chars_per_s"),
-        "steps": metrics.get("steps"),
+        # the checkpoint is the best evaluation's weights; its curve (and the training) ran on to total_steps
+        "steps trained": metrics.get("total_steps", metrics.get("steps")),
+        "best at step": metrics.get("best_step", metrics.get("steps")),
     }
 
 
@@ -40,11 +48,12 @@ def model_card(library: ModelLibrary, name: str) -> str:
     info = library.info(name)
     metrics = info.get("metrics", {})
     lines = [
-        f"**{name}**: {s['cell']}, {s['layers x hidden']}, {s['parameters']:,} parameters, "
+        f"**{name}**: {s['cell']}, {s['layers x hidden']}, {_count(s['parameters'])} parameters, "
         f"dropout {info['model']['dropout']}",
         f"- validation: **{s['val bpc']} bits/char** ({s['val nats/char']} nats/char) on "
         f"{metrics.get('data', {}).get('val_split', 'its validation split')}",
-        f"- trained {s['training minutes']} min, {s['steps']} steps, {s['training chars/s']} chars/s on "
+        f"- trained {s['training minutes']} min, {_count(s['steps trained'])} steps (the best at step "
+        f"{_count(s['best at step'])}), {_count(s['training chars/s'])} chars/s on "
         f"{metrics.get('hardware', 'unknown hardware')}",
     ]
     if info.get("command"):
@@ -52,24 +61,47 @@ def model_card(library: ModelLibrary, name: str) -> str:
     return "\n".join(lines)
 
 
+COMPARISON_COLUMNS = ["model", "cell", "parameters", "val bpc", "training minutes", "steps trained",
+                      "best at step", "sampling chars/s"]
+
+
+def _model_names(names) -> list[str]:
+    """The chosen models, each checked to be a name (which models exist is the library's to say)."""
+    return [inputs.model_name(name, f"model {i + 1}") for i, name in enumerate(names)]
+
+
 def comparison_table(library: ModelLibrary, names: list[str], speeds: list[float] | None = None) -> pd.DataFrame:
     rows = []
-    for i, name in enumerate(names):
+    for i, name in enumerate(_model_names(names)):
         s = model_summary(library, name)
-        rows.append({"model": name, "cell": s["cell"], "parameters": s["parameters"], "val bpc": s["val bpc"],
-                     "training minutes": s["training minutes"], "steps": s["steps"],
-                     "sampling chars/s": round(speeds[i]) if speeds else None})
-    return pd.DataFrame(rows)
+        rows.append({"model": name, "cell": s["cell"], "parameters": _count(s["parameters"]), "val bpc": s["val bpc"],
+                     "training minutes": s["training minutes"], "steps trained": _count(s["steps trained"]),
+                     "best at step": _count(s["best at step"]),
+                     "sampling chars/s": _count(speeds[i]) if speeds else None})
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
 def validation_curves(library: ModelLibrary, names: list[str]) -> pd.DataFrame:
     """Long-format validation curves: one row per (model, evaluation)."""
     rows = []
-    for name in names:
+    for name in dict.fromkeys(_model_names(names)):  # a model picked twice is drawn once
         for point in library.info(name).get("metrics", {}).get("curve", []):
             rows.append({"model": name, "step": point["step"], "minutes": round(point["elapsed_s"] / 60, 2),
                          "val bpc": round(point["val_bpc"], 4)})
     return pd.DataFrame(rows, columns=["model", "step", "minutes", "val bpc"])
+
+
+def validation_charts(library: ModelLibrary, names: list[str]) -> tuple[dict, dict]:
+    """The chosen models' validation curves against training time and against steps (Vega-Lite charts)."""
+    curves = validation_curves(library, names)
+    return (charts.line_chart(curves, "minutes", "val bpc", "model", "Validation bits/char against training time",
+                              x_title="training minutes", y_title="validation bits/char"),
+            charts.line_chart(curves, "step", "val bpc", "model", "Validation bits/char against training steps",
+                              x_title="training steps", y_title="validation bits/char"))
+
+
+def score_columns(names: list[str]) -> list[str]:
+    return ["text written by", *(f"bpc under {scorer}" for scorer in names)]
 
 
 def cross_scores(library: ModelLibrary, names: list[str], prompt: str, texts: list[str]) -> pd.DataFrame:
@@ -78,7 +110,7 @@ def cross_scores(library: ModelLibrary, names: list[str], prompt: str, texts: li
     rows = []
     for writer, text in zip(names, texts):
         continuation = text[len(prompt):] if text.startswith(prompt) else text
-        row = {"text written by": writer}
+        row = {"text written by": writer}  # the columns of score_columns(names)
         for scorer in names:
             checkpoint = library.load(scorer).checkpoint
             context, _ = encode_prompt(checkpoint.tokenizer, prompt)

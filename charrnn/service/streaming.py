@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -33,6 +34,13 @@ def _settings(temperature, top_k=0, top_p=1.0) -> SamplingSettings:
                             inputs.number(1.0 if top_p is None else top_p, "top-p", 0.001, 1))
 
 
+def _seed(seed) -> int:
+    """-1 (or None): a different text each time. The seed is drawn here, not inside the sampler, so the status
+    line can say which one was used and a good sample can be made again."""
+    seed = inputs.seed(seed)
+    return random.randrange(2**31) if seed is None else seed
+
+
 def prompt_notes(tokenizer, prompt: str) -> str:
     """What happened to the prompt, in words (empty prompt, characters the model has never seen)."""
     notes = []
@@ -50,11 +58,12 @@ def generate_stream(library: ModelLibrary, name: str, prompt: str = "", length: 
                     num_samples: int = 1) -> Iterator[tuple[list[str], str]]:
     """Yield (texts so far, status line) every UPDATE_INTERVAL seconds and at the end. Texts include the prompt."""
     settings = _settings(temperature, top_k, top_p)
-    length, prompt, seed = _length(length), _prompt(prompt), inputs.seed(seed)
+    length, prompt, seed = _length(length), _prompt(prompt), _seed(seed)
     num_samples = inputs.integer(num_samples, "the number of samples", 1, MAX_SAMPLES, default=1)
     loaded = library.load(inputs.model_name(name))
     notes = prompt_notes(loaded.checkpoint.tokenizer, prompt)
     texts = [prompt] * int(num_samples)
+    notes_and_seed = " ".join(filter(None, [notes, f"Seed {seed}."]))
     start = last = time.perf_counter()
     made = 0
     for pieces in stream(loaded.checkpoint.model, loaded.checkpoint.tokenizer, prompt, length, settings,
@@ -64,11 +73,12 @@ def generate_stream(library: ModelLibrary, name: str, prompt: str = "", length: 
         now = time.perf_counter()
         if now - last >= UPDATE_INTERVAL:
             last = now
-            yield texts, notes
+            yield texts, notes_and_seed
     seconds = time.perf_counter() - start
     unit = "characters" if loaded.checkpoint.tokenizer.kind == "char" else "tokens"
     speed = f"{made * num_samples / max(seconds, 1e-9):,.0f} {unit}/s"
-    yield texts, " ".join(filter(None, [notes, f"{made} {unit} per sample in {seconds:.2f} s ({speed})."]))
+    yield texts, " ".join(filter(None, [notes, f"{made} {unit} per sample in {seconds:.2f} s ({speed}), "
+                                               f"seed {seed}."]))
 
 
 def compare_stream(library: ModelLibrary, names: list[str], prompt: str = "", length: int = 400,
