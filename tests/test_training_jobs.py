@@ -146,8 +146,8 @@ def test_datasets_local_paths_and_text_length(manager, tmp_path, parquet_folder)
         manager.gather(dataset=str(parquet_folder))
     with pytest.raises(CharRNNError, match="could not be loaded"):
         manager.gather(dataset="nobody/no-such-dataset")
-    allowed = TrainingManager(manager.library, tmp_path / "m2", TrainLimits(local_paths=True, max_chars=5_000))
-    with pytest.raises(CharRNNError, match="at most 5,000"):
+    allowed = TrainingManager(manager.library, tmp_path / "m2", TrainLimits(local_paths=True, max_chars=1_000))
+    with pytest.raises(CharRNNError, match="at most 1,000"):
         allowed.gather(dataset=str(parquet_folder))
     text = TrainingManager(manager.library, tmp_path / "m3", TrainLimits(local_paths=True)).gather(
         dataset=str(parquet_folder))

@@ -52,7 +52,7 @@ try:  # Hugging Face ZeroGPU: a GPU is attached only inside functions decorated 
 except ImportError:  # anywhere else the decorator does nothing
     spaces = None
 
-ZERO_GPU = spaces is not None and os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
+ZERO_GPU = spaces is not None and os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")  # a GPU to use
 TEXT_FILES = (".txt", ".md")
 TABLE_FILES = (".csv", ".jsonl", ".parquet")
 SIZE_PRESETS = {"tiny": 200_000, "small": 800_000, "medium": 3_000_000}  # parameters
@@ -311,14 +311,18 @@ def _error_message(log: Path, returncode: int) -> str:
     return f"training failed (exit code {returncode}): {last[-300:]}" if last else f"training failed ({returncode})"
 
 
-def _gpu_seconds(job: Job, *_args) -> int:
+def _gpu_seconds(manager: "TrainingManager", job: Job) -> int:
     return int(job.budget_minutes * 60) + 120
 
 
-def _gpu(function):
-    """spaces.GPU with a duration from the job's minutes on ZeroGPU (the call runs in a forked worker that holds
-    the GPU; the trainer child is started from there); the function itself anywhere else."""
-    return spaces.GPU(duration=_gpu_seconds)(function) if ZERO_GPU else function
+def _train(manager: "TrainingManager", job: Job) -> int:
+    """Run the job's trainer to its end; its exit code. On ZeroGPU this is the app's spaces.GPU function: it
+    runs in a forked worker that holds a GPU for the job's minutes (so Stop finds the trainer by its pid file)."""
+    return manager._train_process(job)
+
+
+if spaces is not None:  # decorated at import, as ZeroGPU wants; with a duration from the job's minutes
+    _train = spaces.GPU(duration=_gpu_seconds)(_train)
 
 
 class TrainingManager:
@@ -335,7 +339,8 @@ class TrainingManager:
         self.jobs: dict[str, Job] = {}
         self.queue: list[str] = []  # ids of queued jobs, first = next
         self._lock = threading.RLock()
-        self._speeds: dict[tuple, float] = {}
+        self._speeds: dict[tuple[str, str], float] = {}  # (cell, size) -> training chars/s here
+        self._speed_lock = threading.Lock()
         self._load_existing()
         self.clean_up()
 
@@ -396,19 +401,20 @@ class TrainingManager:
         rows = []
         for size, budget in SIZE_PRESETS.items():
             hidden = hidden_size_for_params(budget, cell, vocab_size, 64, 2)
-            speed = self.measured_speed(cell, hidden, vocab_size) if measure else None
+            speed = self.measured_speed(cell, size) if measure else self._speeds.get((cell, size))
             rows.append({"size": size, "layers x hidden": f"2 x {hidden}",
                          "parameters": count_params(cell, hidden, vocab_size, 64, 2),
                          "training chars/s here": round(speed) if speed else None})
         return pd.DataFrame(rows)
 
-    def measured_speed(self, cell: str, hidden: int, vocab_size: int = 80, batch_size: int = 16,
-                       seq_len: int = 64) -> float:
-        key = (cell, hidden, vocab_size, batch_size, seq_len)
-        with self._lock:
-            if key not in self._speeds:
-                self._speeds[key] = _measure_speed(*key, threads=self.threads)
-            return self._speeds[key]
+    def measured_speed(self, cell: str, size: str) -> float:
+        """Training characters per second of a size preset here (for an 80-character vocabulary, batch 16 x 64),
+        measured once; its own lock, so measuring never holds up the jobs."""
+        with self._speed_lock:
+            if (cell, size) not in self._speeds:
+                hidden = hidden_size_for_params(SIZE_PRESETS[size], cell, 80, 64, 2)
+                self._speeds[cell, size] = _measure_speed(cell, hidden, 80, 16, 64, threads=self.threads)
+            return self._speeds[cell, size]
 
     # -- jobs ---------------------------------------------------------------------------------------------
     def submit(self, owner: str, text: TrainingText, settings: JobSettings) -> Job:
@@ -465,9 +471,12 @@ class TrainingManager:
             elif job.state == "running":
                 job.stop_requested = True
                 job.state = "stopping"
-                if job.process is not None:  # else it is being started, and is stopped once it is
-                    # The trainer saves last/ and best/, then exits (before its loop, it just exits).
+                # The trainer saves last/ and best/, then exits (before its loop, it just exits). Without a
+                # process here it is being started (and is stopped once it is), or runs in a ZeroGPU worker.
+                if job.process is not None:
                     job.process.send_signal(signal.SIGTERM)
+                else:
+                    _signal_pid_file(job.folder / "trainer.pid")
         return job
 
     def job(self, owner: str, job_id: str) -> Job:
@@ -598,7 +607,7 @@ class TrainingManager:
 
     def _run(self, job: Job) -> None:
         try:
-            returncode = _gpu(self._train_process)(job)
+            returncode = _train(self, job)
         except Exception as err:  # noqa: BLE001 - whatever happens, the job ends with a message
             returncode, job.message = -1, f"training could not start ({type(err).__name__}: {err})"
         with self._lock:
@@ -631,18 +640,13 @@ class TrainingManager:
             job.process = subprocess.Popen(
                 [*nice, *self._command(job)], stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True)  # a Ctrl-C in the server's terminal is for the server, not the trainer
+            (job.folder / "trainer.pid").write_text(str(job.process.pid))
             if job.stop_requested:  # Stop arrived while it was starting
                 job.process.send_signal(signal.SIGTERM)
-        # The trainer stops itself at the time budget; loading and the last evaluation get 2 more minutes.
         try:
-            return job.process.wait(timeout=job.budget_minutes * 60 + 120)
-        except subprocess.TimeoutExpired:
-            job.process.send_signal(signal.SIGTERM)
-            try:
-                return job.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                job.process.kill()
-                return job.process.wait()
+            return _wait(job.process, job.budget_minutes * 60)
+        finally:
+            (job.folder / "trainer.pid").unlink(missing_ok=True)
 
     @staticmethod
     def _trained_minutes(job: Job) -> float:
@@ -691,6 +695,27 @@ class TrainingManager:
                 self.library.remove(job.model_name)
                 del self.jobs[job.id]
                 shutil.rmtree(job.folder, ignore_errors=True)
+
+
+def _wait(process: subprocess.Popen, budget_seconds: float) -> int:
+    """The trainer stops itself at its time budget; loading and the last evaluation get 2 more minutes, then it
+    is asked to stop, and 15 s later killed."""
+    try:
+        return process.wait(timeout=budget_seconds + 120)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+
+def _signal_pid_file(pid_file: Path) -> None:
+    try:
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    except (OSError, ValueError):  # not started yet, or already gone
+        pass
 
 
 def _owner(value) -> str:
