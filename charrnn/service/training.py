@@ -19,7 +19,6 @@ Every limit comes from the environment (TrainLimits.from_env), with defaults saf
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
@@ -33,7 +32,7 @@ import threading
 import time
 import unicodedata
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
