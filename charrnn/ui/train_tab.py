@@ -54,7 +54,8 @@ def _status(manager: TrainingManager, key: str | None) -> tuple[str, str]:
         return "No model trained in this session yet.", ""
     p = manager.progress(key, job.id)
     lines = [f"**{job.settings.name}**: {p['state']}" + (f", number {p['position']} in the queue"
-                                                         if p["position"] else "") + f". {p['message']}"]
+                                                         if p["position"] else "")
+             + (f". {p['message']}" if p["message"] != p["state"] else ".")]
     if p["steps"]:
         lines.append(f"- {p['steps']:,} steps, {p['chars_per_s'] or 0:,} characters/s, "
                      f"{p['elapsed_s'] / 60:.1f} of {job.budget_minutes:g} minutes"
