@@ -310,7 +310,8 @@ class Trainer:
                     self._log(record)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", bpc=f"{record['loss'] / math.log(2):.3f}",
                                     val=f"{p.best_val / math.log(2):.3f}", chars_s=f"{record['chars_per_s']}")
-                due = cfg.eval_seconds and time.perf_counter() - last_eval >= cfg.eval_seconds
+                # By time only in one process: processes that each decided alone would validate out of step.
+                due = cfg.eval_seconds and self.dist.world_size == 1 and time.perf_counter() - last_eval >= cfg.eval_seconds
                 if p.step % cfg.eval_interval == 0 or due:
                     last_eval = time.perf_counter()
                     self.evaluate()
