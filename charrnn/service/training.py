@@ -738,7 +738,9 @@ def _measure_speed(cell: str, hidden: int, vocab_size: int, batch_size: int, seq
 
     from charrnn.config import ModelConfig
     from charrnn.model import CharRNN
-    from charrnn.train import TrainConfig, make_optimizer, train_step
+    from charrnn.config import TrainConfig
+    from charrnn.train.build import make_optimizer
+    from charrnn.train.step import train_step
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
