@@ -21,6 +21,8 @@ from charrnn import service
 from charrnn.errors import CharRNNError
 from charrnn.service import inputs, inside
 from charrnn.service.inputs import LIMITS
+from charrnn.service.training import TrainingManager
+from charrnn.ui.train_tab import model_pickers, train_tab
 
 TITLE = "charrnn: character-level RNN, GRU and LSTM"
 INTRO = """# charrnn
@@ -149,8 +151,9 @@ def _format_samples(texts: list[str]) -> str:
     return "\n\n".join(f"--- sample {i + 1} ---\n{text}" for i, text in enumerate(texts))
 
 
-def build_app(library: service.ModelLibrary | None = None) -> gr.Blocks:
+def build_app(library: service.ModelLibrary | None = None, manager: TrainingManager | None = None) -> gr.Blocks:
     library = library or service.ModelLibrary()
+    manager = manager or TrainingManager(library)
     names = library.names()
     default_model = names[0] if names else None
     compare_models = [n if n in names else default_model for n in service.COMPARE_DEFAULT]
@@ -260,6 +263,7 @@ def build_app(library: service.ModelLibrary | None = None) -> gr.Blocks:
                 compare, [compare_prompt, *pickers, compare_temperature, compare_length, compare_seed],
                 [*(t for _, t in columns), table, by_time, by_step, scores], api_name="compare", preprocess=False)
         _inside_tab(library, names)
+        train_tab(demo, library, manager, model_pickers(demo), user_errors)
     return demo
 
 

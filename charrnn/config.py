@@ -113,6 +113,10 @@ class TrainConfig:
     eval_interval: int = _flag(250, "evaluate on the full validation split every N steps")
     patience: int = _flag(0, "stop after N evaluations without improvement (0 = never)")
     log_interval: int = _flag(25, "write training metrics every N steps")
+    eval_seconds: float = _flag(0.0, "also evaluate once this many seconds passed since the last evaluation, for a "
+                                     "live curve whatever the speed (one process only; 0 = by --eval-interval only)")
+    sample_chars: int = _flag(0, "write a sample of N characters from the evaluated weights into metrics.jsonl at "
+                                 "each evaluation, to watch the text take shape (0 = none)")
     # run
     seed: int = _flag(1337, "random seed")
     device: str = _flag("auto", "auto, cpu, cuda or mps", choices=DEVICES)
@@ -147,7 +151,8 @@ MAX_THREADS = 1024  # a bound against typos, not this machine's count: a run may
 OPTION_RANGES = {
     **dict.fromkeys(("layers", "hidden", "embedding", "batch_size", "seq_len", "vocab_size", "eval_interval",
                      "log_interval", "lr", "max_steps", "steps_this_run", "schedule_steps"), ("positive", lambda v: v > 0)),
-    **dict.fromkeys(("warmup_steps", "patience", "weight_decay", "clip"), (">= 0", lambda v: v >= 0)),
+    **dict.fromkeys(("warmup_steps", "patience", "weight_decay", "clip", "eval_seconds", "sample_chars"),
+                    (">= 0", lambda v: v >= 0)),
     **dict.fromkeys(("dropout", "input_dropout", "weight_drop", "ema_decay"), ("in [0, 1)", lambda v: 0 <= v < 1)),
     "val_fraction": ("in (0, 1)", lambda v: 0 < v < 1),
     "min_lr_ratio": ("in [0, 1]", lambda v: 0 <= v <= 1),

@@ -37,6 +37,9 @@ class ModelLibrary:
         self._loaded: dict[str, tuple[float, LoadedModel]] = {}
         self._lock = threading.Lock()
         self.skipped: dict[str, str] = {}  # broken folders: name -> what is wrong (shown in the log and the card)
+        # Models added while the app runs (trained in the Train tab): name -> folder. Not in names(): who may
+        # pick one is the training manager's to say.
+        self.extra: dict[str, Path] = {}
 
     def names(self) -> list[str]:
         """Text models: shipped ones first, then any other checkpoint folder under the root. A folder whose
@@ -65,6 +68,11 @@ class ModelLibrary:
         scan every checkpoint (the scan only words the error)."""
         if not isinstance(name, str) or not name:
             raise CharRNNError(f"the model must be the name of a model, got {name!r:.40}")
+        if name in self.extra:
+            path = self.extra[name]
+            if not ((path / CONFIG).is_file() and (path / WEIGHTS).is_file()):
+                raise CharRNNError(f"the model {name!r} has been deleted from this host")
+            return path
         if name in self.hub_ids:
             if name not in self._hub_paths:
                 self._hub_paths[name] = hub.resolve(name)
@@ -79,6 +87,15 @@ class ModelLibrary:
             names = self.names()
             raise CharRNNError(f"no model named {name!r} under {self.root}; available: {', '.join(names) or 'none'}")
         return path
+
+    def add(self, name: str, path: Path | str) -> None:
+        """Make a checkpoint folder outside the root loadable by name (a model trained in the app)."""
+        self.extra[name] = Path(path)
+
+    def remove(self, name: str) -> None:
+        self.extra.pop(name, None)
+        with self._lock:
+            self._loaded.pop(name, None)
 
     def info(self, name: str) -> dict:
         """config.json of a model, without loading its weights."""

@@ -19,6 +19,7 @@ from charrnn.device import autocast, autocast_dtype, pick_device
 from charrnn.errors import CharRNNError
 from charrnn.evaluate import evaluate_ids
 from charrnn.model import CharRNN
+from charrnn.sample import generate
 from charrnn.train.build import build_model, hardware_description, make_optimizer
 from charrnn.train.distributed import setup
 from charrnn.train.metrics import LogWindow, run_metrics
@@ -169,7 +170,8 @@ class Trainer:
         record = {"step": p.step, "elapsed_s": round(self.total_seconds(), 2), "val_nats": result["nats"],
                   "val_bpc": result["bpc"], "val_ppl": result["ppl"]}
         p.curve.append(record)
-        self._log({"event": "eval", **record})
+        sample = {"sample": self.sample(self.cfg.sample_chars)} if self.cfg.sample_chars and self.dist.is_main else {}
+        self._log({"event": "eval", **record, **sample})
         if result["nats"] < p.best_val:
             p.best_val = result["nats"]
             p.evals_since_best = 0
@@ -268,6 +270,14 @@ class Trainer:
             return f"interrupted ({self.stop_signal.name})"
         return None
 
+    def sample(self, length: int) -> str:
+        """What the evaluated weights write after a newline (the same seed each time, so samples compare)."""
+        model = self.eval_model
+        was_training = model.training
+        text = generate(model, self.corpus.tokenizer, "\n", length, temperature=0.8, seed=0)
+        model.train(was_training)
+        return text
+
     def run(self) -> dict:
         from tqdm.auto import tqdm
 
@@ -282,7 +292,7 @@ class Trainer:
                    "config": dataclasses.asdict(cfg), "train_tokens": len(self.corpus.train),
                    "val_tokens": len(self.corpus.val), "command": self.command,
                    "world_size": self.dist.world_size})
-        window, steps_this_run = LogWindow(), 0
+        window, steps_this_run, last_eval = LogWindow(), 0, time.perf_counter()
         with StopRequest(announce=self.dist.is_main) as stop:
             while not (reason := self._stop_reason(steps_this_run, stop)):
                 step_start = time.perf_counter()
@@ -300,7 +310,10 @@ class Trainer:
                     self._log(record)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", bpc=f"{record['loss'] / math.log(2):.3f}",
                                     val=f"{p.best_val / math.log(2):.3f}", chars_s=f"{record['chars_per_s']}")
-                if p.step % cfg.eval_interval == 0:
+                # By time only in one process: processes that each decided alone would validate out of step.
+                due = cfg.eval_seconds and self.dist.world_size == 1 and time.perf_counter() - last_eval >= cfg.eval_seconds
+                if p.step % cfg.eval_interval == 0 or due:
+                    last_eval = time.perf_counter()
                     self.evaluate()
                     self.save_last()
                     window.restart()

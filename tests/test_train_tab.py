@@ -1,0 +1,79 @@
+"""The Train tab's endpoints, driven through gradio_client as a script would call them."""
+
+import time
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from tests.conftest import TINY_TEXT
+
+KEY = "api-test-session-key"
+CHOICES = ["tiny-api", "lstm", "custom", "10k", 1, 0.1, 3e-3, 4, 16, "char"]  # name ... tokenizer
+
+
+@pytest.fixture(scope="module")
+def train_app(tiny_library, tmp_path_factory):
+    from app import build_app
+    from charrnn.service import ModelLibrary
+    from charrnn.service.training import TrainingManager, TrainLimits
+
+    library = ModelLibrary(tiny_library, hub_ids=[])
+    manager = TrainingManager(library, tmp_path_factory.mktemp("user-models"), TrainLimits(max_minutes=5),
+                              threads=1, eval_seconds=1)
+    demo = build_app(library, manager)
+    demo.queue(default_concurrency_limit=4)
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    yield Client(url, verbose=False), manager
+    demo.close()
+
+
+def test_the_tab_endpoints_are_named(train_app):
+    client, _ = train_app
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/preview_text", "/train", "/stop_training", "/resume_training", "/training_progress",
+            "/download_model", "/push_model"} <= set(endpoints)
+
+
+def test_preview_of_an_uploaded_file(train_app, tmp_path):
+    client, _ = train_app
+    path = tmp_path / "play.txt"
+    path.write_text(TINY_TEXT, encoding="utf-8")
+    markdown, size, sizes = client.predict("", [handle_file(str(path))], "", "", "", 16, 64, "lstm",
+                                           api_name="/preview_text")
+    assert f"{len(TINY_TEXT):,} characters" in markdown and "play.txt" in markdown and size == "tiny"
+    assert [row[0] for row in sizes["data"]] == ["tiny", "small", "medium"]
+
+
+@pytest.mark.parametrize("pasted, minutes, name, match", [
+    ("   ", 0.5, "x", "give some text"), ("short", 0.5, "x", "training needs at least"),
+    (TINY_TEXT, 0, "x", "minutes"), (TINY_TEXT, 1000, "x", "minutes"), (TINY_TEXT, 0.5, "../x", "name")])
+def test_bad_input_gets_a_message(train_app, pasted, minutes, name, match):
+    client, _ = train_app
+    choices = [name, *CHOICES[1:4], minutes, *CHOICES[5:]]
+    with pytest.raises(AppError, match=match):
+        client.predict(KEY + "-bad", pasted, None, "", "", "", *choices, api_name="/train")
+
+
+def test_train_watch_stop_download_and_generate(train_app):
+    client, manager = train_app
+    status, *_ = client.predict(KEY, TINY_TEXT, None, "", "", "", *CHOICES, api_name="/train")
+    assert "tiny-api" in status and ("running" in status or "queued" in status)
+    deadline = time.monotonic() + 90
+    while True:
+        curve, sample, status, bar, *_ = client.predict(KEY, [], api_name="/training_progress")
+        points = (curve or {}).get("data") or []
+        if sample and len(points) > 2:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(1)
+    assert "steps" in status and "<progress" in bar
+    client.predict(KEY, api_name="/stop_training")
+    job = manager.wait(KEY, manager.latest(KEY).id, timeout=30)
+    assert job.state == "stopped", job.message
+    zipped = client.predict(KEY, api_name="/download_model")
+    assert str(zipped).endswith(".zip")
+    text, _ = client.predict("All:", job.model_name, 0.8, 0, 1.0, 30, 1, 1, api_name="/generate")
+    assert text.startswith("All:") and len(text) == len("All:") + 30
+    with pytest.raises(AppError, match="token"):
+        client.predict(KEY, "someone/model", "", api_name="/push_model")

@@ -1,0 +1,181 @@
+"""Training jobs (charrnn.service.training): text in, the real trainer as a child process, progress, the model out."""
+
+import time
+
+import pandas as pd
+import pytest
+
+from charrnn.errors import CharRNNError
+from charrnn.service import ModelLibrary
+from charrnn.service.training import JobSettings, TrainingManager, TrainLimits, read_upload, suggested_size
+from tests.conftest import TINY_TEXT
+
+TINY = JobSettings(name="tiny test", size="custom", params="10k", minutes=1, batch_size=4, seq_len=16)
+ALICE, BOB, CAROL = "alice-session-key", "bob-session-key-0", "carol-session-key"
+
+
+@pytest.fixture
+def manager(tmp_path):
+    library = ModelLibrary(tmp_path / "checkpoints", hub_ids=[])
+    return TrainingManager(library, tmp_path / "user-models", TrainLimits(), threads=1, eval_seconds=1)
+
+
+def wait_for(condition, timeout=90, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_a_job_from_pasted_text_trains_stops_resumes_and_finishes(manager):
+    text = manager.gather(pasted=TINY_TEXT, batch_size=4, seq_len=16)
+    assert text.preview["characters"] == len(TINY_TEXT) and text.preview["suggested size"] == "tiny"
+    job = manager.submit(ALICE, text, TINY)
+    assert manager.progress(ALICE, job.id)["state"] == "running"
+
+    def evaluated_twice():
+        curve = manager.progress(ALICE, job.id)["curve"]
+        return (curve["curve"] == "validation").sum() >= 2
+
+    wait_for(evaluated_twice, what="two validation points")
+    seen = manager.progress(ALICE, job.id)
+    assert set(seen["curve"]["curve"]) == {"training", "validation"}
+    assert seen["sample"] and seen["steps"] > 0 and seen["chars_per_s"] > 0 and 0 < seen["fraction"] < 1
+    asked = time.monotonic()
+    manager.stop(ALICE, job.id)
+    wait_for(lambda: not job.active, timeout=30, what="the stop")
+    stopped_in = time.monotonic() - asked
+    assert job.state == "stopped", job.message
+    assert stopped_in < 10  # the trainer saves and exits at once (the bound leaves room for a loaded host)
+    steps = manager.progress(ALICE, job.id)["steps"]
+    assert manager.model_names(ALICE) == [job.model_name] and manager.model_names(BOB) == []
+    assert manager.library.load(job.model_name).checkpoint.model.num_params() > 0
+
+    manager.resume(ALICE, job.id, 0.1)
+    manager.wait(ALICE, job.id, timeout=90)
+    assert job.state == "finished", job.message
+    done = manager.progress(ALICE, job.id)
+    assert done["steps"] > steps and done["fraction"] == 1.0 and done["model"] == job.model_name
+    model = manager.library.load(job.model_name).checkpoint
+    assert model.metrics["total_steps"] == done["steps"]
+    assert manager.zip(ALICE, job.id).stat().st_size > 1000
+    with pytest.raises(CharRNNError, match="no such training job"):
+        manager.progress(BOB, job.id)
+
+
+def test_jobs_wait_in_a_queue_and_know_their_place(manager):
+    text = manager.gather(pasted=TINY_TEXT, batch_size=4, seq_len=16)
+    first = manager.submit(ALICE, text, TINY)
+    second = manager.submit(BOB, text, TINY)
+    third = manager.submit(CAROL, text, TINY)
+    assert (first.state, second.state, third.state) == ("running", "queued", "queued")
+    assert (manager.position(second), manager.position(third)) == (1, 2)
+    with pytest.raises(CharRNNError, match="still training or queued"):
+        manager.submit(ALICE, text, TINY)  # one job at a time per session
+    manager.stop(BOB, second.id)
+    assert second.state == "failed" and manager.position(third) == 1  # stopped before it had a model
+    manager.stop(ALICE, first.id)
+    wait_for(lambda: third.state == "running", timeout=30, what="the next job to start")
+    manager.stop(CAROL, third.id)
+    wait_for(lambda: not third.active, timeout=30, what="the stop")
+
+
+def test_limits_come_from_the_environment(monkeypatch):
+    for name, value in {"CHARRNN_TRAIN_JOBS": "2", "CHARRNN_TRAIN_MAX_MINUTES": "5", "CHARRNN_TRAIN_KEEP": "3",
+                        "CHARRNN_TRAIN_MAX_CHARS": "1000", "CHARRNN_TRAIN_LOCAL_PATHS": "1",
+                        "CHARRNN_SHARE_TRAINED": "1"}.items():
+        monkeypatch.setenv(name, value)
+    limits = TrainLimits.from_env()
+    assert (limits.jobs, limits.max_minutes, limits.kept_models, limits.max_chars) == (2, 5, 3, 1000)
+    assert limits.local_paths and limits.share
+    defaults = TrainLimits()
+    assert (defaults.jobs, defaults.max_minutes, defaults.upload_mb) == (1, 10, 20)
+    assert not defaults.local_paths and not defaults.share
+
+
+@pytest.mark.parametrize("minutes", [0, 1000, -1, "ten", None])
+def test_minutes_outside_the_cap_are_refused(manager, minutes):
+    with pytest.raises(CharRNNError, match="minutes"):
+        JobSettings(minutes=minutes).checked(manager.limits)
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", "", "   ", "x" * 41, "-dash"])
+def test_bad_run_names_are_refused(manager, name):
+    with pytest.raises(CharRNNError, match="name"):
+        JobSettings(name=name).checked(manager.limits)
+
+
+@pytest.mark.parametrize("pasted, match", [("", "give some text"), ("   \n\t ", "give some text"),
+                                           ("too short", "training needs at least")])
+def test_empty_or_short_text_is_explained(manager, pasted, match):
+    with pytest.raises(CharRNNError, match=match):
+        manager.gather(pasted=pasted)
+
+
+def test_files_of_every_kind_are_read_and_bad_ones_explained(manager, tmp_path):
+    lines = TINY_TEXT.splitlines()
+    (tmp_path / "a.md").write_text(TINY_TEXT, encoding="utf-8")
+    pd.DataFrame({"n": range(len(lines)), "text": lines}).to_csv(tmp_path / "b.csv", index=False)
+    pd.DataFrame({"text": lines}).to_json(tmp_path / "c.jsonl", orient="records", lines=True)
+    pd.DataFrame({"text": lines}).to_parquet(tmp_path / "d.parquet")
+    text = manager.gather(files=[tmp_path / "a.md", (tmp_path / "b.csv", "b.csv"), tmp_path / "c.jsonl",
+                                 tmp_path / "d.parquet"])
+    assert text.sources == ["a.md", "b.csv", "c.jsonl", "d.parquet"] and "Speak, speak." in text.text
+    (tmp_path / "e.bin.txt").write_bytes(b"\x00\x01\x02" * 100)
+    (tmp_path / "f.pdf").write_bytes(b"%PDF-1.7\n...")
+    (tmp_path / "g.txt").write_bytes(b"%PDF-1.7\n...")
+    (tmp_path / "h.txt").write_bytes("caf\u00e9".encode("latin-1"))
+    for name, match in [("e.bin.txt", "binary"), ("f.pdf", "only .txt"), ("g.txt", "PDF"), ("h.txt", "UTF-8")]:
+        with pytest.raises(CharRNNError, match=match):
+            manager.gather(files=[tmp_path / name])
+    (tmp_path / "big.txt").write_text("x" * 1_500_000)
+    with pytest.raises(CharRNNError, match="at most 1 MB"):
+        read_upload(tmp_path / "big.txt", max_mb=1)
+
+
+def test_uploads_must_come_from_the_upload_folder(manager, tmp_path):
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (tmp_path / "secret.txt").write_text(TINY_TEXT)
+    with pytest.raises(CharRNNError, match="not an uploaded file"):
+        manager.gather(files=[tmp_path / "secret.txt"], allowed_upload_dirs=[uploads])
+
+
+def test_datasets_local_paths_and_text_length(manager, tmp_path, parquet_folder):
+    with pytest.raises(CharRNNError, match="does not read its own folders"):
+        manager.gather(dataset=str(parquet_folder))
+    with pytest.raises(CharRNNError, match="could not be loaded"):
+        manager.gather(dataset="nobody/no-such-dataset")
+    allowed = TrainingManager(manager.library, tmp_path / "m2", TrainLimits(local_paths=True, max_chars=1_000))
+    with pytest.raises(CharRNNError, match="at most 1,000"):
+        allowed.gather(dataset=str(parquet_folder))
+    text = TrainingManager(manager.library, tmp_path / "m3", TrainLimits(local_paths=True)).gather(
+        dataset=str(parquet_folder))
+    assert "First Citizen" in text.text
+
+
+def test_preview_lists_unusual_characters_and_suggests_a_size():
+    from charrnn.service.training import describe_text
+
+    preview = describe_text(TINY_TEXT + "\x07\ue000")
+    assert "\x07" in preview["unusual characters"] and "\ue000" in preview["unusual characters"]
+    assert suggested_size(200_000)[0] == "tiny" and suggested_size(300_000)[0] == "small"
+    assert suggested_size(1_000_000)[0] == "medium"
+
+
+def test_old_and_surplus_models_are_deleted(tmp_path):
+    library = ModelLibrary(tmp_path / "checkpoints", hub_ids=[])
+    manager = TrainingManager(library, tmp_path / "user-models", TrainLimits(kept_models=2, keep_hours=1))
+    from charrnn.service.training import Job
+
+    jobs = []
+    for age_hours in (5, 0.5, 0.3, 0.1):
+        folder = tmp_path / "user-models" / f"job{age_hours}"
+        folder.mkdir(parents=True)
+        job = Job(f"{age_hours}-id", ALICE, JobSettings(), folder, created=time.time() - age_hours * 3600,
+                  state="finished")
+        manager.jobs[job.id] = job
+        jobs.append(job)
+    manager.clean_up()
+    assert [job.id for job in jobs if job.id in manager.jobs] == ["0.3-id", "0.1-id"]
+    assert not jobs[0].folder.exists() and jobs[3].folder.exists()
