@@ -59,10 +59,8 @@ def _widen_overload(value):
 def _matmul_add(weight, x, out):
     """out (B, out) += x (B, in) @ weight.T, weight (out, in) float32 or half bits.
 
-    Each weight row is used for every batch row while it is in the L1 cache, so a step of B streams reads the
-    weights from memory once, not B times: with several visitors sampling the same model the batch costs
-    little more than one stream (charrnn.service.batching). Each row sums in the same order whatever B is, so
-    a stream's numbers do not depend on what it was batched with."""
+    Each weight row is used for every batch row while it is in the L1 cache, so a step of B samples reads the
+    weights from memory once, not B times. Each row sums in the same order whatever B is."""
     rows, cols = weight.shape
     for i in range(rows):
         for b in range(x.shape[0]):

@@ -12,7 +12,6 @@ from charrnn import hub
 from charrnn.checkpoint import CONFIG, WEIGHTS, Checkpoint, find_checkpoints, load_checkpoint, read_config
 from charrnn.errors import CharRNNError
 from charrnn.sample import stream
-from charrnn.service.batching import CombiningStepper
 from charrnn.stepper import Stepper
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -23,7 +22,7 @@ SHIPPED_ORDER = ("lstm_best", "lstm", "gru", "rnn")  # listed first, in this ord
 @dataclass
 class LoadedModel:
     checkpoint: Checkpoint
-    stepper: CombiningStepper  # shared by every visitor sampling from this model
+    stepper: Stepper
 
 
 class ModelLibrary:
@@ -114,7 +113,7 @@ class ModelLibrary:
                 except Exception as err:  # noqa: BLE001 - whatever a damaged folder does, the server stays up
                     raise CharRNNError(f"the checkpoint {name} could not be loaded "
                                        f"({type(err).__name__}: {err})") from None
-                cached = (stamp, LoadedModel(checkpoint, CombiningStepper(Stepper(checkpoint.model))))
+                cached = (stamp, LoadedModel(checkpoint, Stepper(checkpoint.model)))
                 self._loaded[name] = cached
             return cached[1]
 
