@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from charrnn.errors import CharRNNError
 
 
-def _env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -40,12 +40,12 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> "Limits":
-        return cls(prompt_chars=_env_int("CHARRNN_MAX_PROMPT", cls.prompt_chars),
-                   sample_chars=_env_int("CHARRNN_MAX_LENGTH", cls.sample_chars),
-                   samples=_env_int("CHARRNN_MAX_SAMPLES", cls.samples),
-                   inside_chars=_env_int("CHARRNN_MAX_INSIDE_TEXT", cls.inside_chars),
-                   upload_mb=_env_int("CHARRNN_MAX_UPLOAD_MB", cls.upload_mb),
-                   retrain_seconds=_env_int("CHARRNN_MAX_RETRAIN_SECONDS", cls.retrain_seconds))
+        return cls(prompt_chars=env_int("CHARRNN_MAX_PROMPT", cls.prompt_chars),
+                   sample_chars=env_int("CHARRNN_MAX_LENGTH", cls.sample_chars),
+                   samples=env_int("CHARRNN_MAX_SAMPLES", cls.samples),
+                   inside_chars=env_int("CHARRNN_MAX_INSIDE_TEXT", cls.inside_chars),
+                   upload_mb=env_int("CHARRNN_MAX_UPLOAD_MB", cls.upload_mb),
+                   retrain_seconds=env_int("CHARRNN_MAX_RETRAIN_SECONDS", cls.retrain_seconds))
 
 
 LIMITS = Limits.from_env()

@@ -43,7 +43,7 @@ from charrnn.errors import CharRNNError, check
 from charrnn.model import count_params, hidden_size_for_params
 from charrnn.paths import PACKAGE_DIR, data_dir
 from charrnn.service import inputs
-from charrnn.service.inputs import LIMITS, _env_int
+from charrnn.service.inputs import LIMITS, env_int
 from charrnn.service.library import ModelLibrary
 
 try:  # Hugging Face ZeroGPU: a GPU is attached only inside functions decorated with spaces.GPU
@@ -79,12 +79,12 @@ class TrainLimits:
 
     @classmethod
     def from_env(cls) -> "TrainLimits":
-        return cls(jobs=_env_int("CHARRNN_TRAIN_JOBS", cls.jobs),
-                   max_minutes=_env_int("CHARRNN_TRAIN_MAX_MINUTES", cls.max_minutes),
-                   upload_mb=_env_int("CHARRNN_MAX_UPLOAD_MB", cls.upload_mb),
-                   max_chars=_env_int("CHARRNN_TRAIN_MAX_CHARS", cls.max_chars),
-                   kept_models=_env_int("CHARRNN_TRAIN_KEEP", cls.kept_models),
-                   keep_hours=_env_int("CHARRNN_TRAIN_KEEP_HOURS", cls.keep_hours),
+        return cls(jobs=env_int("CHARRNN_TRAIN_JOBS", cls.jobs),
+                   max_minutes=env_int("CHARRNN_TRAIN_MAX_MINUTES", cls.max_minutes),
+                   upload_mb=env_int("CHARRNN_MAX_UPLOAD_MB", cls.upload_mb),
+                   max_chars=env_int("CHARRNN_TRAIN_MAX_CHARS", cls.max_chars),
+                   kept_models=env_int("CHARRNN_TRAIN_KEEP", cls.kept_models),
+                   keep_hours=env_int("CHARRNN_TRAIN_KEEP_HOURS", cls.keep_hours),
                    local_paths=_env_flag("CHARRNN_TRAIN_LOCAL_PATHS"),
                    share=_env_flag("CHARRNN_SHARE_TRAINED"))
 
