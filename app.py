@@ -129,13 +129,20 @@ def user_errors(fn):
 
 
 class Blocks(gr.Blocks):
-    """gr.Blocks that answers a request with too few input values with a message instead of a bare error."""
+    """gr.Blocks whose input conversion (too few values, a file input that is not a file) answers with a message:
+    Gradio raises those before any handler runs, as exceptions the visitor sees as a bare error."""
 
-    def validate_inputs(self, block_fn, inputs):
+    async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
         if len(inputs) < len(block_fn.inputs):
             raise gr.Error(f"this endpoint takes {len(block_fn.inputs)} input values, got {len(inputs)}",
                            print_exception=False)
-        super().validate_inputs(block_fn, inputs)
+        try:
+            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+        except gr.Error:
+            raise
+        except Exception as err:  # noqa: BLE001 - a value of the wrong form, from outside
+            raise gr.Error(f"an input value has the wrong form ({type(err).__name__}: {str(err)[:200]})",
+                           print_exception=False) from None
 
 
 def plot(chart: dict) -> AltairPlotData:
@@ -177,6 +184,7 @@ def build_app(library: service.ModelLibrary | None = None, manager: TrainingMana
     def stopped(status_so_far):
         return " ".join(["**Stopped.**", status_so_far or ""]).strip()  # it names the seed used
 
+    @user_errors
     def chosen_models(model_a, model_b, model_c):
         chosen = [model_a, model_b, model_c]
         by_time, by_step = service.validation_charts(library, chosen)
@@ -370,6 +378,7 @@ if __name__ == "__main__":
     service.check_all(library)  # broken checkpoint folders are skipped before the pickers are built
     app = build_app(library)
     app.queue(default_concurrency_limit=4, max_size=64)  # a public Space stays responsive under load
-    app.launch(theme=gr.themes.Soft(), css=CSS, prevent_thread_lock=True, max_file_size=f"{LIMITS.upload_mb}mb")
+    app.launch(theme=gr.themes.Soft(), css=CSS, prevent_thread_lock=True, max_file_size=f"{LIMITS.upload_mb}mb",
+               state_session_capacity=LIMITS.sessions)
     service.warm_up(library)  # after the page is up: load the models and compile the sampling kernels
     app.block_thread()

@@ -37,6 +37,9 @@ class Limits:
     inside_chars: int = 5_000  # text the Inside views read: keeps each view under a couple of seconds
     upload_mb: int = 20  # any upload to the server (Gradio's max_file_size)
     retrain_seconds: int = 60  # the memory test's live retraining
+    # Browser sessions whose page state the server keeps (Gradio's state_session_capacity, default 10,000):
+    # each holds a copy of every component's value, ~2 MB here, so the default would let visitors fill memory.
+    sessions: int = 200
 
     @classmethod
     def from_env(cls) -> "Limits":
@@ -45,7 +48,8 @@ class Limits:
                    samples=env_int("CHARRNN_MAX_SAMPLES", cls.samples),
                    inside_chars=env_int("CHARRNN_MAX_INSIDE_TEXT", cls.inside_chars),
                    upload_mb=env_int("CHARRNN_MAX_UPLOAD_MB", cls.upload_mb),
-                   retrain_seconds=env_int("CHARRNN_MAX_RETRAIN_SECONDS", cls.retrain_seconds))
+                   retrain_seconds=env_int("CHARRNN_MAX_RETRAIN_SECONDS", cls.retrain_seconds),
+                   sessions=env_int("CHARRNN_MAX_SESSIONS", cls.sessions))
 
 
 LIMITS = Limits.from_env()
