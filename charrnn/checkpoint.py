@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import glob
 import json
-import pickle
+import pickle  # only for the error type torch.load(weights_only=True) raises on a damaged file
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field

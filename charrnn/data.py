@@ -117,29 +117,18 @@ LOCAL_PATH_HINT = ("pass a local path instead: a folder of .txt or .parquet file
 
 
 def _check_hub_reachable(repo_id: str) -> None:
-    """Fail in seconds, not after minutes of retries, when the Hub cannot be reached.
-
-    Asks the Hub about the dataset through huggingface_hub's own HTTP client, so HF_ENDPOINT, HTTPS_PROXY and
-    the other proxy variables, HF_TOKEN and HF_HUB_ETAG_TIMEOUT (default 10 s) apply as they do to the
-    download itself. Offline mode (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE) skips the check: datasets then answers
-    at once from its cache, or fails, and _load_dataset words the error.
-    """
+    """Fail in seconds when the Hub cannot be reached (charrnn.hub.check_reachable). Offline mode
+    (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE) skips the check: datasets then answers at once from its cache, or
+    fails, and _load_dataset words the error."""
     import datasets
-    from huggingface_hub import HfApi, constants
-    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+    from huggingface_hub import constants
+
+    from charrnn.hub import check_reachable
 
     if constants.is_offline_mode() or datasets.config.HF_HUB_OFFLINE:
         return
-    try:
-        HfApi().dataset_info(repo_id, timeout=constants.HF_HUB_ETAG_TIMEOUT)
-    except (HfHubHTTPError, HFValidationError):
-        return  # the Hub answered: datasets says in its own words that the dataset is missing, gated or private
-    except Exception as err:  # the HTTP backend's connection, proxy and timeout errors
-        raise CharRNNError(
-            f"cannot reach the Hugging Face Hub at {constants.ENDPOINT} to load {repo_id!r} "
-            f"({type(err).__name__}: {err}); {LOCAL_PATH_HINT}, or set HF_HUB_OFFLINE=1 to use a copy already in "
-            "your cache"
-        ) from None
+    check_reachable(f"load {repo_id!r}", f"{LOCAL_PATH_HINT}, or set HF_HUB_OFFLINE=1 to use a copy already in "
+                    "your cache", repo_id, repo_type="dataset")
 
 
 def _load_dataset(source: Source, split: str | None):

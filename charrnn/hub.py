@@ -14,16 +14,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import sys
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token, metadata_load, snapshot_download
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
+    HFValidationError,
     LocalEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -113,18 +112,20 @@ def _is_charrnn_checkpoint(folder: Path) -> bool:
 # Talking to the Hub
 
 
-def _hub_host() -> tuple[str, int]:
-    endpoint = urlparse(constants.ENDPOINT)
-    return endpoint.hostname or "huggingface.co", endpoint.port or (443 if endpoint.scheme == "https" else 80)
+def check_reachable(doing: str, hint: str, repo_id: str, repo_type: str = "model") -> None:
+    """Fail in seconds, not after minutes of retries, when the Hub cannot be reached.
 
-
-def _check_reachable(doing: str, hint: str) -> None:
-    """Fail in seconds, not after minutes of retries, when the Hub cannot be reached."""
-    host, port = _hub_host()
+    Asks the Hub about the repo through huggingface_hub's own HTTP client, so HF_ENDPOINT, HTTPS_PROXY and the
+    other proxy variables, HF_TOKEN and HF_HUB_ETAG_TIMEOUT (default 10 s) apply as they do to the download
+    itself. Any answer from the Hub, a "not found" included, means it is reachable: the caller words that case.
+    """
     try:
-        socket.create_connection((host, port), timeout=3).close()
-    except OSError as err:
-        raise CharRNNError(f"cannot reach the Hugging Face Hub ({host}: {err}) to {doing}; {hint}") from None
+        HfApi().repo_info(repo_id, repo_type=repo_type, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except (HfHubHTTPError, HFValidationError):
+        return
+    except Exception as err:  # noqa: BLE001 - the HTTP backend's connection, proxy and timeout errors
+        raise CharRNNError(f"cannot reach the Hugging Face Hub at {constants.ENDPOINT} to {doing} "
+                           f"({type(err).__name__}: {err}); {hint}") from None
 
 
 def _download(repo_id: str, revision: str | None, patterns: list[str]) -> Path:
@@ -135,7 +136,7 @@ def _download(repo_id: str, revision: str | None, patterns: list[str]) -> Path:
     offline = constants.is_offline_mode()
     if not offline:
         try:
-            _check_reachable(f"download {where}", unreachable)
+            check_reachable(f"download {where}", unreachable, repo_id)
         except CharRNNError as error:
             try:  # a copy in the cache still serves
                 return Path(snapshot_download(repo_id, local_files_only=True, **kwargs))
@@ -208,7 +209,7 @@ def push_to_hub(path: str | Path, repo_id: str, *, revision: str | None = None, 
     if last is not None:
         operations += [CommitOperationAdd(f"{RUN_STATE}/{name}", str(last / name))
                        for name in (WEIGHTS, CONFIG, TRAINING_STATE)]
-    _check_reachable(f"push to {repo_id!r}", "check your connection and try again")
+    check_reachable(f"push to {repo_id!r}", "check your connection and try again", repo_id)
     api = HfApi(token=token, library_name="charrnn", library_version=__version__)
     try:
         repo_id = api.create_repo(repo_id, private=private or None, exist_ok=True).repo_id

@@ -232,7 +232,7 @@ def fake_api(hf_cache, monkeypatch):
     monkeypatch.setattr(FakeHfApi, "calls", [])
     monkeypatch.setattr(FakeHfApi, "cache", hf_cache)
     monkeypatch.setattr(hub, "HfApi", FakeHfApi)
-    monkeypatch.setattr(hub, "_check_reachable", lambda doing, hint: None)
+    monkeypatch.setattr(hub, "check_reachable", lambda doing, hint, repo_id: None)
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     return FakeHfApi
 
