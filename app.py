@@ -222,9 +222,9 @@ def build_app(library: service.ModelLibrary | None = None, manager: TrainingMana
                     temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature")
                     top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)")
                     top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (1 = off)")
-                    length = gr.Slider(1, service.MAX_LENGTH, value=600, step=1, label="Length (characters)")
+                    length = gr.Slider(1, LIMITS.sample_chars, value=600, step=1, label="Length (characters)")
                     seed = gr.Number(value=42, precision=0, label="Seed (-1 = random)")
-                    num_samples = gr.Slider(1, service.MAX_SAMPLES, value=1, step=1, label="Samples")
+                    num_samples = gr.Slider(1, LIMITS.samples, value=1, step=1, label="Samples")
                     gr.Markdown(SAMPLING_HELP)
             model.change(card, model, model_card, api_visibility="private", preprocess=False)
             # The status so far is also kept on the server (a State is not part of the API): Stop reads it
@@ -242,7 +242,7 @@ def build_app(library: service.ModelLibrary | None = None, manager: TrainingMana
             with gr.Row():
                 compare_prompt = gr.Textbox(label="Prompt", value="KING RICHARD II:\n", lines=2, scale=3)
                 compare_temperature = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature", scale=1)
-                compare_length = gr.Slider(1, service.MAX_LENGTH, value=400, step=1, label="Length", scale=1)
+                compare_length = gr.Slider(1, LIMITS.sample_chars, value=400, step=1, label="Length", scale=1)
                 compare_seed = gr.Number(value=7, precision=0, label="Seed", scale=1)
             compare_button = gr.Button("Compare", variant="primary")
             columns = []
@@ -375,7 +375,10 @@ def _inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
 
 if __name__ == "__main__":
     library = service.ModelLibrary()
-    service.check_all(library)  # broken checkpoint folders are skipped before the pickers are built
+    # The page is built and served before torch is imported (the slowest import): broken folders that show
+    # without loading are skipped here, before the pickers are built; warm_up loads every model once the page
+    # is up and drops any that fails from the pickers of pages opened after it.
+    service.check_folders(library)
     app = build_app(library)
     app.queue(default_concurrency_limit=4, max_size=64)  # a public Space stays responsive under load
     app.launch(theme=gr.themes.Soft(), css=CSS, prevent_thread_lock=True, max_file_size=f"{LIMITS.upload_mb}mb",

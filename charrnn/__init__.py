@@ -4,12 +4,23 @@
     print(charrnn.generate(checkpoint.model, checkpoint.tokenizer, "ROMEO:", length=300))
 """
 
+import importlib
+
 __version__ = "0.1.0"
 
 from charrnn.config import ModelConfig, TrainConfig  # noqa: E402 (the version comes first: charrnn.hub reads it)
 from charrnn.errors import CharRNNError  # noqa: E402
-from charrnn.hub import load, push_to_hub  # noqa: E402
-from charrnn.model import CharRNN  # noqa: E402
-from charrnn.sample import generate  # noqa: E402
+
+# Names that need torch are imported on first use, so that `import charrnn.<light module>` (the web app building
+# its page) does not pay for importing torch.
+_LAZY = {"CharRNN": "charrnn.model", "generate": "charrnn.sample", "load": "charrnn.hub",
+         "push_to_hub": "charrnn.hub"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'charrnn' has no attribute {name!r}")
+
 
 __all__ = ["CharRNN", "CharRNNError", "ModelConfig", "TrainConfig", "generate", "load", "push_to_hub"]

@@ -20,14 +20,12 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from charrnn.config import ModelConfig
+from charrnn.checkpoint_folder import (CONFIG, FORMAT, TRAINING_STATE, WEIGHTS, check_folder,  # noqa: F401 (re-exported)
+                                       find_checkpoints, read_config)
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN, count_params
-from charrnn.tokenizer import Tokenizer, tokenizer_from_dict
+from charrnn.model import CharRNN
+from charrnn.tokenizer import Tokenizer
 
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-TRAINING_STATE = "training_state.pt"  # optimizer and RNG state for --resume (torch.load(weights_only=True))
-FORMAT = "charrnn"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -94,40 +92,6 @@ def tidy_checkpoint(path) -> None:
             old.rename(path)
 
 
-MAX_PARAMS = 2_000_000_000  # a sanity bound: a config asking for more is corrupt, not a model to allocate
-
-
-def read_config(path) -> dict:
-    """config.json of a checkpoint folder, checked to be a charrnn config (a CharRNNError says what is wrong)."""
-    path = Path(path)
-    try:
-        config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CharRNNError(f"{path / CONFIG} is corrupt ({err}); retrain or restore the checkpoint") from None
-    except OSError as err:
-        raise CharRNNError(f"cannot read {path / CONFIG} ({err.strerror or err})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CharRNNError(f"{path / CONFIG} is not a charrnn checkpoint config")
-    if not isinstance(config.get("model"), dict) or not isinstance(config.get("tokenizer"), dict):
-        raise CharRNNError(f"{path / CONFIG} lacks a valid model or tokenizer entry")
-    return config
-
-
-def _model_config(path: Path, config: dict) -> ModelConfig:
-    try:
-        model_config = ModelConfig(**config["model"])
-    except (TypeError, ValueError) as err:
-        raise CharRNNError(f"{path / CONFIG} has an invalid model entry ({err})") from None
-    except CharRNNError as err:
-        raise CharRNNError(f"{path / CONFIG} has an invalid model entry: {err}") from None
-    c = model_config
-    params = count_params(c.cell, c.hidden_size, c.vocab_size, c.embedding_size, c.num_layers, c.tie_weights)
-    if params > MAX_PARAMS:
-        raise CharRNNError(f"{path / CONFIG} describes a model of {params:,} parameters (more than {MAX_PARAMS:,}): "
-                           "the config is corrupt; retrain or restore the checkpoint")
-    return model_config
-
-
 def _check_weight_shapes(path: Path, model_config: ModelConfig) -> None:
     """Compare the shapes stored in the safetensors header with the config's before anything is allocated."""
     with torch.device("meta"):  # the model's parameter shapes, without memory
@@ -163,19 +127,7 @@ def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
             path = old
         else:
             raise CharRNNError(f"checkpoint folder {path} does not exist")
-    missing = [name for name in (WEIGHTS, CONFIG) if not (path / name).is_file()]
-    if missing:
-        raise CharRNNError(f"checkpoint {path} is missing {' and '.join(missing)}: a checkpoint folder holds "
-                           f"{WEIGHTS} and {CONFIG}")
-    config = read_config(path)
-    model_config = _model_config(path, config)
-    try:
-        tokenizer = tokenizer_from_dict(config["tokenizer"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise CharRNNError(f"{path / CONFIG} has an invalid tokenizer entry ({err})") from None
-    if tokenizer.vocab_size != model_config.vocab_size:
-        raise CharRNNError(f"{path / CONFIG}: the tokenizer has {tokenizer.vocab_size} tokens but the model "
-                           f"{model_config.vocab_size}; the checkpoint is corrupt")
+    config, model_config, tokenizer = check_folder(path, count_weights=False)
     _check_weight_shapes(path, model_config)
     try:
         tensors = load_file(str(path / WEIGHTS))
@@ -202,17 +154,3 @@ def load_training_state(path) -> dict:
     except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
         raise CharRNNError(f"{state_file} is corrupt ({err}); resume from a copy of the run, or start it "
                            "again without --resume") from None
-
-
-def find_checkpoints(root) -> list[Path]:
-    """Every checkpoint folder under `root` (folders holding config.json and model.safetensors)."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    return sorted(p.parent for p in root.rglob(CONFIG)
-                  if (p.parent / WEIGHTS).is_file() and not _is_leftover(p.parent.relative_to(root)))
-
-
-def _is_leftover(relative: Path) -> bool:
-    """A save's unfinished temporary folder (`name.tmp-*`) or the checkpoint it replaced (`name.old`)."""
-    return any(".tmp-" in part or part.endswith(".old") for part in relative.parts)

@@ -16,8 +16,8 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token, metadata_load, snapshot_download
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -29,11 +29,17 @@ from huggingface_hub.errors import (
 )
 
 from charrnn import __version__
-from charrnn.card import build_card
-from charrnn.checkpoint import CONFIG, FORMAT, TRAINING_STATE, WEIGHTS, Checkpoint, load_checkpoint
+from charrnn.checkpoint_folder import CONFIG, FORMAT, TRAINING_STATE, WEIGHTS
 from charrnn.errors import CharRNNError
 from charrnn.paths import PACKAGE_DIR
-from charrnn.sample import SamplingSettings, stream
+
+if TYPE_CHECKING:
+    import torch
+
+    from charrnn.checkpoint import Checkpoint
+
+# Loading and pushing import torch (through charrnn.checkpoint) when called: resolving ids and listing the app's
+# models do not, so the web app builds its page without torch.
 
 # user/name, then an optional @revision (a branch, tag or commit)
 HUB_ID = re.compile(r"(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?:@(?P<revision>[\w./-]+))?")
@@ -83,6 +89,8 @@ def resolve(name_or_path: str | Path, revision: str | None = None, *, training_s
 
 def load(name_or_path: str | Path, revision: str | None = None, device: str | torch.device = "cpu") -> Checkpoint:
     """A model with its tokenizer, from a local checkpoint folder or a Hub id `user/name`."""
+    from charrnn.checkpoint import load_checkpoint
+
     return load_checkpoint(resolve(name_or_path, revision), device)
 
 
@@ -193,6 +201,10 @@ def push_to_hub(path: str | Path, repo_id: str, *, revision: str | None = None, 
     main if it does not exist. `training_state` also uploads the run's last/ checkpoint (float32 weights,
     optimizer and RNG state), so that `charrnn train --resume user/name` continues the run exactly.
     """
+    from charrnn.card import build_card
+    from charrnn.checkpoint import load_checkpoint
+    from charrnn.sample import SamplingSettings, stream
+
     repo_id, revision = split_revision(repo_id, revision)
     token = token or get_token()
     if not token:

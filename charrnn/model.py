@@ -6,9 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from charrnn.config import ModelConfig, check_cell
-
-GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+from charrnn.config import ModelConfig
 
 # Hidden state as nn.RNN/GRU/LSTM use it: a (layers, B, H) tensor, or an (h, c) pair of them for LSTM.
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -85,27 +83,3 @@ class CharRNN(nn.Module):
         weights = {name: F.dropout(param, self.config.weight_drop) if name.startswith("weight_hh") else param
                    for name, param in self.rnn.named_parameters()}
         return torch.func.functional_call(self.rnn, weights, (x, hidden))
-
-
-def count_params(cell: str, hidden_size: int, vocab_size: int, embedding_size: int, num_layers: int,
-                 tie_weights: bool = False) -> int:
-    """Parameters of a CharRNN with these sizes, without building it."""
-    gates = GATES[check_cell(cell)] * hidden_size
-    recurrent = gates * (embedding_size + hidden_size) + 2 * gates  # first layer: W_ih, W_hh, b_ih, b_hh
-    recurrent += (num_layers - 1) * (gates * 2 * hidden_size + 2 * gates)
-    head = vocab_size + (0 if tie_weights else hidden_size * vocab_size)
-    return vocab_size * embedding_size + recurrent + head
-
-
-def hidden_size_for_params(target: int, cell: str, vocab_size: int, embedding_size: int, num_layers: int) -> int:
-    """The hidden size whose parameter count is closest to `target`, so cells compare at equal size."""
-    low, high = 1, 1
-    while count_params(cell, high, vocab_size, embedding_size, num_layers) < target:
-        high *= 2
-    while high - low > 1:  # parameter count grows monotonically with hidden size
-        mid = (low + high) // 2
-        if count_params(cell, mid, vocab_size, embedding_size, num_layers) < target:
-            low = mid
-        else:
-            high = mid
-    return min((low, high), key=lambda h: abs(count_params(cell, h, vocab_size, embedding_size, num_layers) - target))

@@ -79,3 +79,25 @@ def test_the_app_starts_beside_every_kind_of_broken_folder_and_names_them(broken
     assert pickers and all("nan_weights" not in str(p.choices) for p in pickers)
     card = next(fn for fn in demo.fns.values() if fn.name == "card").fn
     assert "Skipped broken checkpoint folders" in card("good") and "nan_weights" in card("good")
+
+
+def test_folders_are_checked_without_loading_before_the_page_and_loaded_after(broken_root, tiny_checkpoint):
+    import shutil
+
+    from app import build_app
+    from charrnn.service import ModelLibrary, check_all, check_folders
+
+    shutil.copytree(tiny_checkpoint, broken_root / "good", dirs_exist_ok=True)
+    library = ModelLibrary(broken_root, hub_ids=[])
+    # only NaN weights need the weights read: every other kind is caught from the config and the file's header
+    assert sorted(check_folders(library)) == ["good", "nan_weights"]
+    assert set(library.skipped) == set(BREAKAGES) - {"weights_is_a_folder", "nan_weights"}
+    demo = build_app(library)
+    pickers = [block for block in demo.blocks.values() if type(block).__name__ == "Dropdown"
+               and str(block.label).startswith("Model")]
+    assert all("nan_weights" in str(p.choices) for p in pickers if "LSTM or GRU" not in str(p.label))
+
+    assert check_all(library) == ["good"]  # what warm_up does once the page is up
+    on_load = next(fn for fn in demo.fns.values() if fn.name == "on_load").fn
+    updates = on_load(None)[-len(pickers):]  # a page opened now lists only the models that loaded
+    assert [update["choices"] for update in updates] == [["good"]] * len(pickers)

@@ -4,7 +4,8 @@ import torch
 
 from charrnn.config import CELLS, ModelConfig
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN, count_params, hidden_size_for_params
+from charrnn.config import count_params, hidden_size_for_params
+from charrnn.model import CharRNN
 from charrnn.stepper import Stepper
 
 B, T, E, H, V, L = 2, 5, 4, 6, 7, 3  # tiny shapes

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
-from charrnn.analysis.trace import Trace
+if TYPE_CHECKING:
+    from charrnn.analysis.trace import Trace
 
 # The 'cell' / 'new' entries are candidate values, not gates: they are left out of the summaries.
 GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update")}

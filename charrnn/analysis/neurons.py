@@ -7,12 +7,15 @@ such a feature of the text (absolute Pearson correlation), so the best ones can 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from charrnn.analysis.trace import Trace
+if TYPE_CHECKING:
+    from charrnn.analysis.trace import Trace
 
 
 def _position_in_line(text: str) -> np.ndarray:

@@ -4,21 +4,33 @@ Each UI action calls one function here; the functions take plain values, raise C
 and never import gradio, so they are tested and reused directly.
 
     library.py       the model registry (ModelLibrary) and warm_up
-    streaming.py     generate_stream, compare_stream: text as it is written
-    presentation.py  model cards, comparison tables, validation curves, cross scores
+    streaming.py     generate_stream, compare_stream: text as it is written; cross_scores of compared texts
+    presentation.py  model cards, comparison tables, validation curves
     charts.py        line charts as Vega-Lite specifications
     inside.py        the Inside tab's views (surprise, neurons, gradient flow, gates, memory test)
 """
 
+import importlib
+
 from charrnn.service.library import (CHECKPOINTS_DIR, ROOT, SHIPPED_ORDER, LoadedModel, ModelLibrary, check_all,
-                                     warm_up)
+                                     check_folders, warm_up)
 from charrnn.service.presentation import (CELL_NAMES, COMPARE_DEFAULT, COMPARISON_COLUMNS, comparison_table,
-                                          cross_scores, model_card, model_summary, score_columns, validation_charts,
+                                          model_card, model_summary, score_columns, validation_charts,
                                           validation_curves)
-from charrnn.service.streaming import (MAX_LENGTH, MAX_SAMPLES, UPDATE_INTERVAL, compare_stream, generate_stream,
-                                       prompt_notes)
+
+# streaming.py imports torch: its names are imported on first use, so that the app builds its page without torch
+_STREAMING = ("MAX_LENGTH", "MAX_SAMPLES", "UPDATE_INTERVAL", "compare_stream", "cross_scores", "generate_stream",
+              "prompt_notes")
+
+
+def __getattr__(name: str):
+    if name in _STREAMING:
+        return getattr(importlib.import_module("charrnn.service.streaming"), name)
+    raise AttributeError(f"module 'charrnn.service' has no attribute {name!r}")
+
 
 __all__ = ["CELL_NAMES", "CHECKPOINTS_DIR", "COMPARE_DEFAULT", "COMPARISON_COLUMNS", "MAX_LENGTH", "MAX_SAMPLES",
-           "ROOT", "SHIPPED_ORDER", "UPDATE_INTERVAL", "LoadedModel", "ModelLibrary", "check_all", "compare_stream",
+           "ROOT", "SHIPPED_ORDER", "UPDATE_INTERVAL", "LoadedModel", "ModelLibrary", "check_all", "check_folders",
+           "compare_stream",
            "comparison_table", "cross_scores", "generate_stream", "model_card", "model_summary", "prompt_notes",
            "score_columns", "validation_charts", "validation_curves", "warm_up"]

@@ -3,7 +3,8 @@ and charts (Vega-Lite specifications, see charts.py).
 
 surprise, neurons, gradient_flow, gates and memory are what the app's endpoints of the same names return. The
 computing is done by charrnn.analysis (pure functions of a model and a text); this module picks the models,
-checks the user's input and lays the results out.
+checks the user's input and lays the results out. The analysis modules that need torch are imported by the
+views that use them, so that the app builds its page without importing torch.
 """
 
 from __future__ import annotations
@@ -15,12 +16,9 @@ import numpy as np
 import pandas as pd
 
 from charrnn.analysis import gates as gate_analysis
-from charrnn.analysis import gradients, memory, neurons as neuron_analysis
+from charrnn.analysis import neurons as neuron_analysis
 from charrnn.analysis.render import colored_text
-from charrnn.analysis.surprise import surprise as score_surprise
-from charrnn.analysis.trace import trace
-from charrnn.analysis.train_memory import MEMORY_DIR
-from charrnn.checkpoint import find_checkpoints, load_checkpoint
+from charrnn.checkpoint_folder import find_checkpoints
 from charrnn.errors import CharRNNError, check
 from charrnn.service import charts, inputs
 from charrnn.service.inputs import LIMITS
@@ -49,6 +47,8 @@ SURPRISE_COLUMNS = ["model", "bits/char", "total bits", "unknown characters"]
 
 def surprise(library: ModelLibrary, text: str, names: list[str]) -> tuple[str, pd.DataFrame]:
     """Heat maps of surprisal (bits) for each model, and the text's bits per character under each."""
+    from charrnn.analysis.surprise import surprise as score_surprise
+
     text = _text(text)
     check(isinstance(names, (list, tuple)) and bool(names), "choose at least one model")
     parts, rows = [], []
@@ -74,6 +74,8 @@ def neurons(library: ModelLibrary, text: str, name: str, layer: int = -1, unit: 
 
     Layer -1 is the last layer; unit -1 is the unit of the chosen layer and state that tracks a feature best.
     """
+    from charrnn.analysis.trace import trace
+
     text = _text(text)
     layer = inputs.integer(layer, "the layer", -1, MAX_UNITS, default=-1)
     unit = inputs.integer(unit, "the unit", -1, MAX_UNITS, default=-1)
@@ -111,6 +113,8 @@ def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distan
                   ) -> tuple[dict, dict, pd.DataFrame]:
     """(vanishing side) a chart of relative ||d loss_T / d s_{T-k}|| against k for each model; (exploding side) a
     chart of the pre-clipping gradient norms recorded in training, and a table of the share of clipped steps."""
+    from charrnn.analysis import gradients
+
     text = _text(text)
     max_distance = inputs.integer(max_distance, "the distance", 1, 200, default=60)
     curves, histograms, clipping = {}, [], []
@@ -157,6 +161,8 @@ def gated_models(library: ModelLibrary) -> list[str]:
 def gates(library: ModelLibrary, text: str, name: str, layer: int = 0, unit: int = 0) -> tuple[pd.DataFrame, dict, str]:
     """Mean gate activations per layer, a chart of one unit's gates per character, and the text coloured by its
     forget gate (LSTM) or update gate (GRU): how much of the old state survives each step."""
+    from charrnn.analysis.trace import trace
+
     text = _text(text)
     layer = inputs.integer(layer, "the layer", 0, MAX_UNITS, default=0)
     unit = inputs.integer(unit, "the unit", 0, MAX_UNITS, default=0)
@@ -178,10 +184,15 @@ def gates(library: ModelLibrary, text: str, name: str, layer: int = 0, unit: int
 
 
 # 5. Memory test ---------------------------------------------------------------------------------------------
-def memory_models(root=MEMORY_DIR) -> dict[str, object]:
-    """The shipped memory-test models, by cell name (rnn, gru, lstm), in that order."""
+def memory_models(root=None) -> dict[str, object]:
+    """The shipped memory-test models (under `root`, by default checkpoints/memory), by cell name (rnn, gru,
+    lstm), in that order."""
+    from charrnn.analysis import memory
+    from charrnn.analysis.train_memory import MEMORY_DIR
+    from charrnn.checkpoint import load_checkpoint
+
     found = {}
-    for path in find_checkpoints(root):
+    for path in find_checkpoints(MEMORY_DIR if root is None else root):
         checkpoint = load_checkpoint(path)
         found[memory.cell_name(checkpoint.model.config.cell)] = checkpoint.model
     order = [memory.cell_name(c) for c in memory.CELLS]
@@ -189,6 +200,8 @@ def memory_models(root=MEMORY_DIR) -> dict[str, object]:
 
 
 def memory_test(models: dict[str, object], probes: int = 200) -> pd.DataFrame:
+    from charrnn.analysis import memory
+
     check(bool(models), "no memory-test models: train them first")
     return memory.accuracy_table(models, memory.GAPS, probes)
 
@@ -200,6 +213,8 @@ def memory_view(retrain: bool = False, progress=None, budget_seconds: float | No
     """A chart of the accuracy after each gap of the shipped memory-test models, or of three trained now
     (seconds); progress(fraction, message) while they train. Retraining happens only for a real `True`, one
     request at a time, and stops with a message if it runs past its time budget."""
+    from charrnn.analysis import memory
+
     if not inputs.flag(retrain, "retrain"):
         return _memory_chart(memory_models())
     budget = LIMITS.retrain_seconds if budget_seconds is None else budget_seconds

@@ -8,11 +8,15 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from charrnn import hub
-from charrnn.checkpoint import CONFIG, WEIGHTS, Checkpoint, find_checkpoints, load_checkpoint, read_config
+from charrnn.checkpoint_folder import CONFIG, WEIGHTS, check_folder, find_checkpoints, read_config
 from charrnn.errors import CharRNNError
-from charrnn.sample import stream
-from charrnn.stepper import Stepper
+
+if TYPE_CHECKING:
+    from charrnn.checkpoint import Checkpoint
+    from charrnn.stepper import Stepper
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CHECKPOINTS_DIR = Path(os.environ.get("CHARRNN_CHECKPOINTS") or ROOT / "checkpoints")
@@ -101,6 +105,9 @@ class ModelLibrary:
         return read_config(self.path(name))
 
     def load(self, name: str) -> LoadedModel:
+        from charrnn.checkpoint import load_checkpoint  # torch: imported once a model is loaded (see __init__.py)
+        from charrnn.stepper import Stepper
+
         path = self.path(name)
         stamp = (path / WEIGHTS).stat().st_mtime
         with self._lock:  # a retrained folder is reloaded; otherwise each model loads once
@@ -118,9 +125,26 @@ class ModelLibrary:
             return cached[1]
 
 
+def check_folders(library: ModelLibrary) -> list[str]:
+    """Check every checkpoint folder as far as it can be without loading it (check_folder: config, tokenizer,
+    the weights' header), in well under a second and without torch: the app does this before it builds its
+    pickers, and loads the models (check_all) once its page is up."""
+    ready = []
+    for name in library.names():
+        if name in library.hub_ids:  # resolving a Hub id asks the Hub: left to check_all
+            ready.append(name)
+            continue
+        try:
+            check_folder(library.path(name))
+            ready.append(name)
+        except Exception as error:  # noqa: BLE001 - a broken folder must not stop the app
+            library.skip(name, error)
+    return ready
+
+
 def check_all(library: ModelLibrary) -> list[str]:
     """Load every model once (the checks in load_checkpoint run here): a broken folder, whatever is wrong with
-    it, is skipped and named in the log, so the pickers built afterwards list only models that work."""
+    it, is skipped and named in the log, so that pickers built afterwards list only models that work."""
     ready = []
     for name in library.names():
         try:
@@ -132,8 +156,11 @@ def check_all(library: ModelLibrary) -> list[str]:
 
 
 def warm_up(library: ModelLibrary) -> None:
-    """Run each model for a few characters, so the first click is fast: a fresh install compiles the sampling
-    kernels here (~9 s once; numba caches them on disk for later starts)."""
+    """Load every model (check_all) and run each for a few characters, so the first click is fast: a fresh
+    install compiles the sampling kernels here (~9 s once; numba caches them on disk for later starts). A model
+    that fails to load is skipped: the pickers of pages opened from now on leave it out."""
+    from charrnn.sample import stream
+
     ready = check_all(library)
     for name in ready:
         loaded = library.load(name)

@@ -6,8 +6,6 @@ import math
 
 import pandas as pd
 
-from charrnn.evaluate import continuation_bpc
-from charrnn.sample import encode_prompt
 from charrnn.service import charts, inputs
 from charrnn.service.library import ModelLibrary
 
@@ -102,19 +100,3 @@ def validation_charts(library: ModelLibrary, names: list[str]) -> tuple[dict, di
 
 def score_columns(names: list[str]) -> list[str]:
     return ["text written by", *(f"bpc under {scorer}" for scorer in names)]
-
-
-def cross_scores(library: ModelLibrary, names: list[str], prompt: str, texts: list[str]) -> pd.DataFrame:
-    """Bits per character of each model's generated text under every model, each read after the prompt as the
-    writer was (the prompt itself is not scored)."""
-    rows = []
-    for writer, text in zip(names, texts):
-        continuation = text[len(prompt):] if text.startswith(prompt) else text
-        row = {"text written by": writer}  # the columns of score_columns(names)
-        for scorer in names:
-            checkpoint = library.load(scorer).checkpoint
-            context, _ = encode_prompt(checkpoint.tokenizer, prompt)
-            bpc = continuation_bpc(checkpoint.model, checkpoint.tokenizer, context, continuation)
-            row[f"bpc under {scorer}"] = None if bpc is None else round(bpc, 3)
-        rows.append(row)
-    return pd.DataFrame(rows)

@@ -8,6 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Iterator
 
+import pandas as pd
+
+from charrnn.evaluate import continuation_bpc
 from charrnn.sample import SamplingSettings, encode_prompt, stream
 from charrnn.service import inputs
 from charrnn.service.inputs import LIMITS
@@ -122,3 +125,19 @@ def compare_stream(library: ModelLibrary, names: list[str], prompt: str = "", le
         finally:
             cancelled.set()
     yield snapshot()
+
+
+def cross_scores(library: ModelLibrary, names: list[str], prompt: str, texts: list[str]) -> pd.DataFrame:
+    """Bits per character of each model's generated text under every model, each read after the prompt as the
+    writer was (the prompt itself is not scored)."""
+    rows = []
+    for writer, text in zip(names, texts):
+        continuation = text[len(prompt):] if text.startswith(prompt) else text
+        row = {"text written by": writer}  # the columns of score_columns(names)
+        for scorer in names:
+            checkpoint = library.load(scorer).checkpoint
+            context, _ = encode_prompt(checkpoint.tokenizer, prompt)
+            bpc = continuation_bpc(checkpoint.model, checkpoint.tokenizer, context, continuation)
+            row[f"bpc under {scorer}"] = None if bpc is None else round(bpc, 3)
+        rows.append(row)
+    return pd.DataFrame(rows)

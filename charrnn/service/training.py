@@ -37,10 +37,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from charrnn.config import CELLS, TOKENIZERS, parse_count
-from charrnn.data import load_split_text, resolve_source
+from charrnn.config import (CELLS, TOKENIZERS, ModelConfig, TrainConfig, count_params, hidden_size_for_params,
+                            parse_count)
 from charrnn.errors import CharRNNError, check
-from charrnn.model import count_params, hidden_size_for_params
+
 from charrnn.paths import PACKAGE_DIR, data_dir
 from charrnn.service import inputs
 from charrnn.service.inputs import LIMITS, env_int
@@ -385,6 +385,8 @@ class TrainingManager:
         if looks_local and not self.limits.local_paths:
             raise CharRNNError(f"{name!r} is a path on the server, and this host does not read its own folders "
                                "(CHARRNN_TRAIN_LOCAL_PATHS=1 allows it); upload the files instead")
+        from charrnn.data import load_split_text, resolve_source  # torch: not needed to build the page
+
         try:
             source = resolve_source(name, config, text_column=column)
             return load_split_text(source, source.split)
@@ -736,9 +738,7 @@ def _measure_speed(cell: str, hidden: int, vocab_size: int, batch_size: int, seq
     """Training characters per second of the trainer's own step for this size, on this host's CPU."""
     import torch
 
-    from charrnn.config import ModelConfig
     from charrnn.model import CharRNN
-    from charrnn.config import TrainConfig
     from charrnn.train.build import make_optimizer
     from charrnn.train.step import train_step
 

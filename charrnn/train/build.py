@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from charrnn.config import ModelConfig, TrainConfig, parse_count
+from charrnn.config import GATES, ModelConfig, TrainConfig, count_params, hidden_size_for_params, parse_count
 from charrnn.errors import CharRNNError
-from charrnn.model import GATES, CharRNN, count_params, hidden_size_for_params
+from charrnn.model import CharRNN
 
 BYTES_PER_PARAM = 20  # float32 weights, gradients, AdamW's two moments and the moving average
 

@@ -75,10 +75,10 @@ def train_tab(demo: gr.Blocks, library: ModelLibrary, manager: TrainingManager, 
     app's handler wrapper that turns a CharRNNError into a message on the page."""
     limits = manager.limits
     upload_dirs = [get_upload_folder()]
-    base_names = library.names()
+    built_names = library.names()  # what the pickers list as built
 
-    def choices(key):
-        return base_names + manager.model_names(key)
+    def choices(key):  # read at each page load: a model that failed to load after the page was built is gone
+        return library.names() + manager.model_names(key)
 
     def picker_updates(key, shown):
         names = choices(key)
@@ -102,7 +102,7 @@ def train_tab(demo: gr.Blocks, library: ModelLibrary, manager: TrainingManager, 
         manager.claim(key)
         status, bar = _status(manager, key)
         job = manager.latest(key)
-        updates, shown = picker_updates(key, base_names)
+        updates, shown = picker_updates(key, built_names)
         return (key, key, status, bar, gr.Timer(active=bool(job and job.active)), shown,
                 manager.size_table("lstm", measure=False), *updates)
 
@@ -165,7 +165,7 @@ def train_tab(demo: gr.Blocks, library: ModelLibrary, manager: TrainingManager, 
         gr.Markdown(HELP)
         stored_key = gr.BrowserState(None, storage_key="charrnn-train-session")
         key = gr.Textbox(visible=False, label="Session key")
-        shown = gr.State(base_names)
+        shown = gr.State(built_names)
         timer = gr.Timer(POLL_SECONDS, active=False)
         with gr.Row():
             with gr.Column(scale=3):
