@@ -15,6 +15,7 @@ import torch
 
 from charrnn.checkpoint import load_checkpoint, load_training_state
 from charrnn.config import OPTION_RANGES, ModelConfig, TrainConfig
+from charrnn.device import default_batch_size
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN
 from charrnn.train import Trainer, learning_rate, main, train_step
@@ -187,7 +188,8 @@ def test_bad_training_options_get_a_message_not_a_traceback(text_file, tmp_path,
 
 def numeric_options() -> list[str]:
     return [f.name for f in dataclasses.fields(TrainConfig)
-            if type(f.default) in (int, float) or f.name in ("max_steps", "steps_this_run", "schedule_steps", "threads", "time_budget")]
+            if type(f.default) in (int, float) or f.name in ("batch_size", "max_steps", "steps_this_run", "schedule_steps",
+                                                             "threads", "time_budget")]
 
 
 def bad_command_lines(tmp_path) -> list[list[str]]:
@@ -439,3 +441,17 @@ def test_a_non_finite_step_stops_the_run_at_the_next_read_and_names_the_step(tex
     assert message.startswith("error: training diverged at step 7: loss nan, gradient norm "), message
     assert len(calls) == 8  # found when steps 5-8 were read
     assert load_checkpoint(tmp_path / "run" / "last").metrics["steps"] == 5
+
+
+def test_the_default_batch_size_is_the_devices_and_the_run_records_it_for_resume(text_file, tmp_path, monkeypatch):
+    assert default_batch_size(torch.device("cpu")) == 16 and default_batch_size(torch.device("cuda")) == 256
+    args = tiny_train_args(text_file, tmp_path / "run", "--max-steps", "4", "--eval-interval", "4")
+    at = args.index("--batch-size")
+    del args[at:at + 2]
+    with monkeypatch.context() as gpu:  # as on a GPU: another default than this CPU's
+        gpu.setattr("charrnn.train.loop.default_batch_size", lambda device: 8)
+        main(args)
+    assert load_checkpoint(tmp_path / "run" / "last").meta["training"]["batch_size"] == 8
+    main(["--resume", str(tmp_path / "run"), "--max-steps", "6", "--no-progress"])  # here, the default is 16
+    assert load_checkpoint(tmp_path / "run" / "last").meta["training"]["batch_size"] == 8
+    assert load_training_state(tmp_path / "run" / "last")["hidden"][0].shape[1] == 8

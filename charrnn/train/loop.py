@@ -14,7 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 from charrnn.checkpoint import load_checkpoint, load_training_state, save_checkpoint
 from charrnn.config import TrainConfig
 from charrnn.data import Corpus, StreamBatcher, load_corpus, resolve_source
-from charrnn.device import autocast, autocast_dtype, pick_device
+from charrnn.device import autocast, autocast_dtype, default_batch_size, pick_device
 from charrnn.errors import CharRNNError
 from charrnn.evaluate import evaluate_ids
 from charrnn.model import CharRNN
@@ -45,6 +45,8 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         # In a run of many processes (torchrun), this one's rank, its device and its share of the streams.
         self.dist, self.device = setup(pick_device(cfg.device))
+        if cfg.batch_size is None:  # the device's default, stored with the run's settings: --resume keeps it
+            cfg = self.cfg = dataclasses.replace(cfg, batch_size=default_batch_size(self.device))
         self.rows = self.dist.rows(cfg.batch_size)
         self.amp_dtype = autocast_dtype(cfg.precision, self.device)
         # fp16 (GPUs without bf16) needs its loss scaled; bf16 and fp32 do not.
