@@ -20,7 +20,7 @@ from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN
 from charrnn.train import Trainer, learning_rate, main, train_step
 from charrnn.train.metrics import LogWindow
-from tests.conftest import ROOT, TINY_TEXT, tiny_train_args
+from tests.conftest import ROOT, TINY_TEXT, tiny_train_args, without_batch_size
 
 
 def last_json_line(captured: str) -> dict:
@@ -445,9 +445,7 @@ def test_a_non_finite_step_stops_the_run_at_the_next_read_and_names_the_step(tex
 
 def test_the_default_batch_size_is_the_devices_and_the_run_records_it_for_resume(text_file, tmp_path, monkeypatch):
     assert default_batch_size(torch.device("cpu")) == 16 and default_batch_size(torch.device("cuda")) == 256
-    args = tiny_train_args(text_file, tmp_path / "run", "--max-steps", "4", "--eval-interval", "4")
-    at = args.index("--batch-size")
-    del args[at:at + 2]
+    args = without_batch_size(tiny_train_args(text_file, tmp_path / "run", "--max-steps", "4", "--eval-interval", "4"))
     with monkeypatch.context() as gpu:  # as on a GPU: another default than this CPU's
         gpu.setattr("charrnn.train.loop.default_batch_size", lambda device: 8)
         main(args)
