@@ -30,6 +30,7 @@ from charrnn.train.step import MovingAverage, to_device, train_step
 
 DEFAULT_MAX_STEPS = 5000
 LIMITS = ("max_steps", "time_budget", "schedule_steps")  # when one changes on resume, the schedule is extended
+READ_EVERY = 500  # steps whose figures may wait unread on the device, whatever --log-interval (each holds memory)
 
 
 class Trainer:
@@ -253,8 +254,8 @@ class Trainer:
 
     def _read_steps(self) -> None:
         """Read the losses and gradient norms of the steps since the last read (the host waits for the device to
-        finish them), stop a run that diverged, and count the norms. Called every --log-interval steps and
-        before every evaluation and save, so that nothing diverged is ever saved.
+        finish them), stop a run that diverged, and count the norms. Called every --log-interval steps (and
+        READ_EVERY), and before every evaluation and save, so that nothing diverged is ever saved.
 
         A step whose loss or gradient was not finite made no update (see train_step), and the steps after it ran
         on until this read: the run stops here, naming the first such step."""
@@ -326,7 +327,7 @@ class Trainer:
                 # By time only in one process: processes that each decided alone would validate out of step.
                 due = cfg.eval_seconds and self.dist.world_size == 1 and time.perf_counter() - last_eval >= cfg.eval_seconds
                 evaluating = p.step % cfg.eval_interval == 0 or due
-                if p.step % cfg.log_interval == 0 or evaluating:
+                if p.step % cfg.log_interval == 0 or p.step % READ_EVERY == 0 or evaluating:
                     self._read_steps()  # the device finishing the steps: counted as training time
                 p.step_seconds += time.perf_counter() - step_start
                 if p.step % cfg.log_interval == 0:
