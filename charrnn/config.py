@@ -15,6 +15,8 @@ GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}  # gate blocks per c
 TOKENIZERS = ("char", "sp-bpe", "sp-unigram")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+CPU_BATCH_SIZE = 16  # --batch-size when not given: small steps learn most in a CPU's short budgets (TrainConfig)
+GPU_BATCH_SIZE = 256  # a GPU needs hundreds of text streams per step to be busy
 
 
 def is_integer(value) -> bool:
@@ -97,7 +99,8 @@ class TrainConfig:
     # dropout 0.1 1.453, 0.2 1.466; weight decay 0.05 -> 0.1 1.451; + the moving average (--ema-decay) 1.449;
     # + weight drop 0.2 1.481 (too slow to learn in 10 minutes). Longer runs need more dropout (best LSTM: 0.5,
     # and --input-dropout 0.2).
-    batch_size: int = _flag(16, "number of parallel text streams per step")
+    batch_size: int = _flag(None, f"number of parallel text streams per step (default: {CPU_BATCH_SIZE}, or "
+                                  f"{GPU_BATCH_SIZE} on a CUDA GPU; the run records it)")
     seq_len: int = _flag(64, "characters per stream per step (truncated BPTT length)")
     lr: float = _flag(3e-3, "peak learning rate (AdamW)")
     min_lr_ratio: float = _flag(0.05, "final learning rate as a fraction of --lr (cosine decay)")
@@ -183,7 +186,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
             parser.add_argument(flag, default=f.default, action=argparse.BooleanOptionalAction, help=help_text)
             continue
         kind = {int: int, float: float}.get(type(f.default), str)
-        if f.name in ("max_steps", "steps_this_run", "schedule_steps", "threads"):
+        if f.name in ("batch_size", "max_steps", "steps_this_run", "schedule_steps", "threads"):
             kind = int
         elif f.name == "time_budget":
             kind = float

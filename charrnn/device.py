@@ -6,6 +6,7 @@ import contextlib
 
 import torch
 
+from charrnn.config import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 from charrnn.errors import CharRNNError
 
 
@@ -23,6 +24,11 @@ def pick_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda", "mps"):
         raise CharRNNError(f"unknown device {name!r}: choose auto, cpu, cuda or mps")
     return torch.device(name)
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Text streams per step when --batch-size is not given."""
+    return GPU_BATCH_SIZE if device.type == "cuda" else CPU_BATCH_SIZE
 
 
 def bf16_supported(device: torch.device) -> bool:

@@ -54,6 +54,12 @@ def tiny_train_args(dataset, out, *extra):
             "--no-progress", "--out", str(out), *map(str, extra)]
 
 
+def without_batch_size(args: list[str]) -> list[str]:
+    """Training arguments without --batch-size, so that the device's default applies."""
+    at = args.index("--batch-size")
+    return args[:at] + args[at + 2:]
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, text_file) -> Path:
     """A tiny LSTM trained for a few steps by the real training command."""

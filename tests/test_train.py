@@ -1,3 +1,4 @@
+import copy
 import dataclasses
 import json
 import math
@@ -14,9 +15,12 @@ import torch
 
 from charrnn.checkpoint import load_checkpoint, load_training_state
 from charrnn.config import OPTION_RANGES, ModelConfig, TrainConfig
+from charrnn.device import default_batch_size
 from charrnn.errors import CharRNNError
-from charrnn.train import learning_rate, main, train_step
-from tests.conftest import ROOT, TINY_TEXT, tiny_train_args
+from charrnn.model import CharRNN
+from charrnn.train import Trainer, learning_rate, main, train_step
+from charrnn.train.metrics import LogWindow
+from tests.conftest import ROOT, TINY_TEXT, tiny_train_args, without_batch_size
 
 
 def last_json_line(captured: str) -> dict:
@@ -184,7 +188,8 @@ def test_bad_training_options_get_a_message_not_a_traceback(text_file, tmp_path,
 
 def numeric_options() -> list[str]:
     return [f.name for f in dataclasses.fields(TrainConfig)
-            if type(f.default) in (int, float) or f.name in ("max_steps", "steps_this_run", "schedule_steps", "threads", "time_budget")]
+            if type(f.default) in (int, float) or f.name in ("batch_size", "max_steps", "steps_this_run", "schedule_steps",
+                                                             "threads", "time_budget")]
 
 
 def bad_command_lines(tmp_path) -> list[list[str]]:
@@ -369,3 +374,82 @@ def test_a_time_budget_run_records_what_repeats_it_exactly(text_file, tmp_path):
                          timed["schedule_steps"], "--warmup-steps", "3", "--eval-interval", "7"))
     assert_same_tensors(load_checkpoint(tmp_path / "timed" / "last").model.state_dict(),
                         load_checkpoint(tmp_path / "again" / "last").model.state_dict())
+
+
+def test_training_steps_read_nothing_back_from_the_device(text_file, tmp_path, monkeypatch):
+    # On a GPU every value read back (.item(), .tolist(), bool(), float()) makes the host wait until the GPU is
+    # idle. The loop's steps keep loss and norm as tensors, and the loop reads them every --log-interval steps
+    # and before each evaluation.
+    def refuse(*args, **kwargs):
+        raise AssertionError("a training step read a value back from its device")
+
+    real_step, real_read, reads = Trainer._train_step, LogWindow.read, []
+
+    def step(self, x, y):
+        with monkeypatch.context() as inside:
+            for name in ("item", "tolist", "__bool__", "__float__"):
+                inside.setattr(torch.Tensor, name, refuse)
+            real_step(self, x, y)
+
+    def read(self):
+        values = real_read(self)
+        reads.append(len(values))
+        return values
+
+    monkeypatch.setattr(Trainer, "_train_step", step)
+    monkeypatch.setattr(LogWindow, "read", read)
+    main(tiny_train_args(text_file, tmp_path / "run", "--max-steps", "12", "--log-interval", "4",
+                         "--eval-interval", "6"))
+    assert [n for n in reads if n] == [4, 2, 2, 4]  # steps 1-4 (log), 5-6 (evaluation), 7-8 (log), 9-12
+    records = metrics_records(tmp_path / "run", "train")
+    assert [r["step"] for r in records] == [4, 8, 12] and all(math.isfinite(r["loss"]) for r in records)
+    assert sum(load_checkpoint(tmp_path / "run" / "last").metrics["grad_norm"]["counts"]) == 12
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_step_with_a_non_finite_gradient_makes_no_update(fused):
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=9, hidden_size=8, embedding_size=4))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1, fused=fused)
+    x, y = torch.randint(9, (2, 5)), torch.randint(9, (2, 5))
+    train_step(model, optimizer, x, y, None, None, clip=1.0)  # AdamW now has moments and a step count
+    before = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
+    hook = model.head.bias.register_hook(lambda grad: grad * math.inf)
+    loss, norm, _ = train_step(model, optimizer, x, y, None, None, clip=1.0)
+    assert isinstance(loss, torch.Tensor) and torch.isfinite(loss) and not torch.isfinite(norm)
+    assert_same_tensors(before[0], model.state_dict())
+    for state, old in zip(optimizer.state_dict()["state"].values(), before[1]["state"].values()):
+        assert_same_tensors(old, state)  # moments and step count too
+    hook.remove()
+    train_step(model, optimizer, x, y, None, None, clip=1.0)
+    assert not torch.equal(before[0]["head.bias"], model.head.bias)
+
+
+def test_a_non_finite_step_stops_the_run_at_the_next_read_and_names_the_step(text_file, tmp_path, capsys,
+                                                                            monkeypatch):
+    calls, real_step = [], train_step
+
+    def step(*args, **kwargs):
+        calls.append(1)
+        loss, norm, hidden = real_step(*args, **kwargs)
+        return (loss * math.nan if len(calls) == 7 else loss), norm, hidden
+
+    monkeypatch.setattr("charrnn.train.loop.train_step", step)
+    with pytest.raises(SystemExit):
+        main(tiny_train_args(text_file, tmp_path / "run", "--log-interval", "4", "--eval-interval", "5"))
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith("error: training diverged at step 7: loss nan, gradient norm "), message
+    assert len(calls) == 8  # found when steps 5-8 were read
+    assert load_checkpoint(tmp_path / "run" / "last").metrics["steps"] == 5
+
+
+def test_the_default_batch_size_is_the_devices_and_the_run_records_it_for_resume(text_file, tmp_path, monkeypatch):
+    assert default_batch_size(torch.device("cpu")) == 16 and default_batch_size(torch.device("cuda")) == 256
+    args = without_batch_size(tiny_train_args(text_file, tmp_path / "run", "--max-steps", "4", "--eval-interval", "4"))
+    with monkeypatch.context() as gpu:  # as on a GPU: another default than this CPU's
+        gpu.setattr("charrnn.train.loop.default_batch_size", lambda device: 8)
+        main(args)
+    assert load_checkpoint(tmp_path / "run" / "last").meta["training"]["batch_size"] == 8
+    main(["--resume", str(tmp_path / "run"), "--max-steps", "6", "--no-progress"])  # here, the default is 16
+    assert load_checkpoint(tmp_path / "run" / "last").meta["training"]["batch_size"] == 8
+    assert load_training_state(tmp_path / "run" / "last")["hidden"][0].shape[1] == 8

@@ -123,6 +123,7 @@ def train(argv: list[str]) -> dict:
             print(f"{trainer.model.config.cell}: {trainer.model.num_params():,} parameters "
                   f"(hidden {trainer.model.config.hidden_size}), {len(trainer.corpus.train):,} training tokens, "
                   f"{len(trainer.corpus.val):,} validation tokens, device {trainer.device}{processes}, "
+                  f"batch {trainer.cfg.batch_size} x {trainer.cfg.seq_len}, "
                   f"precision {str(trainer.amp_dtype or 'fp32').replace('torch.', '')}", file=sys.stderr)
         summary = trainer.run()
     finally:

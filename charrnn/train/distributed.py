@@ -8,7 +8,8 @@ N processes take the same steps as one process with all the streams. CHARRNN_DIS
 rendezvous than torchrun's (env://), e.g. file:///shared/folder/rendezvous on a shared file system.
 
 Everything a process decides alone (the clock of a time budget, a signal it received) is agreed with the
-others before it acts on it, so that all of them stop at the same step and none waits forever.
+others before it acts on it, so that all of them stop at the same step and none waits forever. The loop agrees
+every --log-interval steps, where it waits for the device anyway (charrnn.train.step says why it waits rarely).
 """
 
 from __future__ import annotations
@@ -53,8 +54,14 @@ class Distributed:
         dist.all_reduce(tensor)
         return tensor.tolist()
 
-    def mean(self, value: float) -> float:
-        return self.sum([value])[0] / self.world_size
+    def mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The average over the processes of a tensor on this process's device. Queued on the device: the host
+        does not wait for it."""
+        if not self.active:
+            return tensor
+        total = tensor.detach().clone()
+        dist.all_reduce(total)
+        return total / self.world_size
 
     def any(self, flags: list[int]) -> list[int]:
         """Each flag, as the largest value any process holds (0: none raised it)."""

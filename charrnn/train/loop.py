@@ -10,12 +10,11 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel
 
 from charrnn.checkpoint import load_checkpoint, load_training_state, save_checkpoint
 from charrnn.config import TrainConfig
 from charrnn.data import Corpus, StreamBatcher, load_corpus, resolve_source
-from charrnn.device import autocast, autocast_dtype, pick_device
+from charrnn.device import autocast, autocast_dtype, default_batch_size, pick_device
 from charrnn.errors import CharRNNError
 from charrnn.evaluate import evaluate_ids
 from charrnn.model import CharRNN
@@ -27,10 +26,11 @@ from charrnn.train.run_folder import append_metrics, check_run_folder, find_resu
 from charrnn.train.schedule import Schedule, extended, learning_rate, planned_horizon, timed_horizon
 from charrnn.train.signals import StopRequest
 from charrnn.train.state import Progress
-from charrnn.train.step import moving_average, train_step
+from charrnn.train.step import MovingAverage, to_device, train_step
 
 DEFAULT_MAX_STEPS = 5000
 LIMITS = ("max_steps", "time_budget", "schedule_steps")  # when one changes on resume, the schedule is extended
+READ_EVERY = 500  # steps whose figures may wait unread on the device, whatever --log-interval (each holds memory)
 
 
 class Trainer:
@@ -46,6 +46,8 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         # In a run of many processes (torchrun), this one's rank, its device and its share of the streams.
         self.dist, self.device = setup(pick_device(cfg.device))
+        if cfg.batch_size is None:  # the device's default, stored with the run's settings: --resume keeps it
+            cfg = self.cfg = dataclasses.replace(cfg, batch_size=default_batch_size(self.device))
         self.rows = self.dist.rows(cfg.batch_size)
         self.amp_dtype = autocast_dtype(cfg.precision, self.device)
         # fp16 (GPUs without bf16) needs its loss scaled; bf16 and fp32 do not.
@@ -72,14 +74,14 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg)
         # The weights that are evaluated and saved as best/: a moving average of the recent steps when
         # --ema-decay > 0. Small, noisy steps make single weights jump around; their average scores better.
-        self.ema = (AveragedModel(self.model, multi_avg_fn=moving_average(cfg.ema_decay))
-                    if cfg.ema_decay > 0 else None)
+        self.ema = MovingAverage(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.max_steps = cfg.max_steps or (None if cfg.time_budget else DEFAULT_MAX_STEPS)
         self.progress = Progress(Schedule(planned_horizon(cfg, self.max_steps)))
         self.hidden = None
         self.saved_step = None  # the step of the checkpoint in last/, once there is one
         self.last_batch = None  # the latest training batch, to check an update before its weights are saved
         self.stop_signal = None
+        self.window = LogWindow()  # the figures of the latest steps, read every --log-interval steps
         self._start = time.perf_counter()
         if resumed:
             self._restore(load_training_state(resume_dir), resumed.meta.get("training") or {})
@@ -213,50 +215,68 @@ class Trainer:
         self.model.eval()  # no dropout: the random stream stays the same as a run that does not check
         try:
             with autocast(self.device, self.amp_dtype):
-                return self.dist.mean(self.model(x, None, y)[2].item())
+                return self.dist.mean(self.model(x, None, y)[2].float()).item()
         finally:
             self.model.train()
 
-    def diverged(self, what: str) -> CharRNNError:
+    def diverged(self, what: str, step: int | None = None) -> CharRNNError:
+        """The error that stops a run that diverged at `step` (default: the latest)."""
         if self.saved_step is None:
             saved = f"No checkpoint was saved (a run saves every {self.cfg.eval_interval} steps)"
         else:
             saved = f"The last good checkpoint is {self.out / 'last'} (step {self.saved_step})"
-        return CharRNNError(f"training diverged at step {self.progress.step}: {what}. {saved}; try a lower --lr "
+        step = self.progress.step if step is None else step
+        return CharRNNError(f"training diverged at step {step}: {what}. {saved}; try a lower --lr "
                             f"(now {self.cfg.lr}) or a tighter --clip (now {self.cfg.clip})")
 
     # -- the loop ---------------------------------------------------------------------------------------
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """One step on the whole batch (x, y): this process's streams of it. Nothing here waits for the device."""
         p = self.progress
         if p.schedule.horizon is None and p.step >= max(self.cfg.warmup_steps, 1):
             # A time budget: fix the schedule's length from the speed of the warmup steps, once, so that the
-            # learning rate depends on the step alone and the run can be repeated.
+            # learning rate depends on the step alone and the run can be repeated. Reading their figures first
+            # makes the clock include the device's work on them.
+            self._read_steps()
             p.schedule.horizon = self.dist.from_main(timed_horizon(p.step, self.total_seconds(),
                                                                    self.cfg.time_budget * 60, self.max_steps))
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.cfg, p.step, p.schedule)
-        x, y = x[self.rows], y[self.rows]  # this process's streams
-        if self.device.type == "cuda":  # copied from pinned memory while the GPU is still busy
-            x, y = x.pin_memory(), y.pin_memory()
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        chars = x.numel()  # the whole batch, all processes together
+        x, y = to_device(x[self.rows], self.device), to_device(y[self.rows], self.device)  # this process's streams
         loss, norm, self.hidden = train_step(self.stepper, self.optimizer, x, y, self.hidden, self.amp_dtype,
                                              self.cfg.clip, mean=self.dist.mean if self.dist.active else None,
                                              scaler=self.scaler)
-        # With a loss scaler an infinite gradient is a scale set too high (the scaler skipped the update).
-        if self.exploded(loss) or not (math.isfinite(norm) or self.scaler is not None):
-            raise self.diverged(f"loss {loss:.4g}, gradient norm {norm:.4g}")
         self.last_batch = (x, y)
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-        if math.isfinite(norm):  # an fp16 step the scaler skipped has none
-            p.count_norm(norm, self.cfg.clip)
-        return loss, norm
+        self.window.add(loss, norm, chars)
+
+    def _read_steps(self) -> None:
+        """Read the losses and gradient norms of the steps since the last read (the host waits for the device to
+        finish them), stop a run that diverged, and count the norms. Called every --log-interval steps (and
+        READ_EVERY), and before every evaluation and save, so that nothing diverged is ever saved.
+
+        A step whose loss or gradient was not finite made no update (see train_step), and the steps after it ran
+        on until this read: the run stops here, naming the first such step."""
+        p = self.progress
+        steps = self.window.read()
+        for step, (loss, norm) in enumerate(steps, p.step - len(steps) + 1):
+            # With a loss scaler an infinite gradient is a scale set too high (the scaler skipped the update).
+            if self.exploded(loss) or not (math.isfinite(norm) or self.scaler is not None):
+                raise self.diverged(f"loss {loss:.4g}, gradient norm {norm:.4g}", step)
+            if math.isfinite(norm):  # an fp16 step the scaler skipped has none
+                p.count_norm(norm, self.cfg.clip)
 
     def _stop_reason(self, steps_this_run: int, stop: StopRequest) -> str | None:
         p, cfg = self.progress, self.cfg
         # The clock and the signals are each process's own: agree on them, so that all stop at the same step.
+        # Agreeing is an exchange between the processes that waits for their devices, so a run of many
+        # processes agrees where the loop waits for the device anyway: after a read, every --log-interval steps.
         time_is_up = bool(cfg.time_budget) and self.total_seconds() >= cfg.time_budget * 60
-        out_of_time, signum = self.dist.any([int(time_is_up), stop.signum or 0])
+        out_of_time, signum = 0, 0
+        if self.dist.world_size == 1 or p.step % cfg.log_interval == 0:
+            out_of_time, signum = self.dist.any([int(time_is_up), stop.signum or 0])
         if self.max_steps and p.step >= self.max_steps:
             return "max_steps"
         if out_of_time:
@@ -292,34 +312,40 @@ class Trainer:
                    "config": dataclasses.asdict(cfg), "train_tokens": len(self.corpus.train),
                    "val_tokens": len(self.corpus.val), "command": self.command,
                    "world_size": self.dist.world_size})
-        window, steps_this_run, last_eval = LogWindow(), 0, time.perf_counter()
+        steps_this_run, last_eval = 0, time.perf_counter()
+        self.window.restart()
         with StopRequest(announce=self.dist.is_main) as stop:
             while not (reason := self._stop_reason(steps_this_run, stop)):
                 step_start = time.perf_counter()
                 x, y, starts_epoch = self.batcher.batch(p.step)
                 if starts_epoch:
                     self.hidden = None  # a new epoch starts the streams at new places
-                loss, norm = self._train_step(x, y)
-                p.step_seconds += time.perf_counter() - step_start
+                self._train_step(x, y)
                 p.step += 1
                 p.chars_seen += x.numel()  # the whole batch, all processes together
                 steps_this_run += 1
-                window.add(loss, norm, x.numel())
+                # By time only in one process: processes that each decided alone would validate out of step.
+                due = cfg.eval_seconds and self.dist.world_size == 1 and time.perf_counter() - last_eval >= cfg.eval_seconds
+                evaluating = p.step % cfg.eval_interval == 0 or due
+                if p.step % cfg.log_interval == 0 or p.step % READ_EVERY == 0 or evaluating:
+                    self._read_steps()  # the device finishing the steps: counted as training time
+                p.step_seconds += time.perf_counter() - step_start
                 if p.step % cfg.log_interval == 0:
-                    record = window.record(p.step, self.total_seconds(), self.optimizer.param_groups[0]["lr"])
+                    record = self.window.record(p.step, self.total_seconds(), self.optimizer.param_groups[0]["lr"])
                     self._log(record)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", bpc=f"{record['loss'] / math.log(2):.3f}",
                                     val=f"{p.best_val / math.log(2):.3f}", chars_s=f"{record['chars_per_s']}")
-                # By time only in one process: processes that each decided alone would validate out of step.
-                due = cfg.eval_seconds and self.dist.world_size == 1 and time.perf_counter() - last_eval >= cfg.eval_seconds
-                if p.step % cfg.eval_interval == 0 or due:
+                if evaluating:
                     last_eval = time.perf_counter()
                     self.evaluate()
                     self.save_last()
-                    window.restart()
+                    self.window.restart()
                 bar.n = int(self.total_seconds()) if by_time else p.step
                 bar.refresh() if p.step % 10 == 0 else None
             bar.close()
+            read_start = time.perf_counter()
+            self._read_steps()  # the last steps, checked before they are saved
+            p.step_seconds += time.perf_counter() - read_start
             # Still under the handlers: a signal now lets the final save finish, a second one quits at once.
             if not p.curve or p.curve[-1]["step"] != p.step:
                 self.evaluate()

@@ -1,0 +1,3 @@
+from charrnn.bench import main
+
+main()

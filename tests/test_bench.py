@@ -1,0 +1,41 @@
+"""`charrnn bench`: the device benchmark's code path, run on the CPU with tiny shapes (--quick)."""
+
+import json
+
+import pytest
+import torch
+
+from charrnn.bench import TINY_SHAPES, main
+from charrnn.device import bf16_supported
+
+
+def table_rows(printed: str, first_cell: str) -> list[list[str]]:
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in printed.splitlines()
+            if line.startswith("|")]
+    return [row for row in rows if row[0].startswith(first_cell)]
+
+
+def test_quick_bench_prints_the_training_and_sampling_tables_and_their_json(capsys):
+    results = main(["--device", "cpu", "--quick"])
+    printed = capsys.readouterr().out
+    assert printed.startswith("charrnn bench on cpu: ")
+    assert json.loads(printed.strip().splitlines()[-1]) == results
+    precisions = ["fp32", "bf16"] if bf16_supported(torch.device("cpu")) else ["fp32"]
+    training = [row for shape in TINY_SHAPES for row in table_rows(printed, shape.model)
+                if row[1] == f"{shape.batch} x {shape.seq_len}"]
+    assert [(row[0], row[1], row[2]) for row in training] == [
+        (shape.model, f"{shape.batch} x {shape.seq_len}", precision)
+        for shape in TINY_SHAPES for precision in precisions]
+    for row in training:  # charrnn chars/s, the plain loop's, their ratio
+        assert int(row[3].replace(",", "")) > 0 and int(row[4].replace(",", "")) > 0 and row[5].startswith("x")
+    sampling = table_rows(printed, "charrnn streaming") + table_rows(printed, "naive")
+    assert [int(row[1]) for row in sampling] == [1, 4, 1, 4]
+    assert all(row["chars_s"] > 0 for row in results["sampling"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this host has a GPU")
+def test_bench_on_a_missing_gpu_says_so(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--device", "cuda", "--quick"])
+    assert exit_info.value.code == 2
+    assert "no CUDA GPU is available" in capsys.readouterr().err
