@@ -1,22 +1,31 @@
-"""The encoded-corpus cache: token ids stored once per source and tokenizer, then opened as memory maps."""
+"""The encoded-corpus cache: token ids stored once per source and tokenizer, then opened as memory maps.
+
+An entry is data_dir()/cache/<key>/ with train.npy, val.npy and meta.json. The key hashes the source, its
+fingerprint (sizes and modification times of local files, the commit of a Hub dataset) and the tokenizer, so
+that finding an entry reads none of the text: a second run opens a corpus of any size in well under a second.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from charrnn.data.reading import _LazyTexts
+from charrnn.data.encoding import SP_SAMPLE_CHARS, encode_corpus
+from charrnn.data.reading import CorpusText
 from charrnn.data.sources import Source
+from charrnn.errors import CharRNNError
 from charrnn.paths import data_dir
-from charrnn.tokenizer import Tokenizer, tokenizer_from_dict, train_tokenizer
+from charrnn.tokenizer import Tokenizer, tokenizer_from_dict
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: encoded in chunks; ids in the smallest unsigned type that holds them
 
 
 @dataclass
@@ -31,43 +40,82 @@ class Corpus:
 
 
 def load_corpus(source: Source, tokenizer_kind: str = "char", vocab_size: int = 512, val_fraction: float = 0.1,
-                tokenizer: Tokenizer | None = None, use_cache: bool = True) -> Corpus:
-    """Load, tokenize and cache a source. Pass `tokenizer` to reuse one (when resuming or evaluating)."""
-    lazy = _LazyTexts(source, val_fraction)
+                tokenizer: Tokenizer | None = None, use_cache: bool = True, progress: bool = False) -> Corpus:
+    """Load, tokenize and cache a source. Pass `tokenizer` to reuse one (when resuming or evaluating).
+    The text is streamed through in chunks (charrnn.data.encoding), so a corpus may be larger than memory;
+    `progress` shows a progress bar on stderr while it is encoded."""
+    text = CorpusText(source, val_fraction)
     tokenizer_key = tokenizer.to_dict() if tokenizer is not None else {"kind": tokenizer_kind, "vocab": vocab_size}
-    key_data = json.dumps([CACHE_VERSION, source.__dict__, val_fraction, lazy.fingerprint_parts, tokenizer_key],
-                          sort_keys=True, default=str)
-    key = hashlib.sha256(key_data.encode()).hexdigest()[:20]
-    cache = data_dir() / "cache" / key
-    description = {"source": source.name, "split": source.split, "val_split": lazy.val_description}
-    if use_cache and (cache / "meta.json").exists():
-        meta = json.loads((cache / "meta.json").read_text())
-        return Corpus(
-            train=np.load(cache / "train.npy", mmap_mode="r"),
-            val=np.load(cache / "val.npy", mmap_mode="r"),
-            tokenizer=tokenizer or tokenizer_from_dict(meta["tokenizer"]),
-            val_chars=meta["val_chars"],
-            description=description,
-        )
-    train_text, val_text = lazy.texts()
-    tokenizer = tokenizer or train_tokenizer(tokenizer_kind, train_text, vocab_size)
-    dtype = np.uint16 if tokenizer.vocab_size < 2**16 else np.int32
-    train_ids = tokenizer.encode(train_text).astype(dtype)
-    val_ids = tokenizer.encode(val_text).astype(dtype)
-    val_chars = len(tokenizer.decode(val_ids[1:].tolist())) if len(val_ids) > 1 else 0
-    if use_cache:
-        _write_cache(cache, train_ids, val_ids, {"tokenizer": tokenizer.to_dict(), "val_chars": val_chars,
-                                                 **description})
-    return Corpus(train_ids, val_ids, tokenizer, val_chars, description)
+    key_data = json.dumps([CACHE_VERSION, source.__dict__, val_fraction, text.fingerprint, tokenizer_key,
+                           SP_SAMPLE_CHARS], sort_keys=True, default=str)
+    cache = data_dir() / "cache" / hashlib.sha256(key_data.encode()).hexdigest()[:20]
+    description = {"source": source.name, "split": source.split, "val_split": text.val_description}
+
+    def encode(folder: Path) -> dict:
+        made, val_chars = encode_corpus(text, folder, tokenizer_kind, vocab_size, tokenizer, progress)
+        return {"tokenizer": made.to_dict(), "val_chars": val_chars, **description}
+
+    if not use_cache:
+        with tempfile.TemporaryDirectory(prefix="charrnn-corpus-") as folder:
+            meta = encode(Path(folder))
+            return _corpus(Path(folder), meta, tokenizer, description, mmap_mode=None)
+    if not (cache / "meta.json").exists():
+        _build(cache, encode)
+    return _corpus(cache, json.loads((cache / "meta.json").read_text()), tokenizer, description, mmap_mode="r")
 
 
-def _write_cache(cache: Path, train_ids: np.ndarray, val_ids: np.ndarray, meta: dict) -> None:
+def _corpus(folder: Path, meta: dict, tokenizer: Tokenizer | None, description: dict, mmap_mode: str | None):
+    return Corpus(
+        train=np.load(folder / "train.npy", mmap_mode=mmap_mode),
+        val=np.load(folder / "val.npy", mmap_mode=mmap_mode),
+        tokenizer=tokenizer or tokenizer_from_dict(meta["tokenizer"]),
+        val_chars=meta["val_chars"],
+        description=description,
+    )
+
+
+OWNER_FILE = "building"  # in a temporary folder: which process on which host is filling it
+
+
+def _build(cache: Path, encode) -> None:
+    """Fill a temporary folder beside the entry and rename it into place: a reader sees the whole entry or none.
+    A build that fails takes its folder with it; one killed outright leaves it, for the next build to remove."""
     cache.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_builds(cache.parent)
     tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=cache.name + ".tmp-"))
-    np.save(tmp / "train.npy", train_ids)
-    np.save(tmp / "val.npy", val_ids)
-    (tmp / "meta.json").write_text(json.dumps(meta))
     try:
-        tmp.rename(cache)  # atomic: a reader sees the whole cache entry or none
-    except OSError:  # another process wrote it first
+        (tmp / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}")
+        meta = encode(tmp)
+        (tmp / OWNER_FILE).unlink()
+        (tmp / "meta.json").write_text(json.dumps(meta))
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError):  # reading errors are CharRNNErrors already: this one is writing
+            raise CharRNNError(f"cannot write the encoded text to {cache.parent} ({err.strerror}); free some "
+                               "space there, or set CHARRNN_DATA_DIR to a folder with more") from None
+        raise
+    try:
+        tmp.rename(cache)  # atomic
+    except OSError:  # another process wrote the entry first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_abandoned_builds(folder: Path) -> None:
+    """Temporary folders of builds whose process is gone (killed while encoding: they may hold GBs)."""
+    for owner in folder.glob(f"*.tmp-*/{OWNER_FILE}"):
+        try:
+            host, pid = owner.read_text().split()
+        except (OSError, ValueError):
+            continue
+        if host == socket.gethostname() and not _process_exists(int(pid)):
+            shutil.rmtree(owner.parent, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's
+        return True
+    return True

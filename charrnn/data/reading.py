@@ -1,166 +1,195 @@
-"""Reading a source's text: text files exactly as UTF-8, datasets through `datasets`, the validation part."""
+"""A source's text, read in chunks of bounded size: text files decoded block by block, dataset rows joined batch
+by batch. Nothing here holds a whole corpus, except the functions that return one string on purpose
+(`read_text_file`, `load_split_text`, `held_out_text`).
+
+Rows become one text as they always have: the rows of a split join with the source's separator (rows that are
+None are skipped), and so do the parts of a split expression (`validation+test`), unless every part is a single
+row (a whole corpus per split, like Tiny Shakespeare): those join as they are. Text files join with a newline.
+"""
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
+from typing import Callable, Iterator
 
-from charrnn.data.sources import Source
+from charrnn.data.loading import (column_batches, dataset_builder, dataset_errors, fingerprint, has_one_row,
+                                  open_split, split_names, text_column)
+from charrnn.data.sources import Source, file_fingerprint
 from charrnn.errors import CharRNNError, check
-from charrnn.paths import data_dir
+
+CHUNK_SIZE = 1 << 21  # bytes of a text file, or characters of dataset rows, handled at a time
+BATCH_ROWS = 1000  # dataset rows read at a time
+
+Progress = Callable[[int], object]  # told how many bytes of the source have just been read
 
 
 def read_text_file(path: str | Path) -> str:
     """The file's exact text: UTF-8 (a BOM is kept as a character), newlines untranslated."""
+    return "".join(text_file_chunks(path))
+
+
+def text_file_chunks(path: str | Path, progress: Progress | None = None) -> Iterator[str]:
+    """The file's exact text in chunks: CHUNK_SIZE bytes are read at a time and decoded incrementally, so a
+    character whose bytes straddle two reads comes out whole."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0  # bytes of the file before this block
     try:
-        with open(path, encoding="utf-8", newline="") as f:
-            return f.read()
-    except UnicodeDecodeError as err:
-        raise CharRNNError(
-            f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); convert it first, "
-            f"e.g. iconv -f latin1 -t utf-8 {path} > {Path(path).stem}.utf8.txt"
-        ) from None
+        with open(path, "rb") as f:
+            while True:
+                block = f.read(CHUNK_SIZE)
+                pending = len(decoder.getstate()[0])  # the start of a character, kept from the last block
+                try:
+                    text = decoder.decode(block, final=not block)
+                except UnicodeDecodeError as err:
+                    raise _not_utf8(path, offset - pending + err.start, err.reason) from None
+                offset += len(block)
+                if progress:
+                    progress(len(block))
+                if text:
+                    yield text
+                if not block:
+                    return
     except OSError as err:
         raise CharRNNError(f"cannot read {path}: {err.strerror}") from None
 
 
-LOCAL_PATH_HINT = ("pass a local path instead: a folder of .txt or .parquet files (or arrow/json/csv), or text or "
-                   "data files (e.g. --dataset my_novel.txt)")
+def _not_utf8(path, byte: int, reason: str) -> CharRNNError:
+    return CharRNNError(f"{path} is not UTF-8 text (byte {byte}: {reason}); convert it first, "
+                        f"e.g. iconv -f latin1 -t utf-8 {path} > {Path(path).stem}.utf8.txt")
 
 
-def _check_hub_reachable(repo_id: str) -> None:
-    """Fail in seconds when the Hub cannot be reached (charrnn.hub.check_reachable). Offline mode
-    (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE) skips the check: datasets then answers at once from its cache, or
-    fails, and _load_dataset words the error."""
-    import datasets
-    from huggingface_hub import constants
+def _pieces(text: str, size: int) -> Iterator[str]:
+    for start in range(0, len(text), size):
+        yield text[start:start + size]
 
-    from charrnn.hub import check_reachable
 
-    if constants.is_offline_mode() or datasets.config.HF_HUB_OFFLINE:
+def rows_chunks(dataset, column: str, separator: str, progress: Progress | None = None) -> Iterator[str]:
+    """The rows of one split joined with `separator`, BATCH_ROWS rows at a time, in pieces of at most
+    CHUNK_SIZE characters."""
+    import pyarrow.compute as pc
+
+    started = False
+    for batch in column_batches(dataset, column, BATCH_ROWS):
+        if progress:
+            progress(pc.sum(pc.binary_length(batch)).as_py() or 0)
+        rows = [row for row in batch.to_pylist() if row is not None]
+        if not rows:
+            continue
+        if started:
+            yield separator
+        started = True
+        yield from _pieces(separator.join(rows), CHUNK_SIZE)
+
+
+def split_chunks(source: Source, split: str, builder=None, progress: Progress | None = None) -> Iterator[str]:
+    """The text of one split expression of a source (for text files: the whole files), in chunks."""
+    if source.is_text_files:
+        for i, path in enumerate(source.paths):
+            if i:
+                yield "\n"
+            yield from text_file_chunks(path, progress)
         return
-    check_reachable(f"load {repo_id!r}", f"{LOCAL_PATH_HINT}, or set HF_HUB_OFFLINE=1 to use a copy already in "
-                    "your cache", repo_id, repo_type="dataset")
-
-
-def _load_dataset(source: Source, split: str | None):
-    """One split (or, with split None, every split) of a dataset folder, Hub id or data files."""
-    import datasets
-
-    path = source.paths[0]
-    if source.builder is None and not Path(path).exists():
-        _check_hub_reachable(path)
-    name = source.name if source.builder else repr(path)
-    try:
-        if source.builder:
-            return datasets.load_dataset(source.builder, data_files=source.paths, split=split,
-                                         cache_dir=str(data_dir() / "downloads"))
-        return datasets.load_dataset(path, source.config, split=split, cache_dir=str(data_dir() / "downloads"))
-    except ConnectionError as err:
-        raise CharRNNError(f"cannot load {name} from the Hugging Face Hub ({err}); {LOCAL_PATH_HINT}") from None
-    except ValueError as err:
-        if "split" in str(err).lower():
-            raise CharRNNError(f"{source.name}: {err}") from None
-        raise CharRNNError(f"cannot load dataset {name}: {err}") from None
-    except Exception as err:  # datasets raises many types (DatasetNotFoundError, EmptyDatasetError, ...)
-        raise CharRNNError(f"cannot load dataset {name}: {type(err).__name__}: {err}") from None
-
-
-def _text_column(dataset, wanted: str | None, where: str) -> str:
-    columns = list(dataset.column_names)
-    if wanted is not None:
-        check(wanted in columns, f"{where} has no column {wanted!r}; its columns are: {', '.join(columns)} "
-                                 "(choose one with --text-column)")
-        return wanted
-    strings = [name for name, feature in dataset.features.items()
-               if getattr(feature, "dtype", None) in ("string", "large_string")]
-    if len(strings) == 1:
-        return strings[0]
-    if "text" in columns:
-        return "text"
-    raise CharRNNError(f"{where} has no single text column; its columns are: {', '.join(columns)} "
-                       "(choose one with --text-column)")
-
-
-def _split_parts(source: Source, expression: str) -> list:
-    """Each `+`-separated part of a split expression, as a loaded Dataset."""
-    return [_load_dataset(source, part.strip()) for part in expression.split("+")]
-
-
-def _join_parts(parts: list, source: Source) -> str:
-    """One text from loaded parts: one-row parts (a whole corpus per split) join as they are; many-row
-    parts (a line or story per row) join with the source's separator."""
-    texts = []
-    for part in parts:
-        column = _text_column(part, source.text_column, source.name)
-        rows = [row for row in part[column] if row is not None]
-        texts.append(rows[0] if len(rows) == 1 else source.separator.join(rows))
-    all_single = all(len(part) == 1 for part in parts)
-    return ("" if all_single else source.separator).join(texts)
+    builder = builder or dataset_builder(source)
+    with dataset_errors(source):
+        parts = [open_split(builder, source, name.strip()) for name in split.split("+")]
+        columns = [text_column(part, source.text_column, source.name) for part in parts]
+        joiner = "" if len(parts) > 1 and all(has_one_row(part) for part in parts) else source.separator
+        for i, (part, column) in enumerate(zip(parts, columns)):
+            if i:
+                yield joiner
+            yield from rows_chunks(part, column, source.separator, progress)
 
 
 def load_split_text(source: Source, split: str) -> str:
-    """The text of one split expression of a source (for text files: the whole files)."""
-    if source.is_text_files:
-        return "\n".join(read_text_file(p) for p in source.paths)
-    return _join_parts(_split_parts(source, split), source)
+    """The text of one split expression of a source (for text files: the whole files), as one string."""
+    return "".join(split_chunks(source, split))
 
 
-def _available_splits(source: Source) -> list[str]:
-    import datasets
+def cut_stream(chunks: Iterator[str], cut: int) -> tuple[Iterator[str], Iterator[str]]:
+    """The first `cut` characters of a chunk stream and the rest, as two iterators over one pass: read the
+    first to its end before the second."""
+    chunks = iter(chunks)
+    rest: list[str] = []
 
-    if source.builder:
-        return ["train"]  # data files given one by one are all one split
-    try:
-        return list(datasets.get_dataset_split_names(source.paths[0], source.config))
-    except Exception:
-        return list(_load_dataset(source, None).keys())
+    def head():
+        position = 0
+        for chunk in chunks:
+            if position + len(chunk) >= cut:
+                yield chunk[:cut - position]
+                rest.append(chunk[cut - position:])
+                return
+            position += len(chunk)
+            yield chunk
+
+    def tail():
+        yield from rest
+        yield from chunks
+
+    return head(), tail()
 
 
-class _LazyTexts:
-    """Loads the train and validation texts only when the cache misses."""
+class CorpusText:
+    """The training and validation text of a source, to be read as often as needed, in chunks. Validation is
+    the dataset's validation(+test) split (or --val-split), else the last `val_fraction` of the training text.
+    Making one reads no text: it finds the files or the dataset's splits, and what identifies them."""
 
     def __init__(self, source: Source, val_fraction: float):
         self.source, self.val_fraction = source, val_fraction
-        self.fingerprint_parts: list[str] = []
-        self._train_parts = self._val_parts = None
+        self.builder = None
         self.val_expression = None
         if source.is_text_files:
-            for p in source.paths:
-                stat = Path(p).stat()
-                self.fingerprint_parts.append(f"{p}:{stat.st_size}:{stat.st_mtime_ns}")
+            self.fingerprint = [file_fingerprint(p) for p in source.paths]
             return
-        self._train_parts = _split_parts(source, source.split)
+        self.builder = dataset_builder(source)
+        self.fingerprint = fingerprint(self.builder)
         if source.val_split == "auto":
-            names = _available_splits(source)
+            names = split_names(self.builder)
             if "validation" in names:
                 self.val_expression = "validation+test" if "test" in names else "validation"
         elif source.val_split not in ("none", ""):
             self.val_expression = source.val_split
-        if self.val_expression:
-            self._val_parts = _split_parts(source, self.val_expression)
-        for part in (self._train_parts or []) + (self._val_parts or []):
-            self.fingerprint_parts.append(part._fingerprint)
 
     @property
     def val_description(self) -> str:
         return self.val_expression or f"last {self.val_fraction:.0%} of {self.source.split}"
 
-    def texts(self) -> tuple[str, str]:
-        if self.source.is_text_files:
-            text = "\n".join(read_text_file(p) for p in self.source.paths)
-            val = ""
-        else:
-            text = _join_parts(self._train_parts, self.source)
-            val = _join_parts(self._val_parts, self.source) if self._val_parts else ""
-        check(len(text) > 0, f"{self.source.name} has no text in split {self.source.split!r}")
-        if not val:  # no validation split: hold out a contiguous tail
-            cut = int(len(text) * (1 - self.val_fraction))
-            text, val = text[:cut], text[cut:]
-        return text, val
+    @property
+    def empty_message(self) -> str:
+        return f"{self.source.name} has no text in split {self.source.split!r}"
+
+    def size_bytes(self) -> int | None:
+        """How many bytes the training text is read from, when that is known before reading (text files)."""
+        return sum(Path(p).stat().st_size for p in self.source.paths) if self.source.is_text_files else None
+
+    def train_chunks(self, progress: Progress | None = None) -> Iterator[str]:
+        """The whole training split, validation tail included when there is no validation split."""
+        return split_chunks(self.source, self.source.split, self.builder, progress)
+
+    def val_split_chunks(self, progress: Progress | None = None) -> Iterator[str]:
+        if not self.val_expression:
+            return iter(())
+        return split_chunks(self.source, self.val_expression, self.builder, progress)
+
+    def has_val_split_text(self) -> bool:
+        """Whether validation is a split with text in it (else it is the training text's tail)."""
+        return any(self.val_split_chunks())
+
+    def cut(self, train_chars: int) -> int:
+        """Where the training text ends and its validation tail starts, when there is no validation split."""
+        return int(train_chars * (1 - self.val_fraction))
 
 
 def held_out_text(source: Source, val_fraction: float = 0.1) -> tuple[str, str]:
     """The text that training on `source` holds out for validation, and which part that is: the dataset's
-    validation(+test) split, or the last `val_fraction` of the training text (cut as load_corpus cuts it)."""
-    lazy = _LazyTexts(source, val_fraction)
-    return lazy.texts()[1], lazy.val_description
+    validation(+test) split, or the last `val_fraction` of the training text (cut as load_corpus cuts it).
+    Only that part is held in memory; the training text before the cut is streamed past."""
+    text = CorpusText(source, val_fraction)
+    if text.has_val_split_text():
+        return "".join(text.val_split_chunks()), text.val_description
+    total = sum(map(len, text.train_chunks()))
+    check(total > 0, text.empty_message)
+    head, tail = cut_stream(text.train_chunks(), text.cut(total))
+    for _ in head:
+        pass
+    return "".join(tail), text.val_description

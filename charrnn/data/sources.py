@@ -75,3 +75,9 @@ def resolve_source(dataset: str | list[str], config: str | None = None, split: s
     if len(paths) > 1 or not _looks_like_hub_id(paths[0]):
         raise CharRNNError(f"no such file or folder: {', '.join(missing)}")
     return Source(paths=paths, config=config, split=split, val_split=val_split, text_column=text_column)
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """What changes when a file does, read without opening it: path, size and modification time."""
+    stat = Path(path).stat()
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
