@@ -130,7 +130,7 @@ def cache_entries(data_dir):
     return {p.name for p in (data_dir / "cache").iterdir()} if (data_dir / "cache").exists() else set()
 
 
-def test_the_cache_is_rebuilt_when_the_file_changes(tmp_path, monkeypatch):
+def test_the_cache_entry_is_replaced_when_the_file_changes(tmp_path, monkeypatch):
     monkeypatch.setenv("CHARRNN_DATA_DIR", str(tmp_path / "data"))
     path = tmp_path / "text.txt"
     path.write_text("abcdefghij" * 20, encoding="utf-8")
@@ -139,7 +139,29 @@ def test_the_cache_is_rebuilt_when_the_file_changes(tmp_path, monkeypatch):
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     second = load_corpus(resolve_source(str(path)))
     assert set(second.tokenizer.chars) == set("klmnopqrst") and first.tokenizer.chars == "abcdefghij"
-    assert len(cache_entries(tmp_path / "data")) == 2
+    assert len(cache_entries(tmp_path / "data")) == 1  # not one per version: entries can be GBs
+
+
+def test_a_hub_dataset_encoded_before_is_used_when_the_hub_cannot_be_reached(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CHARRNN_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "text.txt"
+    path.write_text("abcdefghij" * 20, encoding="utf-8")
+    hub = resolve_source("someone/novels")
+    assert hub.on_hub
+    with monkeypatch.context() as patch:  # stands in for the Hub: the text comes from a local file
+        patch.setattr(cache_module, "CorpusText", lambda source, fraction: reading.CorpusText(
+            resolve_source(str(path)), fraction))
+        online = load_corpus(hub)
+
+    def unreachable(source, fraction):
+        raise CharRNNError("cannot load 'someone/novels' from the Hugging Face Hub")
+
+    monkeypatch.setattr(cache_module, "CorpusText", unreachable)
+    offline = load_corpus(hub)
+    assert np.array_equal(online.train, offline.train) and offline.description == online.description
+    assert "using the copy of someone/novels encoded before" in capsys.readouterr().err
+    with pytest.raises(CharRNNError, match="Hugging Face Hub"):  # nothing encoded before: the error stands
+        load_corpus(resolve_source("someone/other"))
 
 
 def test_a_second_load_reads_nothing_of_the_source(tmp_path, monkeypatch, parquet_folder):

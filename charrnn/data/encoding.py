@@ -24,6 +24,7 @@ from charrnn.tokenizer import UNKNOWN_ID, CharTokenizer, Tokenizer, train_tokeni
 # the pieces of a language, and it keeps the trainer's memory (several times its input) near a GB at most.
 SP_SAMPLE_CHARS = 10_000_000
 UNICODE_SIZE = 0x110000  # code points
+ASCII_BYTES, HIGH_BYTES = bytes(range(128)), bytes(range(128, 256))  # UTF-8: ASCII characters, the rest
 
 
 def codepoints(text: str) -> np.ndarray:
@@ -37,24 +38,32 @@ class CharCensus:
         self.chars = 0
         self.first_seen: dict[int, int] = {}  # code point -> position of its first occurrence
         self._seen = np.zeros(UNICODE_SIZE, dtype=bool)
-        self._seen_ascii = b""
+        self._known_ascii_and_high = HIGH_BYTES
+        self._known_non_ascii: set[str] = set()
 
     def add(self, text: str) -> None:
-        # Most chunks hold no new character: for ASCII text, bytes.translate deleting the known ones is a
-        # fast way to find that out.
-        if not text.isascii() or text.encode("ascii").translate(None, self._seen_ascii):
+        if self._has_new_characters(text):
             self._note_new_characters(text)
         self.chars += len(text)
+
+    def _has_new_characters(self, text: str) -> bool:
+        """Most chunks hold no new character. Checked on the UTF-8 bytes, where bytes.translate, which deletes
+        bytes at GB/s, leaves only unseen ASCII characters, or only the (rare) non-ASCII ones."""
+        data = text.encode("utf-8", errors="surrogatepass")
+        if data.translate(None, self._known_ascii_and_high):
+            return True
+        if len(data) == len(text):  # all ASCII
+            return False
+        return not set(data.translate(None, ASCII_BYTES).decode("utf-8", "surrogatepass")) <= self._known_non_ascii
 
     def _note_new_characters(self, text: str) -> None:
         points = codepoints(text)
         where = np.flatnonzero(~self._seen[points])
-        if len(where) == 0:
-            return
         new, first = np.unique(points[where], return_index=True)  # first: each one's first index in `where`
         self._seen[new] = True
         self.first_seen.update(zip(new.tolist(), (self.chars + where[first]).tolist()))
-        self._seen_ascii = bytes(np.flatnonzero(self._seen[:128]).tolist())
+        self._known_ascii_and_high = bytes(np.flatnonzero(self._seen[:128]).tolist()) + HIGH_BYTES
+        self._known_non_ascii.update(chr(point) for point in new.tolist() if point >= 128)
 
     def vocabulary(self, end: int) -> str:
         """The characters of the first `end` characters of the stream."""
@@ -63,8 +72,8 @@ class CharCensus:
 
 class CharEncoder:
     """Char ids of text, fast: a table indexed by code point. ASCII text, most text, goes through
-    bytes.translate with a 256-byte table instead, several times faster than numpy's gather (ASCII characters
-    sort first in the vocabulary, so their ids fit in a byte)."""
+    bytes.translate with a 256-byte table instead, a few times faster (ASCII characters sort first in the
+    vocabulary, so their ids fit in a byte)."""
 
     def __init__(self, tokenizer: CharTokenizer, dtype: np.dtype):
         points = np.array([ord(c) for c in tokenizer.chars], dtype=np.int64)
@@ -75,7 +84,7 @@ class CharEncoder:
     def __call__(self, text: str) -> np.ndarray:
         if text.isascii():
             return np.frombuffer(text.encode("ascii").translate(self.ascii_table), dtype=np.uint8)
-        return self.table[codepoints(text)]
+        return self.table.take(codepoints(text), mode="clip")  # no index checks: faster than table[...]
 
 
 def newline_aligned(chunks: Iterator[str], longest: int = 8 * CHUNK_SIZE) -> Iterator[str]:

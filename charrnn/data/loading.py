@@ -58,7 +58,7 @@ def dataset_builder(source: Source):
     import datasets
 
     path = source.paths[0]
-    if source.builder is None and not Path(path).exists():
+    if source.on_hub:
         _check_hub_reachable(path)
     cache_dir = str(data_dir() / "downloads")
     with dataset_errors(source):

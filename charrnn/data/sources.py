@@ -32,6 +32,10 @@ class Source:
     def name(self) -> str:
         return " ".join(self.paths) + (f" ({self.config})" if self.config else "")
 
+    @property
+    def on_hub(self) -> bool:
+        return not self.is_text_files and self.builder is None and not Path(self.paths[0]).exists()
+
 
 DATA_FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".arrow": "arrow"}
 TEXT_SUFFIXES = (".txt", ".text", ".md", *DATA_FILE_BUILDERS)
