@@ -124,7 +124,7 @@ def has_one_row(dataset) -> bool:
     return sum(table.num_rows for table in dataset.take(2).with_format("arrow").iter(batch_size=2)) == 1
 
 
-def fingerprint(builder) -> list[str]:
+def builder_fingerprint(builder) -> list[str]:
     """What identifies the data without reading it: each local file's path, size and modification time; for
     files on the Hub, their URLs, which hold the commit they are read at, and the builder's hash (the commit
     again, or, offline, the hash of the copy in the datasets cache). Assumed: a Hub commit's files never change."""

@@ -13,7 +13,7 @@ import codecs
 from pathlib import Path
 from typing import Callable, Iterator
 
-from charrnn.data.loading import (column_batches, dataset_builder, dataset_errors, fingerprint, has_one_row,
+from charrnn.data.loading import (builder_fingerprint, column_batches, dataset_builder, dataset_errors, has_one_row,
                                   open_split, split_names, text_column)
 from charrnn.data.sources import Source, file_fingerprint
 from charrnn.errors import CharRNNError, check
@@ -142,7 +142,7 @@ class CorpusText:
             self.fingerprint = [file_fingerprint(p) for p in source.paths]
             return
         self.builder = dataset_builder(source)
-        self.fingerprint = fingerprint(self.builder)
+        self.fingerprint = builder_fingerprint(self.builder)
         if source.val_split == "auto":
             names = split_names(self.builder)
             if "validation" in names:
