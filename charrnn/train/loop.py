@@ -60,7 +60,8 @@ class Trainer:
         source = resolve_source(cfg.dataset, cfg.dataset_config, cfg.split, cfg.val_split, cfg.text_column)
         with self.dist.main_first():  # one process encodes the corpus into the cache, the others read it
             self.corpus: Corpus = load_corpus(source, cfg.tokenizer, cfg.vocab_size, cfg.val_fraction,
-                                              tokenizer=resumed.tokenizer if resumed else None)
+                                              tokenizer=resumed.tokenizer if resumed else None,
+                                              progress=cfg.progress and self.dist.is_main)
         if len(self.corpus.val) < 2:
             raise CharRNNError("the validation text is empty; give more text or a larger --val-fraction")
         self.batcher = StreamBatcher(self.corpus.train, cfg.batch_size, cfg.seq_len, cfg.seed)

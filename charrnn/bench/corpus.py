@@ -1,0 +1,146 @@
+"""Corpus benchmark: encode a generated multi-GB text file through load_corpus and print the figures.
+
+    python -m charrnn.bench.corpus             # 2 GB (about 5 minutes on 2 cores; needs ~5 GB of free disk)
+    python -m charrnn.bench.corpus --gb 0.2    # a quick look
+
+It writes English-like text into a temporary folder: words drawn with a fixed seed from a built-in list, with
+speakers, line breaks, and now and then a non-ASCII word (an accent, a curly quote), as in most real corpora,
+so every chunk takes the general encoding path (`--ascii` leaves them out, for the faster ASCII path). Then,
+each in a fresh process so that the generator's memory does not count: encodes it (MB/s of the file, peak
+resident memory), opens the cache a second time, and builds the default model and takes its first training
+step from the cache. The folder is deleted at the end. Ends with one JSON line of figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from charrnn.errors import check, cli_errors
+
+WORDS = ("the and to of a I you my in that is not with me it for be his your this but he have as thou so him "
+         "will what by thy all her do no shall if are we or our on lord good now sir from at they well would "
+         "king which love then more there how let when here o hath one than like say man upon make may yet go "
+         "come did such know must should see these us an can heart night death speak time life mine tell give "
+         "day eyes hand father world sweet fair blood soul hear nothing great honour heaven house grace son "
+         "friends noble gentle brother mother queen duke lady war peace fear truth name head tongue").split()
+SPEAKERS = ("FIRST CITIZEN", "MENENIUS", "CORIOLANUS", "KING RICHARD", "QUEEN ELIZABETH", "ROMEO", "JULIET",
+            "GLOUCESTER", "LADY ANNE", "BUCKINGHAM")
+NON_ASCII = ("caf\u00e9", "na\u00efve", "\u2019tis", "\u2014", "\u201cnay\u201d", "r\u00f4le")
+
+
+def english_block(rng: np.random.Generator, words: int, ascii_only: bool) -> bytes:
+    """Speeches of about 4 bytes per word: Zipf-like word frequencies, a line break every ~9 words."""
+    vocabulary = WORDS + [",", ".", "?", "!"]
+    weights = 1 / np.arange(1, len(vocabulary) + 1)
+    picks = np.asarray(vocabulary, dtype=object)[rng.choice(len(vocabulary), words, p=weights / weights.sum())]
+    picks[rng.random(words) < 1 / 9] += "\n"
+    speeches = np.flatnonzero(rng.random(words) < 1 / 80)
+    picks[speeches] = [f"\n\n{SPEAKERS[i]}:\n" for i in rng.integers(len(SPEAKERS), size=len(speeches))]
+    if not ascii_only:
+        rare = np.flatnonzero(rng.random(words) < 1 / 20_000)
+        picks[rare] = [NON_ASCII[i] for i in rng.integers(len(NON_ASCII), size=len(rare))]
+    return " ".join(picks).encode("utf-8")
+
+
+def write_corpus(path: Path, size: int, ascii_only: bool, seed: int = 0) -> int:
+    """`size` bytes of text (to the last whole line), from 16 blocks of ~3 MB written in a random order."""
+    rng = np.random.default_rng(seed)
+    blocks = [english_block(rng, 700_000, ascii_only) for _ in range(16)]
+    written = 0
+    with open(path, "wb") as f:
+        while written < size:
+            block = blocks[rng.integers(len(blocks))]
+            if written + len(block) > size:
+                block = block[:block.rfind(b"\n", 0, size - written) + 1]
+            f.write(block)
+            written += len(block)
+            if not block:
+                break
+    return written
+
+
+def max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def measure(step: str, corpus: str, out: str, launched: float) -> None:
+    """In a fresh process, started at time.time() `launched`: one step of the benchmark, printed as JSON."""
+    start = time.perf_counter()
+    from charrnn.config import TrainConfig
+    from charrnn.data import load_corpus, resolve_source
+    from charrnn.train import Trainer, train_step
+
+    imported = time.perf_counter()
+    figures = {"import_s": round(imported - start, 2), "rss_after_import_mb": round(max_rss_mb())}
+    if step == "train":
+        trainer = Trainer(TrainConfig(dataset=[corpus], out=out, progress=False))
+        x, y, _ = trainer.batcher.batch(0)
+        train_step(trainer.model, trainer.optimizer, x, y, None, trainer.amp_dtype, trainer.cfg.clip)
+        tokens = len(trainer.corpus.train) + len(trainer.corpus.val)
+    else:
+        loaded = load_corpus(resolve_source(corpus), progress=step == "encode")
+        tokens = len(loaded.train) + len(loaded.val)
+    figures.update(seconds=round(time.perf_counter() - imported, 3), tokens=tokens, peak_rss_mb=round(max_rss_mb()),
+                   since_launch_s=round(time.time() - launched, 2))
+    print(json.dumps(figures), flush=True)
+
+
+def run_step(step: str, corpus: Path, workdir: Path) -> dict:
+    env = {**os.environ, "CHARRNN_DATA_DIR": str(workdir / "data"), "HF_HUB_OFFLINE": "1"}
+    code = (f"from charrnn.bench.corpus import measure; "
+            f"measure({step!r}, {str(corpus)!r}, {str(workdir / 'run')!r}, {time.time()!r})")
+    done = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+    check(done.returncode == 0, f"the {step} step failed (exit status {done.returncode}); its messages are above")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@cli_errors
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m charrnn.bench.corpus", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gb", type=float, default=2.0, help="corpus size in GB (10^9 bytes)")
+    parser.add_argument("--ascii", action="store_true", help="no non-ASCII words (the fast ASCII path)")
+    parser.add_argument("--dir", default=None, help="where to make the temporary folder (default: the system's)")
+    args = parser.parse_args(argv)
+    check(0 < args.gb <= 1000, f"--gb must be in (0, 1000], got {args.gb}")
+    workdir = Path(tempfile.mkdtemp(prefix="charrnn-bench-corpus-", dir=args.dir))
+    try:
+        corpus = workdir / "corpus.txt"
+        start = time.perf_counter()
+        size = write_corpus(corpus, int(args.gb * 1e9), args.ascii)
+        print(f"corpus: {size / 1e9:.2f} GB written in {time.perf_counter() - start:.0f} s", flush=True)
+        encode = run_step("encode", corpus, workdir)
+        speed = size / 1e6 / encode["seconds"]
+        print(f"encode: {encode['seconds']:.1f} s, {speed:.1f} MB/s, peak RSS {encode['peak_rss_mb']} MB "
+              f"({encode['rss_after_import_mb']} MB after imports)", flush=True)
+        reopen = run_step("open", corpus, workdir)
+        print(f"second run: cache opened in {reopen['seconds']:.3f} s (peak RSS {reopen['peak_rss_mb']} MB)",
+              flush=True)
+        train = run_step("train", corpus, workdir)
+        print(f"training from the cache: first step done {train['seconds']:.2f} s after the Trainer started, "
+              f"{train['since_launch_s']:.2f} s after the process did", flush=True)
+        figures = {"corpus_bytes": size, "ascii_only": args.ascii, "encode_s": encode["seconds"],
+                   "encode_mb_s": round(speed, 1), "encode_peak_rss_mb": encode["peak_rss_mb"],
+                   "rss_after_import_mb": encode["rss_after_import_mb"], "tokens": encode["tokens"],
+                   "cache_open_s": reopen["seconds"], "first_step_s": train["seconds"],
+                   "first_step_since_launch_s": train["since_launch_s"],
+                   "cache_bytes": sum(p.stat().st_size for p in (workdir / "data" / "cache").rglob("*.npy"))}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
