@@ -20,6 +20,7 @@ from gradio.components.plot import AltairPlotData
 from charrnn import service
 from charrnn.errors import CharRNNError
 from charrnn.service import inputs, inside
+from charrnn.service.allocator import return_freed_memory
 from charrnn.service.inputs import LIMITS
 from charrnn.service.training import TrainingManager
 from charrnn.ui.train_tab import model_pickers, train_tab
@@ -130,7 +131,8 @@ def user_errors(fn):
 
 class Blocks(gr.Blocks):
     """gr.Blocks whose input conversion (too few values, a file input that is not a file) answers with a message:
-    Gradio raises those before any handler runs, as exceptions the visitor sees as a bare error."""
+    Gradio raises those before any handler runs, as exceptions the visitor sees as a bare error. It also keeps
+    no long input text in the session (see _forget_long_inputs)."""
 
     async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
         if len(inputs) < len(block_fn.inputs):
@@ -143,6 +145,24 @@ class Blocks(gr.Blocks):
         except Exception as err:  # noqa: BLE001 - a value of the wrong form, from outside
             raise gr.Error(f"an input value has the wrong form ({type(err).__name__}: {str(err)[:200]})",
                            print_exception=False) from None
+        finally:
+            _forget_long_inputs(block_fn, inputs, state)
+
+
+KEPT_INPUT_CHARS = 100_000  # longer input texts are not kept in the session after the call
+
+
+def _forget_long_inputs(block_fn, inputs, state) -> None:
+    """Gradio keeps each session's latest input values in its per-session copy of the page config (for deep
+    links), for as long as it keeps the session (up to CHARRNN_MAX_SESSIONS of them): one 10 MB prompt, refused
+    or not, would stay in memory that long. Long texts are replaced there by the page's own value once the call
+    has them."""
+    if state is None:
+        return
+    for block, value in zip(block_fn.inputs, inputs):
+        if isinstance(value, str) and len(value) > KEPT_INPUT_CHARS and block._id in state.config_values:
+            props = state.config_values[block._id].get("props", {})
+            props["value"] = getattr(block, "value", None)  # the page's own value, as a new session has
 
 
 def plot(chart: dict) -> AltairPlotData:
@@ -374,6 +394,7 @@ def _inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    return_freed_memory()  # a public URL gets 10 MB requests: their memory goes back once they are answered
     library = service.ModelLibrary()
     # The page is built and served before torch is imported (the slowest import): broken folders that show
     # without loading are skipped here, before the pickers are built; warm_up loads every model once the page

@@ -80,3 +80,25 @@ def test_memory_retrains_only_on_true(app_url, points):
             assert outcome.kind == MESSAGE and "must be true or false" in outcome.message
         outcome = call(client, base, memory.fn_index, [False], timeout=20)
         assert outcome.kind == ANSWERED and outcome.seconds < 10  # the shipped models, not a retraining
+
+
+def test_a_long_text_is_not_kept_in_the_session_after_the_call(tiny_library):
+    import asyncio
+
+    from gradio.state_holder import SessionState
+
+    from app import KEPT_INPUT_CHARS, build_app
+    from charrnn.service import ModelLibrary
+
+    demo = build_app(ModelLibrary(tiny_library))
+    generate = next(fn for fn in demo.fns.values() if fn.api_name == "generate")
+    prompt = generate.inputs[0]
+    values = [block.value for block in generate.inputs]
+
+    def kept_after(text: str):
+        state = SessionState(demo)
+        asyncio.run(demo.preprocess_data(generate, [text, *values[1:]], state))
+        return state.config_values[prompt._id]["props"]["value"]
+
+    assert kept_after("JULIET:\n") == "JULIET:\n"  # Gradio keeps a session's inputs; short ones stay
+    assert kept_after("x" * (KEPT_INPUT_CHARS + 1)) == prompt.value  # a long one is dropped: the page's own value
