@@ -17,7 +17,7 @@ from charrnn.config import TrainConfig
 from charrnn.data import Corpus, StreamBatcher, load_corpus, resolve_source
 from charrnn.device import autocast, autocast_dtype, default_batch_size, pick_device
 from charrnn.errors import CharRNNError
-from charrnn.evaluate import evaluate_ids, evaluation_windows
+from charrnn.evaluate import Windows, evaluate_ids, evaluation_windows
 from charrnn.model import CharRNN
 from charrnn.sample import generate
 from charrnn.train.build import build_model, hardware_description, make_optimizer
@@ -94,8 +94,9 @@ class Trainer:
             # Resumed into a folder without best/ (a run downloaded from the Hub ships only last/): the next
             # evaluation writes one, whatever the score the old run reached.
             self.progress.best_val = math.inf
-        elif resumed:  # runs saved before --eval-tokens scored all of the validation text
-            if self.eval_windows((resumed.meta.get("training") or {}).get("eval_tokens", 0)) != self.eval_windows():
+        elif resumed:
+            stored = (resumed.meta.get("training") or {}).get("eval_tokens", 0)  # 0: all, as runs from before it
+            if self.eval_windows(stored) != self.eval_windows():
                 self._rescore_best()
 
     # -- state for exact resume -------------------------------------------------------------------------
@@ -195,8 +196,8 @@ class Trainer:
                             shard=(self.dist.rank, self.dist.world_size), total=lambda nll: self.dist.sum([nll])[0],
                             max_tokens=self.cfg.eval_tokens)
 
-    def eval_windows(self, eval_tokens: int | None = None):
-        """The validation tokens each evaluation scores (by default, this run's --eval-tokens)."""
+    def eval_windows(self, eval_tokens: int | None = None) -> Windows:
+        """Where each evaluation reads the validation text (by default, with this run's --eval-tokens)."""
         eval_tokens = self.cfg.eval_tokens if eval_tokens is None else eval_tokens
         return evaluation_windows(len(self.corpus.val) - 1, eval_tokens)
 
