@@ -146,7 +146,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--text", default=None, help="score this text instead of a dataset")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--precision", default="fp32", help="fp32 (default, exact), bf16 or auto")
-    parser.add_argument("--eval-tokens", type=int, default=0,
+    parser.add_argument("--eval-tokens", type=int, default=0, metavar="N",
                         help="score at most N tokens: a sample of windows spread evenly over the text, as training's "
                              "evaluations score (charrnn train --eval-tokens) (default: 0, all of it)")
     args = parser.parse_args(argv)
