@@ -101,8 +101,11 @@ def build_card(checkpoint: Checkpoint, repo_id: str, *, sample: str = "", sample
     tokens = (f"one token per character ({tokenizer.vocab_size} ids; unseen characters map to `<unk>`)"
               if tokenizer.kind == "char" else
               f"a sentencepiece {tokenizer.kind} tokenizer of {tokenizer.vocab_size} subwords")
+    scored, val_tokens = metrics.get("val_tokens_scored"), metrics.get("val_tokens")
+    sample = (f" (a sample: {scored:,} of its {val_tokens:,} tokens, in windows spread over it; `charrnn evaluate` "
+              "scores all of it)" if scored and val_tokens and scored < val_tokens - 1 else "")
     quality = (f"**{bpc:.4f} bits per character** ({nats:.4f} nats/char) on the {val_split} split of {trained_on}"
-               + (f", {metrics['val_chars']:,} predicted characters" if metrics.get("val_chars") else "") + "."
+               + (f", {metrics['val_chars']:,} predicted characters{sample}" if metrics.get("val_chars") else "") + "."
                if bpc is not None else "This checkpoint carries no validation figure.")
     what = (f"A character-level language model: a {config.num_layers}-layer {CELL_NAMES.get(config.cell, config.cell)} "
             f"with {config.hidden_size} units per layer, {config.embedding_size}-dimensional embeddings and "

@@ -114,7 +114,12 @@ class TrainConfig:
     schedule_steps: int = _flag(None, "length of the cosine decay in steps (default: --max-steps; under --time-budget, "
                                       "set from the speed of the warmup steps and recorded, to repeat the run)")
     steps_this_run: int = _flag(None, "pause after this many steps in this invocation (resume later with --resume)")
-    eval_interval: int = _flag(250, "evaluate on the full validation split every N steps")
+    eval_interval: int = _flag(250, "evaluate every N steps (on --eval-tokens of the validation text)")
+    eval_tokens: int = _flag(1_000_000, "validation tokens each evaluation scores: a fixed sample of windows spread "
+                                        "evenly over the validation text, the same at every evaluation, so that a "
+                                        "large corpus is evaluated quickly. best/ is the checkpoint with the lowest "
+                                        "loss on this sample, and the final figures are measured on it too (0 = all "
+                                        "of the validation text; charrnn evaluate scores all of it)")
     patience: int = _flag(0, "stop after N evaluations without improvement (0 = never)")
     log_interval: int = _flag(25, "write training metrics every N steps")
     eval_seconds: float = _flag(0.0, "also evaluate once this many seconds passed since the last evaluation, for a "
@@ -155,8 +160,8 @@ MAX_THREADS = 1024  # a bound against typos, not this machine's count: a run may
 OPTION_RANGES = {
     **dict.fromkeys(("layers", "hidden", "embedding", "batch_size", "seq_len", "vocab_size", "eval_interval",
                      "log_interval", "lr", "max_steps", "steps_this_run", "schedule_steps"), ("positive", lambda v: v > 0)),
-    **dict.fromkeys(("warmup_steps", "patience", "weight_decay", "clip", "eval_seconds", "sample_chars"),
-                    (">= 0", lambda v: v >= 0)),
+    **dict.fromkeys(("warmup_steps", "patience", "weight_decay", "clip", "eval_seconds", "sample_chars",
+                     "eval_tokens"), (">= 0", lambda v: v >= 0)),
     **dict.fromkeys(("dropout", "input_dropout", "weight_drop", "ema_decay"), ("in [0, 1)", lambda v: 0 <= v < 1)),
     "val_fraction": ("in (0, 1)", lambda v: 0 < v < 1),
     "min_lr_ratio": ("in [0, 1]", lambda v: 0 <= v <= 1),

@@ -2,6 +2,7 @@
 
     charrnn evaluate --checkpoint checkpoints/lstm --dataset tiny_shakespeare
     charrnn evaluate --checkpoint user/name --dataset my_novel.txt
+    charrnn evaluate --checkpoint runs/big/best --dataset big.txt --eval-tokens 1000000   (a sample, as training's)
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import math
 import sys
 import time
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -20,49 +21,97 @@ from charrnn.errors import ArgumentParser, check, check_text, cli_errors
 from charrnn.model import CharRNN
 
 
+STREAMS = 16  # windows of the text scored side by side, each from a zero hidden state
+CHUNK = 512  # tokens of each window per forward pass; the hidden state carries over to the next
+
+
+class Windows(NamedTuple):
+    """Where evaluate_ids reads a text: windows of `length` positions starting at `starts`, scored side by side,
+    and the few positions left over (`rest`, scored after them). Position i predicts token i + 1."""
+
+    starts: list[int]
+    length: int
+    rest: range | None
+
+    @property
+    def tokens(self) -> int:
+        """The number of tokens scored."""
+        return len(self.starts) * self.length + len(self.rest or ())
+
+
+def evaluation_windows(num_predictions: int, max_tokens: int | None = None, streams: int = STREAMS,
+                       chunk: int = CHUNK) -> Windows:
+    """The windows evaluate_ids scores in a text of num_predictions + 1 tokens.
+
+    All of it (max_tokens 0, None, or at least num_predictions): `streams` equal windows back to back (fewer in
+    a short text, so that each has at least `chunk` tokens) and the remainder. A sample of at most max_tokens:
+    windows max_tokens // streams long (fewer and longer when max_tokens is small, by the same rule), each at the
+    start of one of as many equal parts of the text: spread evenly over it, the same every time, and long enough
+    for the hidden state to warm up.
+
+        all of it:  |==========|==========|==========|==========|=|   (4 streams and the remainder)
+        a sample:   |=====     |=====     |=====     |=====     |
+    """
+    budget = min(max_tokens or num_predictions, num_predictions)
+    streams = max(1, min(streams, budget // max(chunk, 1) or 1))
+    stride, length = num_predictions // streams, budget // streams
+    scores_all = budget == num_predictions and streams * length < num_predictions
+    rest = range(streams * length, num_predictions) if scores_all else None
+    return Windows([i * stride for i in range(streams)], length, rest)
+
+
 @torch.no_grad()
-def evaluate_ids(model: CharRNN, ids: np.ndarray, num_chars: int | None = None, streams: int = 16,
-                 chunk: int = 512, device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None,
-                 shard: tuple[int, int] = (0, 1), total: Callable[[float], float] | None = None) -> dict:
+def evaluate_ids(model: CharRNN, ids: np.ndarray, num_chars: int | None = None, streams: int = STREAMS,
+                 chunk: int = CHUNK, device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None,
+                 shard: tuple[int, int] = (0, 1), total: Callable[[float], float] | None = None,
+                 max_tokens: int | None = None, progress: bool = False) -> dict:
     """Mean negative log-likelihood of ids[1:] given the ids before them, per token and per character.
 
-    The text is cut into `streams` contiguous pieces scored in parallel (each starts from a zero hidden
-    state), plus one piece for the remainder, so every token after the first is scored exactly once.
-    Many processes share the work: shard=(rank, processes) scores the pieces rank, rank + processes, ...
+    The text is cut into `streams` contiguous windows scored in parallel (each starts from a zero hidden state),
+    plus one for the remainder, so every token after the first is scored exactly once; with max_tokens, a fixed
+    sample of windows spread over the text (evaluation_windows). The ids may be memory-mapped: they are read
+    `chunk` tokens per window at a time, so memory does not grow with the text. `num_chars` is the number of
+    characters ids[1:] stand for (default: one per token); a sample is counted as its share of them.
+    Many processes share the work: shard=(rank, processes) scores the windows rank, rank + processes, ...
     (the last process takes the remainder), and `total` sums their log-likelihoods across processes.
+    `progress` shows a progress bar on stderr when the work takes more than a second.
     """
-    ids = np.asarray(ids, dtype=np.int64)
+    from tqdm.auto import tqdm
+
+    ids = np.asarray(ids)  # no copy: a memory-mapped array stays on disk
     check(len(ids) >= 2, "the text to evaluate needs at least two tokens")
     device = torch.device(device)
+    n = len(ids) - 1
+    windows = evaluation_windows(n, max_tokens, streams, chunk)
+    rank, processes = shard
+    groups = [(windows.starts[rank::processes], windows.length)]
+    if windows.rest and rank == processes - 1:
+        groups.append(([windows.rest.start], len(windows.rest)))
     was_training = model.training
     model.eval()
-    n = len(ids) - 1
-    streams = max(1, min(streams, n // max(chunk, 1) or 1))
-    length = n // streams
-    rank, processes = shard
-    pieces = [(ids[:streams * length + 1], streams, length, slice(rank, None, processes))]
-    if n - streams * length > 0:
-        pieces.append((ids[streams * length:], 1, n - streams * length, slice(0, int(rank == processes - 1))))
     total_nll = 0.0
-    for piece, rows, row_len, mine in pieces:
-        x_all = torch.from_numpy(piece[:-1][: rows * row_len].reshape(rows, row_len)[mine]).to(device)
-        y_all = torch.from_numpy(piece[1:][: rows * row_len].reshape(rows, row_len)[mine]).to(device)
-        if len(x_all) == 0:
-            continue
-        hidden = None
-        for start in range(0, row_len, chunk):
-            x, y = x_all[:, start:start + chunk], y_all[:, start:start + chunk]
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits, hidden, _ = model(x, hidden)
-            total_nll += torch.nn.functional.cross_entropy(
-                logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
+    with tqdm(total=sum(len(starts) * length for starts, length in groups), desc="scoring", unit="token",
+              unit_scale=True, disable=not progress, delay=1, dynamic_ncols=True) as bar:
+        for starts, length in groups:
+            hidden = None
+            for offset in range(0, length if starts else 0, chunk):
+                width = min(chunk, length - offset)
+                rows = np.stack([ids[start + offset:start + offset + width + 1] for start in starts])
+                rows = torch.from_numpy(rows.astype(np.int64)).to(device)  # (windows, width + 1)
+                x, y = rows[:, :-1], rows[:, 1:]
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    logits, hidden, _ = model(x, hidden)
+                total_nll += torch.nn.functional.cross_entropy(
+                    logits.float().flatten(0, 1), y.flatten(), reduction="sum").item()
+                bar.update(y.numel())
     model.train(was_training)
     if total is not None:
         total_nll = total(total_nll)
-    num_chars = num_chars or n
-    nats = total_nll / num_chars
-    return {"nats": nats, "bpc": nats / math.log(2), "ppl": math.exp(nats) if nats < 700 else math.inf, "nats_per_token": total_nll / n,
-            "tokens": n, "chars": num_chars}
+    scored = windows.tokens
+    chars = max((num_chars or n) * scored // n, 1)
+    nats = total_nll / chars
+    return {"nats": nats, "bpc": nats / math.log(2), "ppl": math.exp(nats) if nats < 700 else math.inf,
+            "nats_per_token": total_nll / scored, "tokens": scored, "total_tokens": n, "chars": chars}
 
 
 def evaluate_text(model: CharRNN, tokenizer, text: str, **kwargs) -> dict:
@@ -97,11 +146,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--text", default=None, help="score this text instead of a dataset")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--precision", default="fp32", help="fp32 (default, exact), bf16 or auto")
+    parser.add_argument("--eval-tokens", type=int, default=0, metavar="N",
+                        help="score at most N tokens: a sample of windows spread evenly over the text, as training's "
+                             "evaluations score (charrnn train --eval-tokens) (default: 0, all of it)")
     args = parser.parse_args(argv)
     check((args.dataset is None) != (args.text is None), "give one of --dataset (a split, dataset or text file) "
                                                          "and --text")
     check(args.val_fraction is None or 0 < args.val_fraction < 1,
           f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+    check(args.eval_tokens >= 0, f"--eval-tokens must be >= 0 (0 scores everything), got {args.eval_tokens}")
     check_text(args.text or "", "--text")
     device = pick_device(args.device)
     amp_dtype = autocast_dtype(args.precision, device)
@@ -120,7 +173,8 @@ def main(argv=None) -> dict:
             text, held_out = held_out_text(source, val_fraction)
             part = f"{held_out} (held out in training; --all scores everything)"
     start = time.perf_counter()
-    result = evaluate_text(checkpoint.model, checkpoint.tokenizer, text, device=device, amp_dtype=amp_dtype)
+    result = evaluate_text(checkpoint.model, checkpoint.tokenizer, text, device=device, amp_dtype=amp_dtype,
+                           max_tokens=args.eval_tokens, progress=True)
     if result["unknown_chars"]:
         print(f"note: {len(result['unknown_chars'])} characters unknown to the model were scored as <unk>: "
               f"{''.join(result['unknown_chars'][:40])!r}", file=sys.stderr)

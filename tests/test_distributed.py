@@ -48,15 +48,17 @@ def assert_close_weights(expected, actual) -> None:
         torch.testing.assert_close(actual[name], expected[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
-def test_validation_shared_out_scores_every_token_once(tiny_checkpoint):
+@pytest.mark.parametrize("max_tokens", [None, 1000])  # all of it, or a sample (15 windows of 66 tokens)
+def test_validation_shared_out_scores_every_token_once(tiny_checkpoint, max_tokens):
     checkpoint = load_checkpoint(tiny_checkpoint)
     ids = checkpoint.tokenizer.encode(TINY_TEXT[:-5])  # 16 pieces and a remainder
-    whole = evaluate_ids(checkpoint.model, ids, chunk=64)
+    whole = evaluate_ids(checkpoint.model, ids, chunk=64, max_tokens=max_tokens)
     for processes in (2, 3):
-        shares = [evaluate_ids(checkpoint.model, ids, chunk=64, shard=(rank, processes))["nats"]
+        shares = [evaluate_ids(checkpoint.model, ids, chunk=64, shard=(rank, processes), max_tokens=max_tokens)
                   for rank in range(processes)]
-        assert sum(shares) == pytest.approx(whole["nats"], rel=1e-6)
-        assert min(shares) > 0
+        assert sum(share["nats"] for share in shares) == pytest.approx(whole["nats"], rel=1e-6)
+        assert min(share["nats"] for share in shares) > 0
+        assert all(share["tokens"] == whole["tokens"] for share in shares)  # each reports the whole evaluation
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 import json
 import math
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import torch
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.config import ModelConfig
-from charrnn.evaluate import evaluate_ids, evaluate_text, main
+from charrnn.evaluate import evaluate_ids, evaluate_text, evaluation_windows, main
 from charrnn.model import CharRNN
 from tests.conftest import TINY_TEXT
 
@@ -49,6 +50,89 @@ def test_streams_score_every_token_exactly_once(streams, chunk):
     assert result["tokens"] == len(ids) - 1
 
 
+def one_shot_nats_per_token(model, ids, streams, chunk, shard=(0, 1)) -> float:
+    """Validation as it was before it read the ids in chunks: the whole text copied into int64 first."""
+    ids = torch.from_numpy(np.asarray(ids, dtype=np.int64))
+    n = len(ids) - 1
+    streams = max(1, min(streams, n // chunk or 1))
+    length = n // streams
+    rank, processes = shard
+    pieces = [(ids[:streams * length + 1], streams, length, slice(rank, None, processes))]
+    if n > streams * length:
+        pieces.append((ids[streams * length:], 1, n - streams * length, slice(0, int(rank == processes - 1))))
+    nll = 0.0
+    with torch.no_grad():
+        for piece, rows, row_len, mine in pieces:
+            x_all = piece[:-1][:rows * row_len].reshape(rows, row_len)[mine]
+            y_all = piece[1:][:rows * row_len].reshape(rows, row_len)[mine]
+            hidden = None
+            for start in range(0, row_len if len(x_all) else 0, chunk):
+                logits, hidden, _ = model(x_all[:, start:start + chunk], hidden)
+                nll += torch.nn.functional.cross_entropy(logits.flatten(0, 1), y_all[:, start:start + chunk].flatten(),
+                                                         reduction="sum").item()
+    return nll / n
+
+
+def tiny_model(cell: str = "lstm") -> CharRNN:
+    torch.manual_seed(0)
+    return CharRNN(ModelConfig(vocab_size=7, embedding_size=3, hidden_size=8, num_layers=2, cell=cell)).eval()
+
+
+def memmapped_ids(path, size: int) -> np.ndarray:
+    """Random ids 0-6 in a memory-mapped .npy file of uint8, as the token cache stores them."""
+    ids = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(size,))
+    ids[:] = np.random.default_rng(0).integers(0, 7, size)
+    ids.flush()
+    return np.load(path, mmap_mode="r")
+
+
+@pytest.mark.parametrize("streams, chunk", [(16, 512), (7, 16), (16, 5), (3, 4), (1, 3000)])
+def test_reading_the_ids_in_chunks_gives_the_one_shot_result(tmp_path, streams, chunk):
+    model, ids = tiny_model(), memmapped_ids(tmp_path / "val.npy", 2003)
+    for shard in ((0, 1), (0, 2), (1, 2), (2, 3)):
+        result = evaluate_ids(model, ids, streams=streams, chunk=chunk, shard=shard)
+        assert result["nats"] == one_shot_nats_per_token(model, ids, streams, chunk, shard)  # bit for bit
+        assert result["tokens"] == result["total_tokens"] == result["chars"] == 2002
+
+
+def test_memory_does_not_grow_with_the_text(tmp_path):
+    ids = memmapped_ids(tmp_path / "val.npy", 250_001)  # 2 MB as int64
+    model = CharRNN(ModelConfig(vocab_size=7, embedding_size=2, hidden_size=2, num_layers=1, cell="rnn_tanh"))
+    tracemalloc.start()
+    try:
+        result = evaluate_ids(model, ids)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result["tokens"] == 250_000
+    assert peak < 1_000_000, peak  # a chunk of each window at a time, never the whole text
+
+
+def test_the_sample_is_fixed_and_spread_evenly_over_the_text():
+    sample = evaluation_windows(10_000, 1000, streams=4, chunk=100)
+    assert sample.starts == [0, 2500, 5000, 7500] and sample.length == 250 and sample.rest is None
+    assert sample.tokens == 1000 and evaluation_windows(10_000, 1000, streams=4, chunk=100) == sample
+    assert evaluation_windows(10_003, 1000, streams=3, chunk=100).starts == [0, 3334, 6668]  # 333 tokens each
+    # a small sample keeps its windows `chunk` long, so that the hidden state warms up: fewer of them
+    assert evaluation_windows(10_000, 250, streams=4, chunk=100) == ([0, 5000], 125, None)
+    assert evaluation_windows(10_000, 50, streams=4, chunk=100) == ([0], 50, None)
+    everything = evaluation_windows(10_003, None, streams=4, chunk=100)
+    assert everything == ([0, 2500, 5000, 7500], 2500, range(10_000, 10_003)) and everything.tokens == 10_003
+    for limit in (0, 10_003, 10**9):  # no limit, or one the text does not reach: all of it
+        assert evaluation_windows(10_003, limit, streams=4, chunk=100) == everything
+
+
+def test_a_sample_scores_its_windows_each_from_a_zero_hidden_state(tmp_path):
+    model, ids = tiny_model("gru"), memmapped_ids(tmp_path / "val.npy", 5001)
+    sample = evaluate_ids(model, ids, streams=4, chunk=100, max_tokens=1000)
+    windows = [evaluate_ids(model, ids[start:start + 251], streams=1, chunk=100) for start in (0, 1250, 2500, 3750)]
+    assert sample["tokens"] == 1000 and sample["total_tokens"] == 5000 and sample["chars"] == 1000
+    assert sample["nats"] == pytest.approx(sum(w["nats"] for w in windows) / 4, rel=1e-6)
+    # counted as its share of the characters the whole text stands for (subword tokens stand for several)
+    assert evaluate_ids(model, ids, 15_000, streams=4, chunk=100, max_tokens=1000)["chars"] == 3000
+    assert evaluate_ids(model, ids, max_tokens=5000) == evaluate_ids(model, ids)  # a limit above the text: all
+
+
 def test_unknown_characters_are_scored_and_listed(tiny_checkpoint):
     checkpoint = load_checkpoint(tiny_checkpoint)
     result = evaluate_text(checkpoint.model, checkpoint.tokenizer, "All: 🎉 speak")
@@ -80,6 +164,16 @@ def test_evaluate_cli_scores_the_tail_training_held_out_unless_told_to_score_all
         len(TINY_TEXT) * 0.5) - 1
 
 
+def test_evaluate_cli_scores_a_sample_with_eval_tokens(tiny_checkpoint, text_file, capsys):
+    held_out = TINY_TEXT[int(len(TINY_TEXT) * 0.9):]
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    main(["--checkpoint", str(tiny_checkpoint), "--dataset", str(text_file), "--eval-tokens", "100"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["tokens"] == result["chars"] == 100 and result["total_tokens"] == len(held_out) - 1
+    # 100 tokens make one window (each is at least 512 long where it can be): the head of the held-out text
+    assert result["nats"] == pytest.approx(cross_entropy_nats_per_char(checkpoint, held_out[:101]), rel=1e-5)
+
+
 def test_evaluate_cli_on_a_dataset_folder_scores_its_validation_split(tiny_checkpoint, parquet_folder, capsys):
     main(["--checkpoint", str(tiny_checkpoint), "--dataset", str(parquet_folder)])
     held_out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -101,6 +195,7 @@ def test_evaluate_cli_on_a_dataset_folder_scores_its_validation_split(tiny_check
     (["--text", "hello", "--precision", "fp8"], "unknown precision"),
     (["--text", "hello", "--device", "tpu"], "unknown device"),
     (["--text", "hello", "--all", "--bogus"], "unrecognized arguments"),
+    (["--text", "hello", "--eval-tokens", "-1"], "--eval-tokens must be >= 0"),
 ])
 def test_bad_evaluate_command_lines_get_one_line_and_exit_code_2(tiny_checkpoint, text_file, capsys, argv, message):
     argv = ["--checkpoint", str(tiny_checkpoint), *[str(text_file) if a == "TEXT_FILE" else a for a in argv]]

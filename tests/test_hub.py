@@ -15,7 +15,7 @@ from huggingface_hub import ModelCard, constants
 from huggingface_hub.errors import HfHubHTTPError
 
 from charrnn import hub, push, sample
-from charrnn.card import hub_datasets
+from charrnn.card import build_card, hub_datasets
 from charrnn.checkpoint import CONFIG, TRAINING_STATE, WEIGHTS, load_checkpoint
 from charrnn.errors import CharRNNError
 from charrnn.evaluate import main as evaluate_main
@@ -271,6 +271,15 @@ def test_the_pushed_card_has_the_hub_metadata_and_a_readers_page(tiny_checkpoint
     for words in ("2-layer LSTM", load_checkpoint(tiny_checkpoint).meta["command"], 'charrnn.load("someone/tiny")',
                   "charrnn sample --checkpoint someone/tiny", "## A sample", "| step | minutes |"):
         assert words in card.text
+
+
+def test_a_card_says_when_its_figure_comes_from_a_sample_of_the_validation_text(tiny_checkpoint):
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    metrics = checkpoint.meta["metrics"]
+    assert "a sample" not in build_card(checkpoint, "someone/tiny").text  # all of it was scored
+    metrics.update(val_tokens_scored=100, val_chars=100)  # as a run with --eval-tokens 100 records it
+    assert (f"100 predicted characters (a sample: 100 of its {metrics['val_tokens']:,} tokens"
+            in build_card(checkpoint, "someone/tiny").text)
 
 
 def test_push_with_training_state_lets_train_resume_the_run_by_id(tiny_checkpoint, fake_api, tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,12 +14,14 @@ import time
 import pytest
 import torch
 
-from charrnn.checkpoint import load_checkpoint, load_training_state
+from charrnn.checkpoint import CONFIG, load_checkpoint, load_training_state
 from charrnn.config import OPTION_RANGES, ModelConfig, TrainConfig
 from charrnn.device import default_batch_size
 from charrnn.errors import CharRNNError
+from charrnn.evaluate import evaluate_text
 from charrnn.model import CharRNN
 from charrnn.train import Trainer, learning_rate, main, train_step
+from charrnn.train.cli import parse_args
 from charrnn.train.metrics import LogWindow
 from tests.conftest import ROOT, TINY_TEXT, tiny_train_args, without_batch_size
 
@@ -43,6 +46,55 @@ def test_train_cli_on_a_text_file_writes_checkpoints_metrics_and_a_json_summary(
     assert meta["command"].startswith("python -m charrnn.train --dataset")
     assert meta["metrics"]["val_bpc"] == pytest.approx(summary["val_bpc"], abs=1e-4)
     assert sum(meta["metrics"]["grad_norm"]["counts"]) == 30
+    # --eval-tokens (1M by default) is more than the validation text has: all of it is scored, as it always was
+    everything = len(HELD_OUT) - 1
+    assert [r["val_tokens_scored"] for r in evals] == [everything] * 3
+    assert meta["metrics"]["val_tokens_scored"] == summary["val_tokens_scored"] == everything
+
+
+HELD_OUT = TINY_TEXT[int(len(TINY_TEXT) * 0.9):]  # the validation text of the tiny corpus (--val-fraction 0.1)
+
+
+def sample_nats(checkpoint_dir, tokens: int) -> float:
+    """A checkpoint's loss on the first `tokens` validation tokens: the sample that an --eval-tokens under 1024
+    makes (one window: windows are at least 512 tokens long where they can be)."""
+    checkpoint = load_checkpoint(checkpoint_dir)
+    return evaluate_text(checkpoint.model, checkpoint.tokenizer, HELD_OUT[:tokens + 1])["nats"]
+
+
+def test_eval_tokens_scores_a_sample_and_the_run_records_it(text_file, tmp_path, capsys):
+    run = tmp_path / "run"
+    summary = main(tiny_train_args(text_file, run, "--max-steps", "20", "--eval-tokens", "64"))
+    assert f"{len(HELD_OUT):,} validation tokens (64 of them scored at each evaluation" in capsys.readouterr().err
+    start = metrics_records(run, "start")[0]
+    assert start["val_tokens_scored"] == 64 and start["val_tokens"] == len(HELD_OUT)
+    assert [r["val_tokens_scored"] for r in metrics_records(run, "eval")] == [64, 64]
+    metrics = load_checkpoint(run / "best").metrics
+    assert metrics["val_tokens_scored"] == summary["val_tokens_scored"] == metrics["val_chars"] == 64
+    assert metrics["val_tokens"] == len(HELD_OUT)
+    assert metrics["val_nats"] == pytest.approx(sample_nats(run / "best", 64), rel=1e-5)
+
+
+def test_resume_with_another_eval_tokens_scores_best_again_on_the_new_sample(text_file, tmp_path, capsys):
+    run = tmp_path / "run"
+    main(tiny_train_args(text_file, run, "--precision", "fp32", "--max-steps", "20", "--steps-this-run", "10"))
+    config = json.loads((run / "last" / CONFIG).read_text())
+    del config["training"]["eval_tokens"]  # as a run saved before --eval-tokens: it keeps scoring everything
+    (run / "last" / CONFIG).write_text(json.dumps(config))
+    assert parse_args(["--resume", str(run)]).eval_tokens == 0
+    shutil.copytree(run / "best", tmp_path / "best_at_10")
+    rescored = sample_nats(tmp_path / "best_at_10", 64)
+    assert rescored != pytest.approx(load_checkpoint(tmp_path / "best_at_10").metrics["val_nats"])  # other tokens
+    capsys.readouterr()
+    trainer = Trainer(parse_args(["--resume", str(run), "--eval-tokens", "64", "--no-progress"]))
+    assert trainer.progress.best_val == pytest.approx(rescored, rel=1e-6)
+    assert f"best/ scores {rescored / math.log(2):.4f} bpc on them" in capsys.readouterr().err
+    trainer.run()
+    evals = metrics_records(run, "eval")
+    assert [(r["step"], r["val_tokens_scored"]) for r in evals] == [(10, len(HELD_OUT) - 1), (20, 64)]
+    # the best of the resumed run is chosen among scores of the same 64 tokens
+    assert load_training_state(run / "last")["best_val"] == pytest.approx(min(rescored, evals[-1]["val_nats"]),
+                                                                          rel=1e-6)
 
 
 def test_training_lowers_the_validation_loss(text_file, tmp_path):
@@ -151,8 +203,8 @@ def test_a_catastrophic_update_just_before_a_save_is_not_saved(text_file, tmp_pa
     monkeypatch.setattr("charrnn.train.loop.learning_rate", lambda cfg, step, schedule: 1e30 if step == 9
                         else sane(cfg, step, schedule))
     if average_hides_it:  # late in a long run the moving average barely moves: its validation loss looks fine
-        monkeypatch.setattr("charrnn.train.loop.evaluate_ids", lambda *args, **kwargs: {"nats": 1.0, "bpc": 1.44,
-                                                                                    "ppl": 2.7, "chars": 99})
+        monkeypatch.setattr("charrnn.train.loop.evaluate_ids", lambda *args, **kwargs: {
+            "nats": 1.0, "bpc": 1.44, "ppl": 2.7, "chars": 99, "tokens": 99})
     with pytest.raises(SystemExit):
         main(tiny_train_args(text_file, tmp_path / "run", "--clip", "0", "--eval-interval", "5",
                              "--ema-decay", ema_decay))
@@ -344,8 +396,8 @@ def test_resume_refuses_settings_it_cannot_change(text_file, tmp_path, capsys):
 
 def test_resume_into_a_new_out_folder_keeps_the_best_checkpoint(text_file, tmp_path, monkeypatch):
     # Every evaluation scores the same, so the resumed part never beats the best of the first part.
-    monkeypatch.setattr("charrnn.train.loop.evaluate_ids", lambda *args, **kwargs: {"nats": 1.0, "bpc": 1.44,
-                                                                                    "ppl": 2.7, "chars": 99})
+    monkeypatch.setattr("charrnn.train.loop.evaluate_ids", lambda *args, **kwargs: {
+        "nats": 1.0, "bpc": 1.44, "ppl": 2.7, "chars": 99, "tokens": 99})
     main(tiny_train_args(text_file, tmp_path / "run", "--max-steps", "10"))
     summary = main(["--resume", str(tmp_path / "run"), "--out", str(tmp_path / "fork"), "--max-steps", "15",
                     "--no-progress"])

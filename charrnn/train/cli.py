@@ -10,10 +10,11 @@ leaves a run that --resume continues. Ctrl-C (or SIGTERM) saves last/ and exits 
 Ctrl-C quits at once, without saving.
 
 --resume continues a run with its own settings. Only how long it runs and how it reports (--max-steps,
---time-budget, --schedule-steps, --steps-this-run, --eval-interval, --patience, --log-interval, --progress),
-where (--device, --precision, --threads) and --out may change; other flags must match the run's. Limits given
-on resume replace the stored ones (--max-steps 20000 after a --time-budget run trains to step 20000), and the
-learning rate then decays from where it was to its floor at the new end.
+--time-budget, --schedule-steps, --steps-this-run, --eval-interval, --eval-tokens, --patience, --log-interval,
+--progress), where (--device, --precision, --threads) and --out may change; other flags must match the run's.
+Limits given on resume replace the stored ones (--max-steps 20000 after a --time-budget run trains to step 20000),
+and the learning rate then decays from where it was to its floor at the new end. Another --eval-tokens scores
+best/ again on the new sample, so that later evaluations compare with it fairly.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from charrnn.train.loop import Trainer
 from charrnn.train.run_folder import find_resume_checkpoint, run_folder_of
 
 # Flags that may change when resuming; everything else comes from the run being resumed.
-RESUME_OVERRIDES = ("max_steps", "time_budget", "schedule_steps", "steps_this_run", "eval_interval", "patience",
-                    "log_interval", "eval_seconds", "sample_chars", "progress", "threads", "device", "precision", "out")
+RESUME_OVERRIDES = ("max_steps", "time_budget", "schedule_steps", "steps_this_run", "eval_interval", "eval_tokens",
+                    "patience", "log_interval", "eval_seconds", "sample_chars", "progress", "threads", "device",
+                    "precision", "out")
 STOP_LIMITS = ("max_steps", "time_budget", "schedule_steps")  # given on resume, they replace all stored ones
 
 
@@ -74,6 +76,7 @@ def resumed_config(cfg: TrainConfig, argv) -> TrainConfig:
     if not isinstance(stored, dict):
         raise CharRNNError(f"{resume_dir} has no training config to resume from")
     stored = {k: v for k, v in stored.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}
+    stored.setdefault("eval_tokens", 0)  # runs saved before --eval-tokens scored all of the validation text
     fixed = [f"{flag(name)} (the run has {stored.get(name)!r}, given {value!r})" for name, value in given.items()
              if name not in RESUME_OVERRIDES and not same_setting(name, value, stored.get(name))]
     if fixed:
@@ -120,9 +123,13 @@ def train(argv: list[str]) -> dict:
         main_process = trainer.dist.is_main  # in a run of many processes, only the first one reports
         if main_process:
             processes = f", {trainer.dist.world_size} processes" if trainer.dist.world_size > 1 else ""
+            scored = trainer.eval_windows().tokens
+            sample = (f" ({scored:,} of them scored at each evaluation: --eval-tokens)"
+                      if scored < len(trainer.corpus.val) - 1 else "")
             print(f"{trainer.model.config.cell}: {trainer.model.num_params():,} parameters "
                   f"(hidden {trainer.model.config.hidden_size}), {len(trainer.corpus.train):,} training tokens, "
-                  f"{len(trainer.corpus.val):,} validation tokens, device {trainer.device}{processes}, "
+                  f"{len(trainer.corpus.val):,} validation tokens{sample}, "
+                  f"device {trainer.device}{processes}, "
                   f"batch {trainer.cfg.batch_size} x {trainer.cfg.seq_len}, "
                   f"precision {str(trainer.amp_dtype or 'fp32').replace('torch.', '')}", file=sys.stderr)
         summary = trainer.run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from charrnn.config import TrainConfig
 from charrnn.data import Corpus, StreamBatcher, load_corpus, resolve_source
 from charrnn.device import autocast, autocast_dtype, default_batch_size, pick_device
 from charrnn.errors import CharRNNError
-from charrnn.evaluate import evaluate_ids
+from charrnn.evaluate import Windows, evaluate_ids, evaluation_windows
 from charrnn.model import CharRNN
 from charrnn.sample import generate
 from charrnn.train.build import build_model, hardware_description, make_optimizer
@@ -93,6 +94,10 @@ class Trainer:
             # Resumed into a folder without best/ (a run downloaded from the Hub ships only last/): the next
             # evaluation writes one, whatever the score the old run reached.
             self.progress.best_val = math.inf
+        elif resumed:
+            stored = (resumed.meta.get("training") or {}).get("eval_tokens", 0)  # 0: all, as runs from before it
+            if self.eval_windows(stored) != self.eval_windows():
+                self._rescore_best()
 
     # -- state for exact resume -------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -171,7 +176,7 @@ class Trainer:
         if self.exploded(result["nats"]):
             raise self.diverged(f"validation loss {result['nats']:.4g}")
         record = {"step": p.step, "elapsed_s": round(self.total_seconds(), 2), "val_nats": result["nats"],
-                  "val_bpc": result["bpc"], "val_ppl": result["ppl"]}
+                  "val_bpc": result["bpc"], "val_ppl": result["ppl"], "val_tokens_scored": result["tokens"]}
         p.curve.append(record)
         sample = {"sample": self.sample(self.cfg.sample_chars)} if self.cfg.sample_chars and self.dist.is_main else {}
         self._log({"event": "eval", **record, **sample})
@@ -186,9 +191,25 @@ class Trainer:
         return record
 
     def _validate(self, model: CharRNN, amp_dtype) -> dict:
-        """The validation loss, each process scoring its share of the text."""
+        """The validation loss on --eval-tokens of the validation text, each process scoring its share of them."""
         return evaluate_ids(model, self.corpus.val, self.corpus.val_chars, device=self.device, amp_dtype=amp_dtype,
-                            shard=(self.dist.rank, self.dist.world_size), total=lambda nll: self.dist.sum([nll])[0])
+                            shard=(self.dist.rank, self.dist.world_size), total=lambda nll: self.dist.sum([nll])[0],
+                            max_tokens=self.cfg.eval_tokens)
+
+    def eval_windows(self, eval_tokens: int | None = None) -> Windows:
+        """Where each evaluation reads the validation text (by default, with this run's --eval-tokens)."""
+        eval_tokens = self.cfg.eval_tokens if eval_tokens is None else eval_tokens
+        return evaluation_windows(len(self.corpus.val) - 1, eval_tokens)
+
+    def _rescore_best(self) -> None:
+        """Resumed with another --eval-tokens: best/ was chosen on other validation tokens. Score it on these, so
+        that the next evaluations compare like with like (otherwise a harder sample would never beat it, and
+        --patience would stop the run)."""
+        best = load_checkpoint(self.out / "best", self.device)
+        self.progress.best_val = self._validate(best.model, self.amp_dtype)["nats"]
+        if self.dist.is_main:
+            print(f"note: evaluations now score {self.eval_windows().tokens:,} validation tokens (--eval-tokens); "
+                  f"best/ scores {self.progress.best_val / math.log(2):.4f} bpc on them", file=sys.stderr)
 
     def save_last(self) -> None:
         # The trained (not averaged) weights, in float32 whatever --save-dtype says: resuming must continue
@@ -311,8 +332,8 @@ class Trainer:
                    desc=f"{self.model.config.cell} {self.model.num_params() / 1e6:.2f}M")
         self._log({"event": "start", "step": p.step, "num_params": self.model.num_params(),
                    "config": dataclasses.asdict(cfg), "train_tokens": len(self.corpus.train),
-                   "val_tokens": len(self.corpus.val), "command": self.command,
-                   "world_size": self.dist.world_size})
+                   "val_tokens": len(self.corpus.val), "val_tokens_scored": self.eval_windows().tokens,
+                   "command": self.command, "world_size": self.dist.world_size})
         steps_this_run, last_eval = 0, time.perf_counter()
         self.window.restart()
         with StopRequest(announce=self.dist.is_main) as stop:
@@ -358,7 +379,8 @@ class Trainer:
         best = load_checkpoint(self.out / "best", self.device)  # the weights as stored (maybe bfloat16)
         final = self._validate(best.model, None)
         final_metrics = {"val_nats": final["nats"], "val_bpc": final["bpc"], "val_ppl": final["ppl"],
-                         "val_chars": final["chars"], "best_step": best.metrics.get("steps"),
+                         "val_chars": final["chars"], "val_tokens_scored": final["tokens"],
+                         "val_tokens": len(self.corpus.val), "best_step": best.metrics.get("steps"),
                          "stored_dtype": self.cfg.save_dtype}
         meta = self._meta(final_metrics)
         meta["metrics"]["steps"] = best.metrics.get("steps")  # the best checkpoint's own step count
@@ -366,6 +388,7 @@ class Trainer:
         if self.dist.is_main:
             save_checkpoint(self.out / "best", best.model, best.tokenizer, self.cfg.save_dtype, **meta)
         summary = {"val_nats": round(final["nats"], 4), "val_bpc": round(final["bpc"], 4),
+                   "val_tokens_scored": final["tokens"],
                    "steps": self.progress.step, "best_step": best.metrics.get("steps"),
                    "chars_per_s": meta["metrics"]["train_chars_per_s"],
                    "wall_s": round(self.total_seconds(), 1), "stopped": reason,
