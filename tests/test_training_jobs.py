@@ -7,7 +7,8 @@ import pytest
 
 from charrnn.errors import CharRNNError
 from charrnn.service import ModelLibrary
-from charrnn.service.training import JobSettings, TrainingManager, TrainLimits, read_upload, suggested_size
+from charrnn.service.training import (JobSettings, TrainingManager, TrainLimits, preview_markdown, read_upload,
+                                      suggested_size)
 from tests.conftest import TINY_TEXT
 
 TINY = JobSettings(name="tiny test", size="custom", params="10k", minutes=1, batch_size=4, seq_len=16)
@@ -146,12 +147,40 @@ def test_datasets_local_paths_and_text_length(manager, tmp_path, parquet_folder)
         manager.gather(dataset=str(parquet_folder))
     with pytest.raises(CharRNNError, match="could not be loaded"):
         manager.gather(dataset="nobody/no-such-dataset")
-    allowed = TrainingManager(manager.library, tmp_path / "m2", TrainLimits(local_paths=True, max_chars=1_000))
-    with pytest.raises(CharRNNError, match="at most 1,000"):
-        allowed.gather(dataset=str(parquet_folder))
-    text = TrainingManager(manager.library, tmp_path / "m3", TrainLimits(local_paths=True)).gather(
+    whole = TrainingManager(manager.library, tmp_path / "m3", TrainLimits(local_paths=True)).gather(
         dataset=str(parquet_folder))
-    assert "First Citizen" in text.text
+    assert "First Citizen" in whole.text and whole.sources == [str(parquet_folder)] and whole.preview["notes"] == []
+    capped = TrainingManager(manager.library, tmp_path / "m2", TrainLimits(local_paths=True, max_chars=1_500))
+    text = capped.gather(dataset=str(parquet_folder), batch_size=4, seq_len=16)  # longer than the cap: cut
+    assert 750 <= len(text.text) <= 1_500 and whole.text.startswith(text.text)
+    assert whole.text[len(text.text)] == "\n"  # cut at the end of a row
+    assert text.sources == [f"{parquet_folder} (its first {len(text.text):,} characters)"]
+    assert "at most 1,500 characters on this host" in preview_markdown(text.preview, text.sources)
+    with pytest.raises(CharRNNError, match="at most 1,500"):  # pasted text and uploads are refused, not cut
+        capped.gather(pasted=TINY_TEXT)
+    with pytest.raises(CharRNNError, match="already hold the 1,500 characters"):
+        capped.gather(pasted=TINY_TEXT[:1_499], dataset=str(parquet_folder))
+
+
+def test_a_big_dataset_is_read_only_up_to_the_cap(manager, tmp_path, monkeypatch):
+    from charrnn.data import reading
+
+    big = tmp_path / "big.txt"
+    big.write_text(TINY_TEXT * 400, encoding="utf-8")  # about 1M characters
+    monkeypatch.setattr(reading, "CHUNK_SIZE", 1_000)
+    read = []
+    split_chunks = reading.split_chunks
+
+    def counted(*args, **kwargs):
+        for chunk in split_chunks(*args, **kwargs):
+            read.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(reading, "split_chunks", counted)
+    capped = TrainingManager(manager.library, tmp_path / "m", TrainLimits(local_paths=True, max_chars=20_000))
+    text = capped.gather(dataset=str(big), batch_size=4, seq_len=16)
+    assert sum(read) <= 21_000 < big.stat().st_size  # the cap and one chunk, not the whole file
+    assert 10_000 <= len(text.text) <= 20_000 and TINY_TEXT.startswith(text.text[:len(TINY_TEXT)])
 
 
 def test_preview_lists_unusual_characters_and_suggests_a_size():

@@ -18,6 +18,7 @@ Every limit comes from the environment (TrainLimits.from_env), with defaults saf
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -238,6 +239,23 @@ def describe_text(text: str, batch_size: int = 16, seq_len: int = 64) -> dict:
             "suggested parameters": suggestion}
 
 
+def read_at_most(chunks, limit: int) -> tuple[str, bool]:
+    """The text of a chunk stream up to `limit` characters, and whether there was more. Reading stops at the
+    first chunk past the limit; a cut text ends at its last line break when that keeps at least half of it, so
+    no row or line is cut in half."""
+    parts, total = [], 0
+    with contextlib.closing(chunks):  # closes the files or dataset stream left half read
+        for chunk in chunks:
+            if total + len(chunk) > limit:
+                parts.append(chunk[:limit - total])
+                text = "".join(parts)
+                line_end = text.rfind("\n")
+                return (text[:line_end] if line_end >= limit // 2 else text), True
+            parts.append(chunk)
+            total += len(chunk)
+    return "".join(parts), False
+
+
 def preview_markdown(preview: dict, sources: list[str]) -> str:
     unusual = preview["unusual characters"]
     shown = " ".join(repr(ch)[1:-1] if not ch.isprintable() else ch for ch in unusual)
@@ -250,6 +268,7 @@ def preview_markdown(preview: dict, sources: list[str]) -> str:
                                                         if unusual else ""),
         f"- suggested size: **{preview['suggested size']}** (about {preview['suggested parameters'] / 1e6:.1f}M "
         "parameters suit this much text; a bigger model overfits, watch the validation curve)",
+        *(f"- {note}" for note in preview.get("notes", ())),
     ])
 
 
@@ -369,27 +388,43 @@ class TrainingManager:
                 parts.append(read_upload(path, name, limits.upload_mb))
                 sources.append(name or path.name)
         dataset = inputs.text(dataset, "the dataset name", 300).strip()
+        notes = []
         if dataset:
-            parts.append(self._dataset_text(dataset, dataset_config or None, text_column or None))
-            sources.append(dataset)
+            room = limits.max_chars - sum(len(part) + 1 for part in parts)  # + 1: the newline joining the parts
+            check(room > 0, f"the pasted text and files already hold the {limits.max_chars:,} characters this host "
+                            "accepts; leave out the dataset, or some of the text")
+            text, cut = self._dataset_text(dataset, dataset_config or None, text_column or None, room)
+            parts.append(text)
+            sources.append(f"{dataset} (its first {len(text):,} characters)" if cut else dataset)
+            if cut:
+                notes.append(f"the text may be at most {limits.max_chars:,} characters on this host, so only the "
+                             f"first {len(text):,} characters of {dataset} are used (up to the end of a line)")
         check(bool(parts), "give some text: paste it, upload files, or name a dataset")
         text = "\n".join(parts)
         check(bool(text.strip()), "the text is empty (only spaces and newlines); give some text")
         check(len(text) <= limits.max_chars,
               f"the text is {len(text):,} characters; at most {limits.max_chars:,} are accepted on this host")
         preview = describe_text(text, batch_size, seq_len)
+        preview["notes"] = notes
         return TrainingText(text, sources, preview["validation share"], preview)
 
-    def _dataset_text(self, name: str, config: str | None, column: str | None) -> str:
+    def _dataset_text(self, name: str, config: str | None, column: str | None, room: int) -> tuple[str, bool]:
+        """The training split of a named dataset, at most `room` characters of it, and whether it was cut.
+
+        A dataset longer than the host accepts is cut, not refused: the tab has no split box, so a refusal would
+        leave no way to train on a big preset (tinystories, wikitext103) or Hub dataset here, and the first
+        millions of characters of a corpus are a fair sample of its text. The text is read in chunks and reading
+        stops at the cap, so a corpus of gigabytes costs only the characters kept; the preview says what was cut.
+        """
         looks_local = name.startswith(("/", ".", "~")) or Path(name).exists() or "\\" in name
         if looks_local and not self.limits.local_paths:
             raise CharRNNError(f"{name!r} is a path on the server, and this host does not read its own folders "
                                "(CHARRNN_TRAIN_LOCAL_PATHS=1 allows it); upload the files instead")
-        from charrnn.data import load_split_text, resolve_source  # torch: not needed to build the page
+        from charrnn.data import reading, resolve_source  # torch: not needed to build the page
 
         try:
             source = resolve_source(name, config, text_column=column)
-            return load_split_text(source, source.split)
+            return read_at_most(reading.split_chunks(source, source.split), room)
         except CharRNNError as err:
             raise CharRNNError(f"the dataset {name!r} could not be loaded: {err}") from None
         except Exception as err:  # noqa: BLE001 - datasets raises many kinds
