@@ -176,6 +176,13 @@ def parse_count(text: str) -> int:
     return int(value)
 
 
+def format_count(count: int) -> str:
+    """A parameter count as people say it, the way parse_count reads it: 3318306 -> '3.3M', 849000 -> '849k'."""
+    if count >= 999_500:
+        return f"{count / 1e6:.1f}M"
+    return f"{count / 1e3:.0f}k" if count >= 1_000 else str(count)
+
+
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
     """One --flag per dataclass field, with its default, type and help."""
     for f in dataclasses.fields(cls):

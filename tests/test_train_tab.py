@@ -1,5 +1,6 @@
 """The Train tab's endpoints, driven through gradio_client as a script would call them."""
 
+import re
 import time
 
 import pytest
@@ -43,6 +44,9 @@ def test_preview_of_an_uploaded_file(train_app, tmp_path):
                                            api_name="/preview_text")
     assert f"{len(TINY_TEXT):,} characters" in markdown and "play.txt" in markdown and size == "tiny"
     assert [row[0] for row in sizes["data"]] == ["tiny", "small", "medium"]
+    for _, layers, params, speed in sizes["data"]:  # as people write them: 2 x 256, 850k, 12,300
+        assert re.fullmatch(r"2 x \d+", layers) and re.fullmatch(r"\d+(\.\d)?[kM]", params)
+        assert re.fullmatch(r"\d{1,3}(,\d{3})*", speed)
 
 
 @pytest.mark.parametrize("pasted, minutes, name, match", [

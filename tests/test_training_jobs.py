@@ -1,10 +1,12 @@
 """Training jobs (charrnn.service.training): text in, the real trainer as a child process, progress, the model out."""
 
+import re
 import time
 
 import pandas as pd
 import pytest
 
+from charrnn.config import format_count, parse_count
 from charrnn.errors import CharRNNError
 from charrnn.service import ModelLibrary
 from charrnn.service.training import (JobSettings, TrainingManager, TrainLimits, preview_markdown, read_upload,
@@ -190,6 +192,16 @@ def test_preview_lists_unusual_characters_and_suggests_a_size():
     assert "\x07" in preview["unusual characters"] and "\ue000" in preview["unusual characters"]
     assert suggested_size(200_000)[0] == "tiny" and suggested_size(300_000)[0] == "small"
     assert suggested_size(1_000_000)[0] == "medium"
+
+
+def test_the_size_table_reads_as_people_write_sizes(manager):
+    table = manager.size_table("lstm", measure=False)
+    assert list(table["size"]) == ["tiny", "small", "medium"] and list(table["training chars/s here"]) == [""] * 3
+    assert all(re.fullmatch(r"\d+(\.\d)?[kM]", params) for params in table["parameters"]), table
+    manager._speeds["lstm", "tiny"] = 12_345.6  # as measured
+    assert manager.size_table("lstm", measure=False)["training chars/s here"][0] == "12,300"
+    assert [format_count(n) for n in (3_318_306, 849_000, 999_600, 950)] == ["3.3M", "849k", "1.0M", "950"]
+    assert all(parse_count(format_count(n)) == pytest.approx(n, rel=0.05) for n in (3_318_306, 849_000, 12_345))
 
 
 def test_old_and_surplus_models_are_deleted(tmp_path):

@@ -38,8 +38,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from charrnn.config import (CELLS, TOKENIZERS, ModelConfig, TrainConfig, count_params, hidden_size_for_params,
-                            parse_count)
+from charrnn.config import (CELLS, TOKENIZERS, ModelConfig, TrainConfig, count_params, format_count,
+                            hidden_size_for_params, parse_count)
 from charrnn.errors import CharRNNError, check
 
 from charrnn.paths import PACKAGE_DIR, data_dir
@@ -432,16 +432,17 @@ class TrainingManager:
 
     # -- sizes ----------------------------------------------------------------------------------------------
     def size_table(self, cell: str = "lstm", vocab_size: int = 80, measure: bool = True) -> pd.DataFrame:
-        """The size presets for a cell: layers x hidden, parameters, and training chars/s measured on this host
-        (a few steps of the real training step, once per cell and size)."""
+        """The size presets for a cell, as the tab shows them: layers x hidden, parameters ("3.3M") and training
+        characters per second measured on this host ("12,300", three figures; a few steps of the real training
+        step, once per cell and size; "" before it is measured)."""
         rows = []
         for size, budget in SIZE_PRESETS.items():
             hidden = hidden_size_for_params(budget, cell, vocab_size, 64, 2)
             speed = self.measured_speed(cell, size) if measure else self._speeds.get((cell, size))
             rows.append({"size": size, "layers x hidden": f"2 x {hidden}",
-                         "parameters": count_params(cell, hidden, vocab_size, 64, 2),
-                         "training chars/s here": round(speed) if speed else None})
-        return pd.DataFrame(rows)
+                         "parameters": format_count(count_params(cell, hidden, vocab_size, 64, 2)),
+                         "training chars/s here": f"{round(speed, 2 - int(math.log10(speed))):,.0f}" if speed else ""})
+        return pd.DataFrame(rows, columns=["size", "layers x hidden", "parameters", "training chars/s here"])
 
     def measured_speed(self, cell: str, size: str) -> float:
         """Training characters per second of a size preset here (for an 80-character vocabulary, batch 16 x 64),
