@@ -81,6 +81,8 @@ class TrainConfig:
         "auto", "validation split: auto = the dataset's validation(+test) splits, else the last --val-fraction"
     )
     text_column: str = _flag(None, "column holding the text (default: the only string column, or 'text')")
+    data_name: str = _flag(None, "what the model card calls the training text, e.g. 'my letters' (default: the "
+                                 "--dataset names)")
     val_fraction: float = _flag(0.1, "tail of the training text held out when the dataset has no validation split")
     tokenizer: str = _flag("char", "char, sp-bpe or sp-unigram (sentencepiece subwords)", choices=TOKENIZERS)
     vocab_size: int = _flag(512, "vocabulary size of a sentencepiece tokenizer")

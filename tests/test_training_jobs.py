@@ -8,7 +8,7 @@ import pytest
 
 from charrnn.config import format_count, parse_count
 from charrnn.errors import CharRNNError
-from charrnn.service import ModelLibrary
+from charrnn.service import ModelLibrary, model_card
 from charrnn.service.training import (JobSettings, TrainingManager, TrainLimits, preview_markdown, read_upload,
                                       suggested_size)
 from tests.conftest import TINY_TEXT
@@ -30,9 +30,13 @@ def wait_for(condition, timeout=90, what="the condition"):
         time.sleep(0.2)
 
 
-def test_a_job_from_pasted_text_trains_stops_resumes_and_finishes(manager):
-    text = manager.gather(pasted=TINY_TEXT, batch_size=4, seq_len=16)
-    assert text.preview["characters"] == len(TINY_TEXT) and text.preview["suggested size"] == "tiny"
+def test_a_job_from_pasted_text_and_a_file_trains_stops_resumes_finishes_and_names_its_text(manager, tmp_path):
+    upload = tmp_path / "uploads" / "0f3a9c" / "upload.txt"  # where the server keeps it; the page sends its name
+    upload.parent.mkdir(parents=True)
+    upload.write_text(TINY_TEXT, encoding="utf-8")
+    text = manager.gather(pasted=TINY_TEXT, files=[(upload, "letters.txt")], batch_size=4, seq_len=16)
+    assert text.preview["characters"] == 2 * len(TINY_TEXT) + 1 and text.preview["suggested size"] == "tiny"
+    assert text.name == f"pasted text ({len(TINY_TEXT):,} characters), letters.txt"
     job = manager.submit(ALICE, text, TINY)
     assert manager.progress(ALICE, job.id)["state"] == "running"
 
@@ -64,6 +68,11 @@ def test_a_job_from_pasted_text_trains_stops_resumes_and_finishes(manager):
     assert manager.zip(ALICE, job.id).stat().st_size > 1000
     with pytest.raises(CharRNNError, match="no such training job"):
         manager.progress(BOB, job.id)
+
+    # The app's card names the text as the person gave it, and shows no folder of the server.
+    card = model_card(manager.library, job.model_name)
+    assert f"trained on {text.name}" in card and "made by `python -m charrnn.train" in card
+    assert str(tmp_path) not in card and "upload.txt" not in card
 
 
 def test_jobs_wait_in_a_queue_and_know_their_place(manager):

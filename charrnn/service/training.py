@@ -151,9 +151,17 @@ class TrainingText:
     """The text a job trains on, where it came from, and what the tab shows about it before training."""
 
     text: str
-    sources: list[str]
+    sources: list[str]  # as a person names them: "pasted text (N characters)", file names, the dataset's name
     val_fraction: float = 0.1
     preview: dict = field(default_factory=dict)
+    dataset: str | None = None  # the dataset named, if any (for the Hub card's metadata)
+
+    @property
+    def name(self) -> str:
+        """What the model card calls the text: its sources, the first few of many files named."""
+        shown = self.sources if len(self.sources) <= 6 else [*self.sources[:5],
+                                                             f"{len(self.sources) - 5} more files"]
+        return ", ".join(shown)
 
 
 def _read_table(path: Path, suffix: str, where: str) -> str:
@@ -172,6 +180,12 @@ def _read_table(path: Path, suffix: str, where: str) -> str:
     check(column is not None, f"{where} has no single text column (its columns: {', '.join(map(str, frame.columns))});"
                               " name the text column 'text'")
     return "\n".join(value for value in frame[column] if isinstance(value, str))
+
+
+def _file_label(name: str) -> str:
+    """An uploaded file's name as the preview and the model card show it: no folder, printable, without the
+    characters that would end a Markdown table cell or code span, at most 80 characters."""
+    return "".join(ch if ch.isprintable() and ch not in "|`<>" else "_" for ch in Path(name).name)[:80] or "a file"
 
 
 def read_upload(path: str | Path, name: str | None = None, max_mb: int = LIMITS.upload_mb) -> str:
@@ -297,6 +311,8 @@ class Job:
     metrics: list = field(default_factory=list, repr=False)  # parsed metrics.jsonl records
     metrics_offset: int = 0
     val_fraction: float = 0.1
+    data_name: str = ""  # what the model card calls the text (TrainingText.name)
+    dataset: str | None = None  # the dataset named, if any
     owner_key_hash: str = ""  # for a job found on disk at start: whose it is, until that session comes back
 
     @property
@@ -310,7 +326,7 @@ class Job:
     def save(self) -> None:
         record = {"id": self.id, "owner": _owner_dir(self.owner), "settings": asdict(self.settings),
                   "created": self.created, "state": self.state, "message": self.message,
-                  "budget_minutes": self.budget_minutes}
+                  "budget_minutes": self.budget_minutes, "data_name": self.data_name, "dataset": self.dataset}
         (self.folder / "job.json").write_text(json.dumps(record), encoding="utf-8")
 
 
@@ -374,7 +390,7 @@ class TrainingManager:
         pasted = inputs.text(pasted, "the pasted text", limits.max_chars)
         if pasted.strip():
             parts.append(pasted)
-            sources.append("pasted text")
+            sources.append(f"pasted text ({len(pasted):,} characters)")
         if files:
             check(isinstance(files, (list, tuple)), "the files must be a list of uploaded files")
             check(len(files) <= 100, f"at most 100 files at once, got {len(files)}")
@@ -386,7 +402,7 @@ class TrainingManager:
                     check(any(resolved.is_relative_to(Path(d).resolve()) for d in allowed_upload_dirs),
                           f"{name or path.name} is not an uploaded file")
                 parts.append(read_upload(path, name, limits.upload_mb))
-                sources.append(name or path.name)
+                sources.append(_file_label(name or path.name))
         dataset = inputs.text(dataset, "the dataset name", 300).strip()
         notes = []
         if dataset:
@@ -406,7 +422,7 @@ class TrainingManager:
               f"the text is {len(text):,} characters; at most {limits.max_chars:,} are accepted on this host")
         preview = describe_text(text, batch_size, seq_len)
         preview["notes"] = notes
-        return TrainingText(text, sources, preview["validation share"], preview)
+        return TrainingText(text, sources, preview["validation share"], preview, dataset or None)
 
     def _dataset_text(self, name: str, config: str | None, column: str | None, room: int) -> tuple[str, bool]:
         """The training split of a named dataset, at most `room` characters of it, and whether it was cut.
@@ -468,8 +484,8 @@ class TrainingManager:
             folder.mkdir(parents=True)
             (folder / "text.txt").write_text(text.text, encoding="utf-8", newline="")
             job = Job(job_id, owner, settings, folder, budget_minutes=settings.minutes,
-                      val_fraction=text.val_fraction, message=f"{settings.cell}, {settings.size}, "
-                      f"{settings.minutes:g} minutes on {', '.join(text.sources)}")
+                      val_fraction=text.val_fraction, data_name=text.name, dataset=text.dataset,
+                      message=f"{settings.cell}, {settings.size}, {settings.minutes:g} minutes on {text.name}")
             self.jobs[job_id] = job
             self.queue.append(job_id)
             job.save()
@@ -626,6 +642,9 @@ class TrainingManager:
                 threading.Thread(target=self._run, args=(job,), daemon=True, name=f"train-{job.id[:6]}").start()
 
     def _command(self, job: Job) -> list[str]:
+        """The trainer's command line. It runs in the job's folder with paths relative to it, so the command and
+        the config it stores in the checkpoint (shown on the model cards, pushed to the Hub) hold no server path;
+        --data-name gives the cards the text's name as the person gave it."""
         s = job.settings
         gpu = ZERO_GPU or _has_cuda()
         # A training point every few steps, and a validation point (with a sample) every ~5% of the run,
@@ -633,11 +652,12 @@ class TrainingManager:
         eval_seconds = min(max(job.budget_minutes * 60 / 20, self.eval_seconds), 30)
         common = ["--time-budget", f"{job.budget_minutes:g}", "--eval-seconds", f"{eval_seconds:g}",
                   "--eval-interval", "1000000000", "--log-interval", "25" if gpu else "5",
-                  "--sample-chars", str(SAMPLE_CHARS), "--no-progress", "--out", str(job.folder)]
+                  "--sample-chars", str(SAMPLE_CHARS), "--no-progress", "--out", "."]
         common += ["--device", "cuda"] if gpu else ["--device", "cpu", "--threads", str(self.threads)]
         if (job.folder / "last").is_dir():
-            return [self.python, "-m", "charrnn.train", "--resume", str(job.folder), *common]
-        return [self.python, "-m", "charrnn.train", "--dataset", str(job.folder / "text.txt"),
+            return [self.python, "-m", "charrnn.train", "--resume", ".", *common]
+        named = ["--data-name", job.data_name] if job.data_name else []
+        return [self.python, "-m", "charrnn.train", "--dataset", "text.txt", *named,
                 "--val-fraction", f"{job.val_fraction:.6f}", "--cell", s.cell, "--params", str(s.param_budget),
                 "--dropout", f"{s.dropout:g}", "--lr", f"{s.lr:g}", "--batch-size", str(s.batch_size),
                 "--seq-len", str(s.seq_len), "--tokenizer", s.tokenizer, *common]
@@ -674,9 +694,11 @@ class TrainingManager:
         # A lower CPU priority: the page and other visitors' sampling come first.
         nice = ["nice", "-n", str(self.nice)] if self.nice and shutil.which("nice") else []
         with open(job.folder / "log.txt", "ab") as log, self._lock:
+            # In the job's folder (see _command); in a session of its own: a Ctrl-C in the server's terminal is
+            # for the server, not the trainer.
             job.process = subprocess.Popen(
                 [*nice, *self._command(job)], stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
-                start_new_session=True)  # a Ctrl-C in the server's terminal is for the server, not the trainer
+                cwd=job.folder, start_new_session=True)
             (job.folder / "trainer.pid").write_text(str(job.process.pid))
             if job.stop_requested:  # Stop arrived while it was starting
                 job.process.send_signal(signal.SIGTERM)
@@ -702,7 +724,8 @@ class TrainingManager:
                 record = json.loads(record_file.read_text(encoding="utf-8"))
                 job = Job(record["id"], "", JobSettings(**record["settings"]), record_file.parent,
                           created=record["created"], state=record["state"], message=record["message"],
-                          budget_minutes=record["budget_minutes"])
+                          budget_minutes=record["budget_minutes"], data_name=record.get("data_name", ""),
+                          dataset=record.get("dataset"))
             except (OSError, ValueError, KeyError, TypeError):
                 continue
             job.owner_key_hash = record["owner"]
