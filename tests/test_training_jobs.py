@@ -2,9 +2,13 @@
 
 import re
 import time
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from gradio import OAuthToken
+
+from charrnn import hub
 
 from charrnn.config import format_count, parse_count
 from charrnn.errors import CharRNNError
@@ -30,7 +34,24 @@ def wait_for(condition, timeout=90, what="the condition"):
         time.sleep(0.2)
 
 
-def test_a_job_from_pasted_text_and_a_file_trains_stops_resumes_finishes_and_names_its_text(manager, tmp_path):
+class RecordingHfApi:
+    """The Hub's side of a push: records the token and the files committed."""
+
+    calls: dict = {}
+
+    def __init__(self, token=None, library_name=None, library_version=None):
+        self.calls["token"] = token
+
+    def create_repo(self, repo_id, private=None, exist_ok=False):
+        return SimpleNamespace(repo_id=repo_id)
+
+    def create_commit(self, repo_id, operations, commit_message, revision=None):
+        self.calls["files"] = {op.path_in_repo: op.path_or_fileobj for op in operations}
+        return SimpleNamespace(commit_url=f"https://huggingface.co/{repo_id}/commit/0")
+
+
+def test_a_job_from_pasted_text_and_a_file_trains_stops_resumes_finishes_and_is_pushed(manager, tmp_path,
+                                                                                       monkeypatch):
     upload = tmp_path / "uploads" / "0f3a9c" / "upload.txt"  # where the server keeps it; the page sends its name
     upload.parent.mkdir(parents=True)
     upload.write_text(TINY_TEXT, encoding="utf-8")
@@ -74,6 +95,24 @@ def test_a_job_from_pasted_text_and_a_file_trains_stops_resumes_finishes_and_nam
     assert f"trained on {text.name}" in card and "made by `python -m charrnn.train" in card
     assert str(tmp_path) not in card and "upload.txt" not in card
 
+    # A push uses the visitor's token, typed or from signing in, never the host's login; the Hub card built for
+    # it names the text and shows no folder of the server either.
+    monkeypatch.setattr(hub, "HfApi", RecordingHfApi)
+    monkeypatch.setattr(hub, "check_reachable", lambda doing, hint, repo_id: None)
+    monkeypatch.setenv("HF_TOKEN", "hf_host_token")
+    with pytest.raises(CharRNNError, match="sign in with Hugging Face.*paste a token"):
+        manager.push(ALICE, job.id, "visitor/tiny", "")
+    signed_in = OAuthToken(token="hf_visitor_token", scope="openid profile write-repos", expires_at=0)
+    assert manager.push(ALICE, job.id, "visitor/tiny", "", oauth_token=signed_in).startswith(
+        "https://huggingface.co/visitor/tiny/")
+    assert RecordingHfApi.calls["token"] == "hf_visitor_token"
+    hub_card = RecordingHfApi.calls["files"]["README.md"].decode()
+    assert f"| trained on | {text.name} (train split) |" in hub_card, hub_card
+    assert "| command | `python -m charrnn.train --resume ." in hub_card  # the last run: the resume
+    assert str(tmp_path) not in hub_card and "upload.txt" not in hub_card
+    manager.push(ALICE, job.id, "visitor/tiny", "hf_typed_token", oauth_token=signed_in)
+    assert RecordingHfApi.calls["token"] == "hf_typed_token"  # a token typed in the tab comes first
+
 
 def test_jobs_wait_in_a_queue_and_know_their_place(manager):
     text = manager.gather(pasted=TINY_TEXT, batch_size=4, seq_len=16)
@@ -95,14 +134,14 @@ def test_jobs_wait_in_a_queue_and_know_their_place(manager):
 def test_limits_come_from_the_environment(monkeypatch):
     for name, value in {"CHARRNN_TRAIN_JOBS": "2", "CHARRNN_TRAIN_MAX_MINUTES": "5", "CHARRNN_TRAIN_KEEP": "3",
                         "CHARRNN_TRAIN_MAX_CHARS": "1000", "CHARRNN_TRAIN_LOCAL_PATHS": "1",
-                        "CHARRNN_SHARE_TRAINED": "1"}.items():
+                        "CHARRNN_SHARE_TRAINED": "1", "CHARRNN_TRAIN_HOST_TOKEN": "1"}.items():
         monkeypatch.setenv(name, value)
     limits = TrainLimits.from_env()
     assert (limits.jobs, limits.max_minutes, limits.kept_models, limits.max_chars) == (2, 5, 3, 1000)
-    assert limits.local_paths and limits.share
+    assert limits.local_paths and limits.share and limits.host_token
     defaults = TrainLimits()
     assert (defaults.jobs, defaults.max_minutes, defaults.upload_mb) == (1, 10, 20)
-    assert not defaults.local_paths and not defaults.share
+    assert not defaults.local_paths and not defaults.share and not defaults.host_token
 
 
 @pytest.mark.parametrize("minutes", [0, 1000, -1, "ten", None])

@@ -77,6 +77,9 @@ class TrainLimits:
     keep_hours: int = 7 * 24  # trained models older than this are deleted (CHARRNN_TRAIN_KEEP_HOURS)
     local_paths: bool = False  # may a dataset name be a folder on this host? (CHARRNN_TRAIN_LOCAL_PATHS=1)
     share: bool = False  # trained models listed to every visitor (CHARRNN_SHARE_TRAINED=1)
+    # May a push without the visitor's own token use the host's login (HF_TOKEN, `hf auth login`)? On a public
+    # Space that would let any visitor write to the owner's repos (CHARRNN_TRAIN_HOST_TOKEN=1)
+    host_token: bool = False
 
     @classmethod
     def from_env(cls) -> "TrainLimits":
@@ -87,7 +90,8 @@ class TrainLimits:
                    kept_models=env_int("CHARRNN_TRAIN_KEEP", cls.kept_models),
                    keep_hours=env_int("CHARRNN_TRAIN_KEEP_HOURS", cls.keep_hours),
                    local_paths=_env_flag("CHARRNN_TRAIN_LOCAL_PATHS"),
-                   share=_env_flag("CHARRNN_SHARE_TRAINED"))
+                   share=_env_flag("CHARRNN_SHARE_TRAINED"),
+                   host_token=_env_flag("CHARRNN_TRAIN_HOST_TOKEN"))
 
 
 def user_models_dir() -> Path:
@@ -620,16 +624,27 @@ class TrainingManager:
         out = Path(tempfile.mkdtemp(prefix="charrnn-model-")) / job.model_name.split("/")[1]
         return Path(shutil.make_archive(str(out), "zip", job.folder / "best"))
 
-    def push(self, owner: str, job_id: str, repo_id, token=None) -> str:
-        """Push the job's model to the Hub as `repo_id` (user/name) with a model card; returns the commit URL."""
+    def push(self, owner: str, job_id: str, repo_id, token=None, oauth_token=None) -> str:
+        """Push the job's model to the Hub as `repo_id` (user/name) with a model card; returns the commit URL.
+
+        The token is the visitor's: `token` as typed, else `oauth_token`, that of the visitor signed in with
+        Hugging Face (a gr.OAuthToken, or anything with a `.token`). The host's own login is used only where the
+        host allows it (TrainLimits.host_token)."""
+        from charrnn.card import hub_datasets
         from charrnn.hub import HUB_ID, push_to_hub
 
         job = self.job(owner, job_id)
         repo_id = inputs.text(repo_id, "the Hub repository", 200, allow_empty=False).strip()
         check(HUB_ID.fullmatch(repo_id) is not None, f"{repo_id!r} is not a Hub repository: write user/name")
         check((job.folder / "best").is_dir(), "this job has no model yet: wait for its first evaluation")
-        token = inputs.text(token, "the token", 500).strip() or None
-        return push_to_hub(job.folder, repo_id, token=token)
+        signed_in = getattr(oauth_token, "token", None)
+        token = inputs.text(token, "the token", 500).strip() or (signed_in if isinstance(signed_in, str) else "")
+        check(bool(token) or self.limits.host_token,
+              "pushing to the Hub needs your Hugging Face token with write access: sign in with Hugging Face where "
+              "the page offers it, or paste a token from https://huggingface.co/settings/tokens")
+        # The card's Hub metadata names the dataset the text came from (the checkpoint's --dataset is text.txt).
+        datasets = hub_datasets({"dataset": [job.dataset]}) if job.dataset else []
+        return push_to_hub(job.folder, repo_id, token=token or None, datasets=datasets)
 
     # -- running ------------------------------------------------------------------------------------------
     def _pump(self) -> None:
