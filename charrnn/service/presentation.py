@@ -47,11 +47,11 @@ def model_card(library: ModelLibrary, name: str) -> str:
     info = library.info(name)
     metrics = info.get("metrics", {})
     training = info.get("training") or {}
-    trained_on = training.get("data_name") or ", ".join(Path(d).name for d in training.get("dataset") or []) or "?"
+    trained_on = training.get("data_name") or ", ".join(Path(d).name for d in training.get("dataset") or [])
     lines = [
         f"**{name}**: {s['cell']}, {s['layers x hidden']}, {_count(s['parameters'])} parameters, "
         f"dropout {info['model']['dropout']}",
-        f"- trained on {trained_on}",
+        *([f"- trained on {trained_on}"] if trained_on else []),
         f"- validation: **{s['val bpc']} bits/char** ({s['val nats/char']} nats/char) on "
         f"{metrics.get('data', {}).get('val_split', 'its validation split')}",
         f"- trained {s['training minutes']} min, {_count(s['steps trained'])} steps (the best at step "

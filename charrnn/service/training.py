@@ -162,10 +162,10 @@ class TrainingText:
 
     @property
     def name(self) -> str:
-        """What the model card calls the text: its sources, the first few of many files named."""
-        shown = self.sources if len(self.sources) <= 6 else [*self.sources[:5],
-                                                             f"{len(self.sources) - 5} more files"]
-        return ", ".join(shown)
+        """What the model card calls the text: its sources (the first five of many, and how many more)."""
+        if len(self.sources) <= 6:
+            return ", ".join(self.sources)
+        return f"{', '.join(self.sources[:5])} and {len(self.sources) - 5} more"
 
 
 def _read_table(path: Path, suffix: str, where: str) -> str:
@@ -413,12 +413,12 @@ class TrainingManager:
             room = limits.max_chars - sum(len(part) + 1 for part in parts)  # + 1: the newline joining the parts
             check(room > 0, f"the pasted text and files already hold the {limits.max_chars:,} characters this host "
                             "accepts; leave out the dataset, or some of the text")
-            text, cut = self._dataset_text(dataset, dataset_config or None, text_column or None, room)
-            parts.append(text)
-            sources.append(f"{dataset} (its first {len(text):,} characters)" if cut else dataset)
+            kept, cut = self._dataset_text(dataset, dataset_config or None, text_column or None, room)
+            parts.append(kept)
+            sources.append(f"{dataset} (its first {len(kept):,} characters)" if cut else dataset)
             if cut:
                 notes.append(f"the text may be at most {limits.max_chars:,} characters on this host, so only the "
-                             f"first {len(text):,} characters of {dataset} are used (up to the end of a line)")
+                             f"first {len(kept):,} characters of {dataset} are used (up to the end of a line)")
         check(bool(parts), "give some text: paste it, upload files, or name a dataset")
         text = "\n".join(parts)
         check(bool(text.strip()), "the text is empty (only spaces and newlines); give some text")
