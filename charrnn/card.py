@@ -82,7 +82,8 @@ def build_card(checkpoint: Checkpoint, repo_id: str, *, sample: str = "", sample
     meta, config, tokenizer = checkpoint.meta, checkpoint.model.config, checkpoint.tokenizer
     training, metrics = meta.get("training") or {}, meta.get("metrics") or {}
     datasets = list(datasets) if datasets is not None else hub_datasets(training)
-    trained_on = ", ".join(datasets) or " ".join(Path(d).name for d in training.get("dataset") or ["its own text"])
+    trained_on = (training.get("data_name") or ", ".join(datasets)
+                  or " ".join(Path(d).name for d in training.get("dataset") or ["its own text"]))
     bpc = metrics.get("val_bpc", metrics.get("best_val_bpc"))  # the final figure, else the best evaluation's
     nats = metrics.get("val_nats", metrics.get("best_val_nats"))
     val_split = (metrics.get("data") or {}).get("val_split", "validation")

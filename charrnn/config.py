@@ -81,6 +81,8 @@ class TrainConfig:
         "auto", "validation split: auto = the dataset's validation(+test) splits, else the last --val-fraction"
     )
     text_column: str = _flag(None, "column holding the text (default: the only string column, or 'text')")
+    data_name: str = _flag(None, "what the model card calls the training text, e.g. 'my letters' (default: the "
+                                 "--dataset names)")
     val_fraction: float = _flag(0.1, "tail of the training text held out when the dataset has no validation split")
     tokenizer: str = _flag("char", "char, sp-bpe or sp-unigram (sentencepiece subwords)", choices=TOKENIZERS)
     vocab_size: int = _flag(512, "vocabulary size of a sentencepiece tokenizer")
@@ -179,6 +181,13 @@ def parse_count(text: str) -> int:
     value = float(match.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[match.group(2).lower()]
     check(math.isfinite(value) and value >= 1, f"a parameter count must be positive and finite, got {text!r}")
     return int(value)
+
+
+def format_count(count: int) -> str:
+    """A parameter count as people say it, the way parse_count reads it: 3318306 -> '3.3M', 849000 -> '849k'."""
+    if count >= 999_500:
+        return f"{count / 1e6:.1f}M"
+    return f"{count / 1e3:.0f}k" if count >= 1_000 else str(count)
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:

@@ -16,6 +16,14 @@ HARDWARE = {"cpu-basic", "cpu-upgrade", "zero-a10g", "t4-small", "t4-medium", "l
 COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
 MAX_PLAIN_FILE = 10 * 1024 * 1024  # the Hub refuses larger files outside Xet/LFS
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+# Scopes of the Hub's OAuth apps (Gradio's own sources ask for write-repos, manage-repos and inference-api)
+OAUTH_SCOPES = {"openid", "profile", "email", "read-billing", "read-repos", "write-repos", "manage-repos",
+                "inference-api", "write-discussions"}
+PIN = re.compile(r"^([\w-]+)(\[[\w,-]+\])?==(\S+)", re.MULTILINE)  # name, [extras], version
+
+
+def pins() -> dict:
+    return {name: version for name, _, version in PIN.findall((ROOT / "requirements.txt").read_text())}
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +34,8 @@ def front_matter() -> dict:
 
 
 def test_the_front_matter_names_a_gradio_space_with_the_pinned_version(front_matter):
-    pins = dict(re.findall(r"^([\w-]+)==(\S+)", (ROOT / "requirements.txt").read_text(), re.MULTILINE))
     assert front_matter["sdk"] == "gradio"
-    assert str(front_matter["sdk_version"]) == pins["gradio"]
+    assert str(front_matter["sdk_version"]) == pins()["gradio"]
     assert (ROOT / front_matter["app_file"]).is_file()
 
 
@@ -45,6 +52,16 @@ def test_the_card_fields_fit_the_hubs_limits(front_matter):
     assert front_matter["license"] and front_matter["tags"]
     linked = (front_matter.get("models") or []) + (front_matter.get("datasets") or [])
     assert linked and all(HUB_ID.fullmatch(name) for name in linked)
+
+
+def test_sign_in_with_hugging_face_can_push_models(front_matter):
+    """The Train tab pushes with the signed-in visitor's token: OAuth on, with scopes that write and create the
+    visitor's repos, and Gradio's OAuth packages installed (without them a gr.LoginButton stops the app)."""
+    assert front_matter.get("hf_oauth") is True
+    scopes = front_matter.get("hf_oauth_scopes") or []
+    assert set(scopes) <= OAUTH_SCOPES and {"write-repos", "manage-repos"} <= set(scopes)
+    extras = {name: extra for name, extra, _ in PIN.findall((ROOT / "requirements.txt").read_text())}
+    assert "oauth" in extras["gradio"]
 
 
 def _tracked_files() -> list[str]:

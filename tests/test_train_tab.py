@@ -1,5 +1,6 @@
 """The Train tab's endpoints, driven through gradio_client as a script would call them."""
 
+import re
 import time
 
 import pytest
@@ -43,6 +44,9 @@ def test_preview_of_an_uploaded_file(train_app, tmp_path):
                                            api_name="/preview_text")
     assert f"{len(TINY_TEXT):,} characters" in markdown and "play.txt" in markdown and size == "tiny"
     assert [row[0] for row in sizes["data"]] == ["tiny", "small", "medium"]
+    for _, layers, params, speed in sizes["data"]:  # as people write them: 2 x 256, 850k, 12,300
+        assert re.fullmatch(r"2 x \d+", layers) and re.fullmatch(r"\d+(\.\d)?[kM]", params)
+        assert re.fullmatch(r"\d{1,3}(,\d{3})*", speed)
 
 
 @pytest.mark.parametrize("pasted, minutes, name, match", [
@@ -77,3 +81,37 @@ def test_train_watch_stop_download_and_generate(train_app):
     assert text.startswith("All:") and len(text) == len("All:") + 30
     with pytest.raises(AppError, match="token"):
         client.predict(KEY, "someone/model", "", api_name="/push_model")
+
+
+def test_sign_in_is_offered_only_where_the_host_has_it(tiny_library, tmp_path, monkeypatch):
+    """Off a Space (and on one without OAuth or its packages) the tab asks for a token: a gr.LoginButton there
+    stops the app from starting. With sign-in the button is on the page and the repository box is filled in."""
+    import gradio as gr
+    import gradio.routes
+
+    from app import build_app
+    from charrnn.service import ModelLibrary
+    from charrnn.service.training import TrainingManager, TrainLimits
+    from charrnn.ui import train_tab
+
+    assert not train_tab.sign_in_available()  # here: not a Space
+    monkeypatch.setenv("SYSTEM", "spaces")
+    monkeypatch.setenv("SPACE_ID", "someone/charrnn")
+    assert not train_tab.sign_in_available()  # a Space without hf_oauth
+    monkeypatch.setenv("OAUTH_CLIENT_ID", "client-id")
+    monkeypatch.setattr(train_tab.importlib.util, "find_spec", lambda name: object())
+    assert train_tab.sign_in_available()
+    assert train_tab.suggested_repo("bob", " my novel ") == "bob/my-novel"
+    assert train_tab.suggested_repo("bob", "  ") is None
+
+    monkeypatch.setattr(train_tab, "sign_in_available", lambda: True)
+    monkeypatch.setattr(gradio.routes, "attach_oauth", lambda app: None)  # needs gradio[oauth], a Space's package
+    manager = TrainingManager(ModelLibrary(tiny_library, hub_ids=[]), tmp_path / "user-models", TrainLimits())
+    demo = build_app(manager.library, manager)
+    assert demo.expects_oauth and any(isinstance(block, gr.LoginButton) for block in demo.blocks.values())
+    (suggest,) = {f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "suggest_repo"}
+    bob = gr.OAuthProfile({"name": "Bob", "preferred_username": "bob", "profile": "", "picture": ""})
+    assert suggest("my model", "", "", bob) == ("bob/my-model", "bob/my-model")
+    assert suggest("my model 2", "bob/my-model", "bob/my-model", bob) == ("bob/my-model-2", "bob/my-model-2")
+    assert suggest("my model", "bob/kept", "bob/my-model", bob) == (gr.skip(), "bob/my-model")  # theirs stays
+    assert suggest("my model", "", "", None) == (gr.skip(), "")  # not signed in: nothing suggested

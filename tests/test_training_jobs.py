@@ -1,13 +1,20 @@
 """Training jobs (charrnn.service.training): text in, the real trainer as a child process, progress, the model out."""
 
+import re
 import time
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from gradio import OAuthToken
 
+from charrnn import hub
+
+from charrnn.config import format_count, parse_count
 from charrnn.errors import CharRNNError
-from charrnn.service import ModelLibrary
-from charrnn.service.training import JobSettings, TrainingManager, TrainLimits, read_upload, suggested_size
+from charrnn.service import ModelLibrary, model_card
+from charrnn.service.training import (JobSettings, TrainingManager, TrainLimits, preview_markdown, read_upload,
+                                      suggested_size)
 from tests.conftest import TINY_TEXT
 
 TINY = JobSettings(name="tiny test", size="custom", params="10k", minutes=1, batch_size=4, seq_len=16)
@@ -27,9 +34,30 @@ def wait_for(condition, timeout=90, what="the condition"):
         time.sleep(0.2)
 
 
-def test_a_job_from_pasted_text_trains_stops_resumes_and_finishes(manager):
-    text = manager.gather(pasted=TINY_TEXT, batch_size=4, seq_len=16)
-    assert text.preview["characters"] == len(TINY_TEXT) and text.preview["suggested size"] == "tiny"
+class RecordingHfApi:
+    """The Hub's side of a push: records the token and the files committed."""
+
+    calls: dict = {}
+
+    def __init__(self, token=None, library_name=None, library_version=None):
+        self.calls["token"] = token
+
+    def create_repo(self, repo_id, private=None, exist_ok=False):
+        return SimpleNamespace(repo_id=repo_id)
+
+    def create_commit(self, repo_id, operations, commit_message, revision=None):
+        self.calls["files"] = {op.path_in_repo: op.path_or_fileobj for op in operations}
+        return SimpleNamespace(commit_url=f"https://huggingface.co/{repo_id}/commit/0")
+
+
+def test_a_job_from_pasted_text_and_a_file_trains_stops_resumes_finishes_and_is_pushed(manager, tmp_path,
+                                                                                       monkeypatch):
+    upload = tmp_path / "uploads" / "0f3a9c" / "upload.txt"  # where the server keeps it; the page sends its name
+    upload.parent.mkdir(parents=True)
+    upload.write_text(TINY_TEXT, encoding="utf-8")
+    text = manager.gather(pasted=TINY_TEXT, files=[(upload, "letters.txt")], batch_size=4, seq_len=16)
+    assert text.preview["characters"] == 2 * len(TINY_TEXT) + 1 and text.preview["suggested size"] == "tiny"
+    assert text.name == f"pasted text ({len(TINY_TEXT):,} characters), letters.txt"
     job = manager.submit(ALICE, text, TINY)
     assert manager.progress(ALICE, job.id)["state"] == "running"
 
@@ -62,6 +90,29 @@ def test_a_job_from_pasted_text_trains_stops_resumes_and_finishes(manager):
     with pytest.raises(CharRNNError, match="no such training job"):
         manager.progress(BOB, job.id)
 
+    # The app's card names the text as the person gave it, and shows no folder of the server.
+    card = model_card(manager.library, job.model_name)
+    assert f"trained on {text.name}" in card and "made by `python -m charrnn.train" in card
+    assert str(tmp_path) not in card and "upload.txt" not in card
+
+    # A push uses the visitor's token, typed or from signing in, never the host's login; the Hub card built for
+    # it names the text and shows no folder of the server either.
+    monkeypatch.setattr(hub, "HfApi", RecordingHfApi)
+    monkeypatch.setattr(hub, "check_reachable", lambda doing, hint, repo_id: None)
+    monkeypatch.setenv("HF_TOKEN", "hf_host_token")
+    with pytest.raises(CharRNNError, match="sign in with Hugging Face.*paste a token"):
+        manager.push(ALICE, job.id, "visitor/tiny", "")
+    signed_in = OAuthToken(token="hf_visitor_token", scope="openid profile write-repos", expires_at=0)
+    assert manager.push(ALICE, job.id, "visitor/tiny", "", oauth_token=signed_in).startswith(
+        "https://huggingface.co/visitor/tiny/")
+    assert RecordingHfApi.calls["token"] == "hf_visitor_token"
+    hub_card = RecordingHfApi.calls["files"]["README.md"].decode()
+    assert f"| trained on | {text.name} (train split) |" in hub_card, hub_card
+    assert "| command | `python -m charrnn.train --resume ." in hub_card  # the last run: the resume
+    assert str(tmp_path) not in hub_card and "upload.txt" not in hub_card
+    manager.push(ALICE, job.id, "visitor/tiny", "hf_typed_token", oauth_token=signed_in)
+    assert RecordingHfApi.calls["token"] == "hf_typed_token"  # a token typed in the tab comes first
+
 
 def test_jobs_wait_in_a_queue_and_know_their_place(manager):
     text = manager.gather(pasted=TINY_TEXT, batch_size=4, seq_len=16)
@@ -83,14 +134,14 @@ def test_jobs_wait_in_a_queue_and_know_their_place(manager):
 def test_limits_come_from_the_environment(monkeypatch):
     for name, value in {"CHARRNN_TRAIN_JOBS": "2", "CHARRNN_TRAIN_MAX_MINUTES": "5", "CHARRNN_TRAIN_KEEP": "3",
                         "CHARRNN_TRAIN_MAX_CHARS": "1000", "CHARRNN_TRAIN_LOCAL_PATHS": "1",
-                        "CHARRNN_SHARE_TRAINED": "1"}.items():
+                        "CHARRNN_SHARE_TRAINED": "1", "CHARRNN_TRAIN_HOST_TOKEN": "1"}.items():
         monkeypatch.setenv(name, value)
     limits = TrainLimits.from_env()
     assert (limits.jobs, limits.max_minutes, limits.kept_models, limits.max_chars) == (2, 5, 3, 1000)
-    assert limits.local_paths and limits.share
+    assert limits.local_paths and limits.share and limits.host_token
     defaults = TrainLimits()
     assert (defaults.jobs, defaults.max_minutes, defaults.upload_mb) == (1, 10, 20)
-    assert not defaults.local_paths and not defaults.share
+    assert not defaults.local_paths and not defaults.share and not defaults.host_token
 
 
 @pytest.mark.parametrize("minutes", [0, 1000, -1, "ten", None])
@@ -146,12 +197,40 @@ def test_datasets_local_paths_and_text_length(manager, tmp_path, parquet_folder)
         manager.gather(dataset=str(parquet_folder))
     with pytest.raises(CharRNNError, match="could not be loaded"):
         manager.gather(dataset="nobody/no-such-dataset")
-    allowed = TrainingManager(manager.library, tmp_path / "m2", TrainLimits(local_paths=True, max_chars=1_000))
-    with pytest.raises(CharRNNError, match="at most 1,000"):
-        allowed.gather(dataset=str(parquet_folder))
-    text = TrainingManager(manager.library, tmp_path / "m3", TrainLimits(local_paths=True)).gather(
+    whole = TrainingManager(manager.library, tmp_path / "m3", TrainLimits(local_paths=True)).gather(
         dataset=str(parquet_folder))
-    assert "First Citizen" in text.text
+    assert "First Citizen" in whole.text and whole.sources == [str(parquet_folder)] and whole.preview["notes"] == []
+    capped = TrainingManager(manager.library, tmp_path / "m2", TrainLimits(local_paths=True, max_chars=1_500))
+    text = capped.gather(dataset=str(parquet_folder), batch_size=4, seq_len=16)  # longer than the cap: cut
+    assert 750 <= len(text.text) <= 1_500 and whole.text.startswith(text.text)
+    assert whole.text[len(text.text)] == "\n"  # cut at the end of a row
+    assert text.sources == [f"{parquet_folder} (its first {len(text.text):,} characters)"]
+    assert "at most 1,500 characters on this host" in preview_markdown(text.preview, text.sources)
+    with pytest.raises(CharRNNError, match="at most 1,500"):  # pasted text and uploads are refused, not cut
+        capped.gather(pasted=TINY_TEXT)
+    with pytest.raises(CharRNNError, match="already hold the 1,500 characters"):
+        capped.gather(pasted=TINY_TEXT[:1_499], dataset=str(parquet_folder))
+
+
+def test_a_big_dataset_is_read_only_up_to_the_cap(manager, tmp_path, monkeypatch):
+    from charrnn.data import reading
+
+    big = tmp_path / "big.txt"
+    big.write_text(TINY_TEXT * 400, encoding="utf-8")  # about 1M characters
+    monkeypatch.setattr(reading, "CHUNK_SIZE", 1_000)
+    read = []
+    split_chunks = reading.split_chunks
+
+    def counted(*args, **kwargs):
+        for chunk in split_chunks(*args, **kwargs):
+            read.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(reading, "split_chunks", counted)
+    capped = TrainingManager(manager.library, tmp_path / "m", TrainLimits(local_paths=True, max_chars=20_000))
+    text = capped.gather(dataset=str(big), batch_size=4, seq_len=16)
+    assert sum(read) <= 21_000 < big.stat().st_size  # the cap and one chunk, not the whole file
+    assert 10_000 <= len(text.text) <= 20_000 and TINY_TEXT.startswith(text.text[:len(TINY_TEXT)])
 
 
 def test_preview_lists_unusual_characters_and_suggests_a_size():
@@ -161,6 +240,16 @@ def test_preview_lists_unusual_characters_and_suggests_a_size():
     assert "\x07" in preview["unusual characters"] and "\ue000" in preview["unusual characters"]
     assert suggested_size(200_000)[0] == "tiny" and suggested_size(300_000)[0] == "small"
     assert suggested_size(1_000_000)[0] == "medium"
+
+
+def test_the_size_table_reads_as_people_write_sizes(manager):
+    table = manager.size_table("lstm", measure=False)
+    assert list(table["size"]) == ["tiny", "small", "medium"] and list(table["training chars/s here"]) == [""] * 3
+    assert all(re.fullmatch(r"\d+(\.\d)?[kM]", params) for params in table["parameters"]), table
+    manager._speeds["lstm", "tiny"] = 12_345.6  # as measured
+    assert manager.size_table("lstm", measure=False)["training chars/s here"][0] == "12,300"
+    assert [format_count(n) for n in (3_318_306, 849_000, 999_600, 950)] == ["3.3M", "849k", "1.0M", "950"]
+    assert all(parse_count(format_count(n)) == pytest.approx(n, rel=0.05) for n in (3_318_306, 849_000, 12_345))
 
 
 def test_old_and_surplus_models_are_deleted(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
@@ -45,9 +46,12 @@ def model_card(library: ModelLibrary, name: str) -> str:
     s = model_summary(library, name)
     info = library.info(name)
     metrics = info.get("metrics", {})
+    training = info.get("training") or {}
+    trained_on = training.get("data_name") or ", ".join(Path(d).name for d in training.get("dataset") or [])
     lines = [
         f"**{name}**: {s['cell']}, {s['layers x hidden']}, {_count(s['parameters'])} parameters, "
         f"dropout {info['model']['dropout']}",
+        *([f"- trained on {trained_on}"] if trained_on else []),
         f"- validation: **{s['val bpc']} bits/char** ({s['val nats/char']} nats/char) on "
         f"{metrics.get('data', {}).get('val_split', 'its validation split')}",
         f"- trained {s['training minutes']} min, {_count(s['steps trained'])} steps (the best at step "

@@ -18,6 +18,7 @@ Every limit comes from the environment (TrainLimits.from_env), with defaults saf
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -37,8 +38,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from charrnn.config import (CELLS, TOKENIZERS, ModelConfig, TrainConfig, count_params, hidden_size_for_params,
-                            parse_count)
+from charrnn.config import (CELLS, TOKENIZERS, ModelConfig, TrainConfig, count_params, format_count,
+                            hidden_size_for_params, parse_count)
 from charrnn.errors import CharRNNError, check
 
 from charrnn.paths import PACKAGE_DIR, data_dir
@@ -76,6 +77,9 @@ class TrainLimits:
     keep_hours: int = 7 * 24  # trained models older than this are deleted (CHARRNN_TRAIN_KEEP_HOURS)
     local_paths: bool = False  # may a dataset name be a folder on this host? (CHARRNN_TRAIN_LOCAL_PATHS=1)
     share: bool = False  # trained models listed to every visitor (CHARRNN_SHARE_TRAINED=1)
+    # May a push without the visitor's own token use the host's login (HF_TOKEN, `hf auth login`)? On a public
+    # Space that would let any visitor write to the owner's repos (CHARRNN_TRAIN_HOST_TOKEN=1)
+    host_token: bool = False
 
     @classmethod
     def from_env(cls) -> "TrainLimits":
@@ -86,7 +90,8 @@ class TrainLimits:
                    kept_models=env_int("CHARRNN_TRAIN_KEEP", cls.kept_models),
                    keep_hours=env_int("CHARRNN_TRAIN_KEEP_HOURS", cls.keep_hours),
                    local_paths=_env_flag("CHARRNN_TRAIN_LOCAL_PATHS"),
-                   share=_env_flag("CHARRNN_SHARE_TRAINED"))
+                   share=_env_flag("CHARRNN_SHARE_TRAINED"),
+                   host_token=_env_flag("CHARRNN_TRAIN_HOST_TOKEN"))
 
 
 def user_models_dir() -> Path:
@@ -150,9 +155,17 @@ class TrainingText:
     """The text a job trains on, where it came from, and what the tab shows about it before training."""
 
     text: str
-    sources: list[str]
+    sources: list[str]  # as a person names them: "pasted text (N characters)", file names, the dataset's name
     val_fraction: float = 0.1
     preview: dict = field(default_factory=dict)
+    dataset: str | None = None  # the dataset named, if any (for the Hub card's metadata)
+
+    @property
+    def name(self) -> str:
+        """What the model card calls the text: its sources (the first five of many, and how many more)."""
+        if len(self.sources) <= 6:
+            return ", ".join(self.sources)
+        return f"{', '.join(self.sources[:5])} and {len(self.sources) - 5} more"
 
 
 def _read_table(path: Path, suffix: str, where: str) -> str:
@@ -171,6 +184,12 @@ def _read_table(path: Path, suffix: str, where: str) -> str:
     check(column is not None, f"{where} has no single text column (its columns: {', '.join(map(str, frame.columns))});"
                               " name the text column 'text'")
     return "\n".join(value for value in frame[column] if isinstance(value, str))
+
+
+def _file_label(name: str) -> str:
+    """An uploaded file's name as the preview and the model card show it: no folder, printable, without the
+    characters that would end a Markdown table cell or code span, at most 80 characters."""
+    return "".join(ch if ch.isprintable() and ch not in "|`<>" else "_" for ch in Path(name).name)[:80] or "a file"
 
 
 def read_upload(path: str | Path, name: str | None = None, max_mb: int = LIMITS.upload_mb) -> str:
@@ -238,6 +257,23 @@ def describe_text(text: str, batch_size: int = 16, seq_len: int = 64) -> dict:
             "suggested parameters": suggestion}
 
 
+def read_at_most(chunks, limit: int) -> tuple[str, bool]:
+    """The text of a chunk stream up to `limit` characters, and whether there was more. Reading stops at the
+    first chunk past the limit; a cut text ends at its last line break when that keeps at least half of it, so
+    no row or line is cut in half."""
+    parts, total = [], 0
+    with contextlib.closing(chunks):  # closes the files or dataset stream left half read
+        for chunk in chunks:
+            if total + len(chunk) > limit:
+                parts.append(chunk[:limit - total])
+                text = "".join(parts)
+                line_end = text.rfind("\n")
+                return (text[:line_end] if line_end >= limit // 2 else text), True
+            parts.append(chunk)
+            total += len(chunk)
+    return "".join(parts), False
+
+
 def preview_markdown(preview: dict, sources: list[str]) -> str:
     unusual = preview["unusual characters"]
     shown = " ".join(repr(ch)[1:-1] if not ch.isprintable() else ch for ch in unusual)
@@ -250,6 +286,7 @@ def preview_markdown(preview: dict, sources: list[str]) -> str:
                                                         if unusual else ""),
         f"- suggested size: **{preview['suggested size']}** (about {preview['suggested parameters'] / 1e6:.1f}M "
         "parameters suit this much text; a bigger model overfits, watch the validation curve)",
+        *(f"- {note}" for note in preview.get("notes", ())),
     ])
 
 
@@ -278,6 +315,8 @@ class Job:
     metrics: list = field(default_factory=list, repr=False)  # parsed metrics.jsonl records
     metrics_offset: int = 0
     val_fraction: float = 0.1
+    data_name: str = ""  # what the model card calls the text (TrainingText.name)
+    dataset: str | None = None  # the dataset named, if any
     owner_key_hash: str = ""  # for a job found on disk at start: whose it is, until that session comes back
 
     @property
@@ -291,7 +330,7 @@ class Job:
     def save(self) -> None:
         record = {"id": self.id, "owner": _owner_dir(self.owner), "settings": asdict(self.settings),
                   "created": self.created, "state": self.state, "message": self.message,
-                  "budget_minutes": self.budget_minutes}
+                  "budget_minutes": self.budget_minutes, "data_name": self.data_name, "dataset": self.dataset}
         (self.folder / "job.json").write_text(json.dumps(record), encoding="utf-8")
 
 
@@ -355,7 +394,7 @@ class TrainingManager:
         pasted = inputs.text(pasted, "the pasted text", limits.max_chars)
         if pasted.strip():
             parts.append(pasted)
-            sources.append("pasted text")
+            sources.append(f"pasted text ({len(pasted):,} characters)")
         if files:
             check(isinstance(files, (list, tuple)), "the files must be a list of uploaded files")
             check(len(files) <= 100, f"at most 100 files at once, got {len(files)}")
@@ -367,29 +406,45 @@ class TrainingManager:
                     check(any(resolved.is_relative_to(Path(d).resolve()) for d in allowed_upload_dirs),
                           f"{name or path.name} is not an uploaded file")
                 parts.append(read_upload(path, name, limits.upload_mb))
-                sources.append(name or path.name)
+                sources.append(_file_label(name or path.name))
         dataset = inputs.text(dataset, "the dataset name", 300).strip()
+        notes = []
         if dataset:
-            parts.append(self._dataset_text(dataset, dataset_config or None, text_column or None))
-            sources.append(dataset)
+            room = limits.max_chars - sum(len(part) + 1 for part in parts)  # + 1: the newline joining the parts
+            check(room > 0, f"the pasted text and files already hold the {limits.max_chars:,} characters this host "
+                            "accepts; leave out the dataset, or some of the text")
+            kept, cut = self._dataset_text(dataset, dataset_config or None, text_column or None, room)
+            parts.append(kept)
+            sources.append(f"{dataset} (its first {len(kept):,} characters)" if cut else dataset)
+            if cut:
+                notes.append(f"the text may be at most {limits.max_chars:,} characters on this host, so only the "
+                             f"first {len(kept):,} characters of {dataset} are used (up to the end of a line)")
         check(bool(parts), "give some text: paste it, upload files, or name a dataset")
         text = "\n".join(parts)
         check(bool(text.strip()), "the text is empty (only spaces and newlines); give some text")
         check(len(text) <= limits.max_chars,
               f"the text is {len(text):,} characters; at most {limits.max_chars:,} are accepted on this host")
         preview = describe_text(text, batch_size, seq_len)
-        return TrainingText(text, sources, preview["validation share"], preview)
+        preview["notes"] = notes
+        return TrainingText(text, sources, preview["validation share"], preview, dataset or None)
 
-    def _dataset_text(self, name: str, config: str | None, column: str | None) -> str:
+    def _dataset_text(self, name: str, config: str | None, column: str | None, room: int) -> tuple[str, bool]:
+        """The training split of a named dataset, at most `room` characters of it, and whether it was cut.
+
+        A dataset longer than the host accepts is cut, not refused: the tab has no split box, so a refusal would
+        leave no way to train on a big preset (tinystories, wikitext103) or Hub dataset here, and the first
+        millions of characters of a corpus are a fair sample of its text. The text is read in chunks and reading
+        stops at the cap, so a corpus of gigabytes costs only the characters kept; the preview says what was cut.
+        """
         looks_local = name.startswith(("/", ".", "~")) or Path(name).exists() or "\\" in name
         if looks_local and not self.limits.local_paths:
             raise CharRNNError(f"{name!r} is a path on the server, and this host does not read its own folders "
                                "(CHARRNN_TRAIN_LOCAL_PATHS=1 allows it); upload the files instead")
-        from charrnn.data import load_split_text, resolve_source  # torch: not needed to build the page
+        from charrnn.data import reading, resolve_source  # torch: not needed to build the page
 
         try:
             source = resolve_source(name, config, text_column=column)
-            return load_split_text(source, source.split)
+            return read_at_most(reading.split_chunks(source, source.split), room)
         except CharRNNError as err:
             raise CharRNNError(f"the dataset {name!r} could not be loaded: {err}") from None
         except Exception as err:  # noqa: BLE001 - datasets raises many kinds
@@ -397,16 +452,17 @@ class TrainingManager:
 
     # -- sizes ----------------------------------------------------------------------------------------------
     def size_table(self, cell: str = "lstm", vocab_size: int = 80, measure: bool = True) -> pd.DataFrame:
-        """The size presets for a cell: layers x hidden, parameters, and training chars/s measured on this host
-        (a few steps of the real training step, once per cell and size)."""
+        """The size presets for a cell, as the tab shows them: layers x hidden, parameters ("3.3M") and training
+        characters per second measured on this host ("12,300", three figures; a few steps of the real training
+        step, once per cell and size; "" before it is measured)."""
         rows = []
         for size, budget in SIZE_PRESETS.items():
             hidden = hidden_size_for_params(budget, cell, vocab_size, 64, 2)
             speed = self.measured_speed(cell, size) if measure else self._speeds.get((cell, size))
             rows.append({"size": size, "layers x hidden": f"2 x {hidden}",
-                         "parameters": count_params(cell, hidden, vocab_size, 64, 2),
-                         "training chars/s here": round(speed) if speed else None})
-        return pd.DataFrame(rows)
+                         "parameters": format_count(count_params(cell, hidden, vocab_size, 64, 2)),
+                         "training chars/s here": f"{round(speed, 2 - int(math.log10(speed))):,.0f}" if speed else ""})
+        return pd.DataFrame(rows, columns=["size", "layers x hidden", "parameters", "training chars/s here"])
 
     def measured_speed(self, cell: str, size: str) -> float:
         """Training characters per second of a size preset here (for an 80-character vocabulary, batch 16 x 64),
@@ -432,8 +488,8 @@ class TrainingManager:
             folder.mkdir(parents=True)
             (folder / "text.txt").write_text(text.text, encoding="utf-8", newline="")
             job = Job(job_id, owner, settings, folder, budget_minutes=settings.minutes,
-                      val_fraction=text.val_fraction, message=f"{settings.cell}, {settings.size}, "
-                      f"{settings.minutes:g} minutes on {', '.join(text.sources)}")
+                      val_fraction=text.val_fraction, data_name=text.name, dataset=text.dataset,
+                      message=f"{settings.cell}, {settings.size}, {settings.minutes:g} minutes on {text.name}")
             self.jobs[job_id] = job
             self.queue.append(job_id)
             job.save()
@@ -568,16 +624,27 @@ class TrainingManager:
         out = Path(tempfile.mkdtemp(prefix="charrnn-model-")) / job.model_name.split("/")[1]
         return Path(shutil.make_archive(str(out), "zip", job.folder / "best"))
 
-    def push(self, owner: str, job_id: str, repo_id, token=None) -> str:
-        """Push the job's model to the Hub as `repo_id` (user/name) with a model card; returns the commit URL."""
+    def push(self, owner: str, job_id: str, repo_id, token=None, oauth_token=None) -> str:
+        """Push the job's model to the Hub as `repo_id` (user/name) with a model card; returns the commit URL.
+
+        The token is the visitor's: `token` as typed, else `oauth_token`, that of the visitor signed in with
+        Hugging Face (a gr.OAuthToken, or anything with a `.token`). The host's own login is used only where the
+        host allows it (TrainLimits.host_token)."""
+        from charrnn.card import hub_datasets
         from charrnn.hub import HUB_ID, push_to_hub
 
         job = self.job(owner, job_id)
         repo_id = inputs.text(repo_id, "the Hub repository", 200, allow_empty=False).strip()
         check(HUB_ID.fullmatch(repo_id) is not None, f"{repo_id!r} is not a Hub repository: write user/name")
         check((job.folder / "best").is_dir(), "this job has no model yet: wait for its first evaluation")
-        token = inputs.text(token, "the token", 500).strip() or None
-        return push_to_hub(job.folder, repo_id, token=token)
+        signed_in = getattr(oauth_token, "token", None)
+        token = inputs.text(token, "the token", 500).strip() or (signed_in if isinstance(signed_in, str) else "")
+        check(bool(token) or self.limits.host_token,
+              "pushing to the Hub needs your Hugging Face token with write access: sign in with Hugging Face where "
+              "the page offers it, or paste a token from https://huggingface.co/settings/tokens")
+        # The card's Hub metadata names the dataset the text came from (the checkpoint's --dataset is text.txt).
+        datasets = hub_datasets({"dataset": [job.dataset]}) if job.dataset else []
+        return push_to_hub(job.folder, repo_id, token=token or None, datasets=datasets)
 
     # -- running ------------------------------------------------------------------------------------------
     def _pump(self) -> None:
@@ -590,6 +657,9 @@ class TrainingManager:
                 threading.Thread(target=self._run, args=(job,), daemon=True, name=f"train-{job.id[:6]}").start()
 
     def _command(self, job: Job) -> list[str]:
+        """The trainer's command line. It runs in the job's folder with paths relative to it, so the command and
+        the config it stores in the checkpoint (shown on the model cards, pushed to the Hub) hold no server path;
+        --data-name gives the cards the text's name as the person gave it."""
         s = job.settings
         gpu = ZERO_GPU or _has_cuda()
         # A training point every few steps, and a validation point (with a sample) every ~5% of the run,
@@ -597,11 +667,12 @@ class TrainingManager:
         eval_seconds = min(max(job.budget_minutes * 60 / 20, self.eval_seconds), 30)
         common = ["--time-budget", f"{job.budget_minutes:g}", "--eval-seconds", f"{eval_seconds:g}",
                   "--eval-interval", "1000000000", "--log-interval", "25" if gpu else "5",
-                  "--sample-chars", str(SAMPLE_CHARS), "--no-progress", "--out", str(job.folder)]
+                  "--sample-chars", str(SAMPLE_CHARS), "--no-progress", "--out", "."]
         common += ["--device", "cuda"] if gpu else ["--device", "cpu", "--threads", str(self.threads)]
         if (job.folder / "last").is_dir():
-            return [self.python, "-m", "charrnn.train", "--resume", str(job.folder), *common]
-        return [self.python, "-m", "charrnn.train", "--dataset", str(job.folder / "text.txt"),
+            return [self.python, "-m", "charrnn.train", "--resume", ".", *common]
+        named = ["--data-name", job.data_name] if job.data_name else []
+        return [self.python, "-m", "charrnn.train", "--dataset", "text.txt", *named,
                 "--val-fraction", f"{job.val_fraction:.6f}", "--cell", s.cell, "--params", str(s.param_budget),
                 "--dropout", f"{s.dropout:g}", "--lr", f"{s.lr:g}", "--batch-size", str(s.batch_size),
                 "--seq-len", str(s.seq_len), "--tokenizer", s.tokenizer, *common]
@@ -638,9 +709,11 @@ class TrainingManager:
         # A lower CPU priority: the page and other visitors' sampling come first.
         nice = ["nice", "-n", str(self.nice)] if self.nice and shutil.which("nice") else []
         with open(job.folder / "log.txt", "ab") as log, self._lock:
+            # In the job's folder (see _command); in a session of its own: a Ctrl-C in the server's terminal is
+            # for the server, not the trainer.
             job.process = subprocess.Popen(
                 [*nice, *self._command(job)], stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
-                start_new_session=True)  # a Ctrl-C in the server's terminal is for the server, not the trainer
+                cwd=job.folder, start_new_session=True)
             (job.folder / "trainer.pid").write_text(str(job.process.pid))
             if job.stop_requested:  # Stop arrived while it was starting
                 job.process.send_signal(signal.SIGTERM)
@@ -666,7 +739,8 @@ class TrainingManager:
                 record = json.loads(record_file.read_text(encoding="utf-8"))
                 job = Job(record["id"], "", JobSettings(**record["settings"]), record_file.parent,
                           created=record["created"], state=record["state"], message=record["message"],
-                          budget_minutes=record["budget_minutes"])
+                          budget_minutes=record["budget_minutes"], data_name=record.get("data_name", ""),
+                          dataset=record.get("dataset"))
             except (OSError, ValueError, KeyError, TypeError):
                 continue
             job.owner_key_hash = record["owner"]

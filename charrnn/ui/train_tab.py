@@ -3,15 +3,20 @@
 Every handler calls one method of charrnn.service.training.TrainingManager. The page keeps a session key in the
 browser (gr.BrowserState), so a reload finds the session's job and models again; the handlers take it from a
 hidden textbox, so API callers pass a key of their own. While a job is active a gr.Timer polls its progress
-every second.
+every second. On a Space with Hugging Face sign-in (`hf_oauth: true`) a gr.LoginButton signs the visitor in, and
+Push uses their token and suggests `<username>/<model name>`; elsewhere the token field does.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import re
+import sys
 import uuid
 
 import gradio as gr
-from gradio.utils import get_upload_folder
+from gradio.utils import get_space, get_upload_folder
 
 from charrnn.config import TOKENIZERS
 from charrnn.service import ModelLibrary
@@ -38,6 +43,26 @@ def model_pickers(root) -> list[gr.Dropdown]:
             found.append(block)
         stack.extend(getattr(block, "children", []) or [])
     return found
+
+
+def sign_in_available() -> bool:
+    """Whether this host signs visitors in with Hugging Face: a Space with `hf_oauth: true` in its README (the
+    Space then sets OAUTH_CLIENT_ID) and Gradio's OAuth packages (gradio[oauth]). A gr.LoginButton elsewhere stops
+    the app from starting: off a Space, Gradio mocks the sign-in with the host's own Hugging Face login, which it
+    reads from the Hub at launch (and fails without a login or a network); on a Space without OAuth it raises."""
+    if not (get_space() and os.environ.get("OAUTH_CLIENT_ID")):
+        return False
+    missing = [name for name in ("authlib", "itsdangerous") if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"warning: Hugging Face sign-in is on, but {', '.join(missing)} is not installed (pip install "
+              f"'gradio[oauth]'); the Train tab asks for a token instead", file=sys.stderr)
+    return not missing
+
+
+def suggested_repo(username: str, model_name) -> str | None:
+    """`<username>/<model name>` with the name's spaces as dashes, or None when the name makes no repo name."""
+    name = re.sub(r"[^\w.-]+", "-", model_name.strip()).strip("-.") if isinstance(model_name, str) else ""
+    return f"{username}/{name}" if name else None
 
 
 def _upload_path(item):
@@ -157,9 +182,15 @@ def train_tab(demo: gr.Blocks, library: ModelLibrary, manager: TrainingManager, 
         job = manager.latest(key)
         if job is None:
             raise gr.Error("no model in this session yet: train one first", print_exception=False)
-        token = token or (oauth.token if oauth is not None else None)
-        url = manager.push(key, job.id, repo_id, token)
+        url = manager.push(key, job.id, repo_id, token, oauth_token=oauth)
         return f"Pushed: {url}"
+
+    def suggest_repo(model_name, repo, suggested, profile: gr.OAuthProfile | None = None):
+        """For a signed-in visitor, `<username>/<model name>` in the repository box, unless they wrote their own."""
+        if profile is None or (repo and repo != suggested):
+            return gr.skip(), suggested
+        suggestion = suggested_repo(profile.username, model_name)
+        return (suggestion, suggestion) if suggestion else (gr.skip(), suggested)
 
     with gr.Tab("Train"):
         gr.Markdown(HELP)
@@ -211,8 +242,13 @@ def train_tab(demo: gr.Blocks, library: ModelLibrary, manager: TrainingManager, 
                 download_button = gr.Button("Download the model (zip)")
                 zip_file = gr.File(label="Model zip")
             with gr.Column():
+                sign_in = sign_in_available()
+                if sign_in:
+                    gr.LoginButton()
                 repo = gr.Textbox(label="Hub repository (user/name)")
-                token = gr.Textbox(label="Hugging Face token with write access (or sign in)", type="password")
+                token = gr.Textbox(label="Hugging Face token with write access" + (" (or sign in above)"
+                                                                                   if sign_in else ""),
+                                   type="password")
                 push_button = gr.Button("Push to the Hub")
                 pushed = gr.Markdown()
 
@@ -230,5 +266,10 @@ def train_tab(demo: gr.Blocks, library: ModelLibrary, manager: TrainingManager, 
                    show_progress="hidden")
         download_button.click(download, [key], [zip_file], api_name="download_model", preprocess=False)
         push_button.click(push, [key, repo, token], [pushed], api_name="push_model", preprocess=False)
+        if sign_in:
+            suggested = gr.State("")
+            for event in (demo.load, name.change):
+                event(suggest_repo, [name, repo, suggested], [repo, suggested], api_visibility="private",
+                      preprocess=False)
     demo.load(on_load, [stored_key], [stored_key, key, status, bar, timer, shown, sizes, *pickers],
               api_visibility="private", preprocess=False)
