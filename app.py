@@ -20,7 +20,7 @@ from gradio.components.plot import AltairPlotData
 from charrnn import service
 from charrnn.errors import CharRNNError
 from charrnn.service import inputs, inside
-from charrnn.service.allocator import return_freed_memory
+from charrnn.service.serving import prepare_server_process
 from charrnn.service.inputs import LIMITS
 from charrnn.service.training import TrainingManager
 from charrnn.ui.train_tab import model_pickers, train_tab
@@ -253,7 +253,8 @@ def build_app(library: service.ModelLibrary | None = None, manager: TrainingMana
             status_so_far = gr.State("")
             event = generate_button.click(
                 generate, [prompt, model, temperature, top_k, top_p, length, seed, num_samples],
-                [output, status, status_so_far], api_name="generate", preprocess=False)
+                [output, status, status_so_far], api_name="generate", preprocess=False,
+                concurrency_limit=LIMITS.streams, concurrency_id="sampling")
             stop_button.click(None, None, None, cancels=[event], api_visibility="private").then(
                 stopped, status_so_far, status, api_visibility="private")
 
@@ -289,7 +290,8 @@ def build_app(library: service.ModelLibrary | None = None, manager: TrainingMana
                               preprocess=False)
             compare_button.click(
                 compare, [compare_prompt, *pickers, compare_temperature, compare_length, compare_seed],
-                [*(t for _, t in columns), table, by_time, by_step, scores], api_name="compare", preprocess=False)
+                [*(t for _, t in columns), table, by_time, by_step, scores], api_name="compare", preprocess=False,
+                concurrency_limit=LIMITS.streams, concurrency_id="sampling")
         _inside_tab(library, names)
         train_tab(demo, library, manager, model_pickers(demo), user_errors)
     return demo
@@ -394,7 +396,7 @@ def _inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    return_freed_memory()  # a public URL gets 10 MB requests: their memory goes back once they are answered
+    prepare_server_process()  # memory given back after big requests; no import search on every event
     library = service.ModelLibrary()
     # The page is built and served before torch is imported (the slowest import): broken folders that show
     # without loading are skipped here, before the pickers are built; warm_up loads every model once the page

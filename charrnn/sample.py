@@ -116,7 +116,64 @@ def _repeat(hidden: Hidden, rows: int) -> Hidden:
     return hidden.repeat(1, rows, 1)
 
 
-@torch.no_grad()
+class Samples:
+    """`num_samples` samples of one prompt and seed, between steps: the hidden state (NumPy, the Stepper's layout),
+    the token each reads next, and the text so far. A step is the Stepper's; `advance` draws from its logits.
+
+    Holding this between steps is what lets samples of several callers share a step (charrnn.batching): their
+    hidden states are stacked, stepped at once, and each caller's slice of the logits comes back here.
+    """
+
+    @torch.no_grad()
+    def __init__(self, model: CharRNN, tokenizer: Tokenizer, stepper: Stepper, prompt: str = "", length: int = 500,
+                 settings: SamplingSettings = SamplingSettings(), seed: int | None = None, num_samples: int = 1,
+                 stop: str | None = None):
+        check(length >= 0, f"length must be >= 0, got {length}")
+        check(num_samples >= 1, f"number of samples must be >= 1, got {num_samples}")
+        self.tokenizer, self.settings, self.stop = tokenizer, settings, stop
+        self.rng = np.random.default_rng(seed)
+        ids, _ = encode_prompt(tokenizer, prompt)
+        hidden = prime(model, ids[:-1])
+        self.hidden = stepper.to_numpy(model.init_hidden(num_samples) if hidden is None
+                                       else _repeat(hidden, num_samples))
+        self.tokens = np.full(num_samples, ids[-1])
+        self.banned = UNKNOWN_ID if isinstance(tokenizer, CharTokenizer) else None
+        self.byte_level = not isinstance(tokenizer, CharTokenizer)
+        self.remaining = length
+        self.generated: list[list[int]] = [[] for _ in range(num_samples)]
+        self.texts = [""] * num_samples
+        self.done = [False] * num_samples
+
+    @property
+    def rows(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def finished(self) -> bool:
+        return self.remaining <= 0 or all(self.done)
+
+    def advance(self, logits: np.ndarray) -> list[str]:
+        """Draw the next token of every sample from the step's logits (rows, V); returns each sample's new text
+        ("" once a sample has stopped)."""
+        self.tokens = draw_tokens(logits, self.settings, self.rng, self.banned)
+        self.remaining -= 1
+        pieces = []
+        for i, token in enumerate(self.tokens):
+            if self.done[i]:
+                pieces.append("")
+                continue
+            self.generated[i].append(int(token))
+            if self.byte_level:  # a subword may be part of a UTF-8 character: emit what decodes completely
+                full = self.tokenizer.decode(self.generated[i])
+                piece = "" if full.endswith("\ufffd") else full[len(self.texts[i]):]
+            else:
+                piece = self.tokenizer.decode([int(token)])
+            self.texts[i] += piece
+            self.done[i] = bool(self.stop) and self.texts[i].endswith(self.stop)
+            pieces.append(piece)
+        return pieces
+
+
 def stream(model: CharRNN, tokenizer: Tokenizer, prompt: str = "", length: int = 500,
            settings: SamplingSettings = SamplingSettings(), seed: int | None = None, num_samples: int = 1,
            stop: str | None = None, stepper: Stepper | None = None) -> Iterator[list[str]]:
@@ -126,39 +183,11 @@ def stream(model: CharRNN, tokenizer: Tokenizer, prompt: str = "", length: int =
     shared by the samples; then each token is one Stepper step. The model's train/eval mode is left as it was.
     Stops after `length` tokens or, per sample, once its text ends with `stop` (which is kept).
     """
-    check(length >= 0, f"length must be >= 0, got {length}")
-    check(num_samples >= 1, f"number of samples must be >= 1, got {num_samples}")
     stepper = stepper or Stepper(model)
-    rng = np.random.default_rng(seed)
-    ids, _ = encode_prompt(tokenizer, prompt)
-    hidden = prime(model, ids[:-1])
-    hidden = stepper.to_numpy(model.init_hidden(num_samples) if hidden is None else _repeat(hidden, num_samples))
-    tokens = np.full(num_samples, ids[-1])
-    banned = UNKNOWN_ID if isinstance(tokenizer, CharTokenizer) else None
-    byte_level = not isinstance(tokenizer, CharTokenizer)
-    generated: list[list[int]] = [[] for _ in range(num_samples)]
-    texts = [""] * num_samples
-    done = [False] * num_samples
-    for _ in range(length):
-        logits, hidden = stepper.step(tokens, hidden)
-        tokens = draw_tokens(logits, settings, rng, banned)
-        pieces = []
-        for i, token in enumerate(tokens):
-            if done[i]:
-                pieces.append("")
-                continue
-            generated[i].append(int(token))
-            if byte_level:  # a subword may be part of a UTF-8 character: emit what decodes completely
-                full = tokenizer.decode(generated[i])
-                piece = "" if full.endswith("\ufffd") else full[len(texts[i]):]
-            else:
-                piece = tokenizer.decode([int(token)])
-            texts[i] += piece
-            done[i] = bool(stop) and texts[i].endswith(stop)
-            pieces.append(piece)
-        yield pieces
-        if all(done):
-            return
+    samples = Samples(model, tokenizer, stepper, prompt, length, settings, seed, num_samples, stop)
+    while not samples.finished:
+        logits, samples.hidden = stepper.step(samples.tokens, samples.hidden)
+        yield samples.advance(logits)
 
 
 def generate(model: CharRNN, tokenizer: Tokenizer, prompt: str = "", length: int = 500, temperature: float = 0.8,

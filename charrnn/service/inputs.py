@@ -40,6 +40,9 @@ class Limits:
     # Browser sessions whose page state the server keeps (Gradio's state_session_capacity, default 10,000):
     # each holds a copy of every component's value, ~2 MB here, so the default would let visitors fill memory.
     sessions: int = 200
+    # Generate and Compare calls that run at once (the rest queue): they share one batched step per model
+    # (charrnn.batching), so more at once costs little more per step; the cap bounds the batch.
+    streams: int = 32
 
     @classmethod
     def from_env(cls) -> "Limits":
@@ -49,7 +52,8 @@ class Limits:
                    inside_chars=env_int("CHARRNN_MAX_INSIDE_TEXT", cls.inside_chars),
                    upload_mb=env_int("CHARRNN_MAX_UPLOAD_MB", cls.upload_mb),
                    retrain_seconds=env_int("CHARRNN_MAX_RETRAIN_SECONDS", cls.retrain_seconds),
-                   sessions=env_int("CHARRNN_MAX_SESSIONS", cls.sessions))
+                   sessions=env_int("CHARRNN_MAX_SESSIONS", cls.sessions),
+                   streams=env_int("CHARRNN_MAX_STREAMS", cls.streams))
 
 
 LIMITS = Limits.from_env()

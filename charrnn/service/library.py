@@ -15,6 +15,7 @@ from charrnn.checkpoint_folder import CONFIG, WEIGHTS, check_folder, find_checkp
 from charrnn.errors import CharRNNError
 
 if TYPE_CHECKING:
+    from charrnn.batching import SamplingEngine
     from charrnn.checkpoint import Checkpoint
     from charrnn.stepper import Stepper
 
@@ -27,6 +28,7 @@ SHIPPED_ORDER = ("lstm_best", "lstm", "gru", "rnn")  # listed first, in this ord
 class LoadedModel:
     checkpoint: Checkpoint
     stepper: Stepper
+    engine: SamplingEngine  # every visitor's samples of this model share its steps
 
 
 class ModelLibrary:
@@ -105,6 +107,7 @@ class ModelLibrary:
         return read_config(self.path(name))
 
     def load(self, name: str) -> LoadedModel:
+        from charrnn.batching import SamplingEngine
         from charrnn.checkpoint import load_checkpoint  # torch: imported once a model is loaded (see __init__.py)
         from charrnn.stepper import Stepper
 
@@ -120,7 +123,9 @@ class ModelLibrary:
                 except Exception as err:  # noqa: BLE001 - whatever a damaged folder does, the server stays up
                     raise CharRNNError(f"the checkpoint {name} could not be loaded "
                                        f"({type(err).__name__}: {err})") from None
-                cached = (stamp, LoadedModel(checkpoint, Stepper(checkpoint.model)))
+                stepper = Stepper(checkpoint.model)
+                engine = SamplingEngine(checkpoint.model, checkpoint.tokenizer, stepper)
+                cached = (stamp, LoadedModel(checkpoint, stepper, engine))
                 self._loaded[name] = cached
             return cached[1]
 

@@ -11,16 +11,41 @@ from typing import Iterator
 import pandas as pd
 
 from charrnn.evaluate import continuation_bpc
-from charrnn.sample import SamplingSettings, encode_prompt, stream
+from charrnn.sample import SamplingSettings, encode_prompt
 from charrnn.service import inputs
 from charrnn.service.inputs import LIMITS
 from charrnn.service.library import ModelLibrary
 
 MAX_LENGTH = LIMITS.sample_chars  # characters per sample: keeps a public Space responsive
 MAX_SAMPLES = LIMITS.samples
-# Seconds between streamed updates. Each one costs the server a diff of every output and a message per
-# client; ten a second reads as smooth typing and leaves the CPU to the models when many clients stream.
+# Seconds between streamed updates: ten a second reads as smooth typing. Each update costs the server's one
+# event loop a diff of every output and a message (a few ms of Python on a small CPU), and the loop holds the
+# GIL the sampling threads need between kernel calls; so the updates of all streams together are capped, and
+# with many visitors at once each stream updates less often (20 streams: twice a second).
 UPDATE_INTERVAL = 0.1
+MAX_UPDATES_PER_SECOND = 40
+
+
+class _LiveStreams:
+    """How many Generate and Compare streams are running in this process."""
+
+    def __init__(self):
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        with self._lock:
+            self.count += 1
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self.count -= 1
+
+    def update_interval(self) -> float:
+        return max(UPDATE_INTERVAL, self.count / MAX_UPDATES_PER_SECOND)
+
+
+LIVE_STREAMS = _LiveStreams()
 
 
 def _length(length) -> int:
@@ -59,7 +84,8 @@ def prompt_notes(tokenizer, prompt: str) -> str:
 def generate_stream(library: ModelLibrary, name: str, prompt: str = "", length: int = 500, temperature: float = 0.8,
                     top_k: int = 0, top_p: float = 1.0, seed: int | None = 42,
                     num_samples: int = 1) -> Iterator[tuple[list[str], str]]:
-    """Yield (texts so far, status line) every UPDATE_INTERVAL seconds and at the end. Texts include the prompt."""
+    """Yield (texts so far, status line) every update interval (0.1 s, longer when many stream) and at the end.
+    Texts include the prompt."""
     settings = _settings(temperature, top_k, top_p)
     length, prompt, seed = _length(length), _prompt(prompt), _seed(seed)
     num_samples = inputs.integer(num_samples, "the number of samples", 1, MAX_SAMPLES, default=1)
@@ -69,14 +95,14 @@ def generate_stream(library: ModelLibrary, name: str, prompt: str = "", length: 
     notes_and_seed = " ".join(filter(None, [notes, f"Seed {seed}."]))
     start = last = time.perf_counter()
     made = 0
-    for pieces in stream(loaded.checkpoint.model, loaded.checkpoint.tokenizer, prompt, length, settings,
-                         seed, num_samples, stepper=loaded.stepper):
-        texts = [t + p for t, p in zip(texts, pieces)]
-        made += 1
-        now = time.perf_counter()
-        if now - last >= UPDATE_INTERVAL:
-            last = now
-            yield texts, notes_and_seed
+    with LIVE_STREAMS:
+        for pieces in loaded.engine.stream(prompt, length, settings, seed, num_samples, every=UPDATE_INTERVAL):
+            texts = [t + p for t, p in zip(texts, pieces)]
+            made += 1
+            now = time.perf_counter()
+            if now - last >= LIVE_STREAMS.update_interval():
+                last = now
+                yield texts, notes_and_seed
     seconds = time.perf_counter() - start
     unit = "characters" if loaded.checkpoint.tokenizer.kind == "char" else "tokens"
     speed = f"{made * num_samples / max(seconds, 1e-9):,.0f} {unit}/s"
@@ -88,21 +114,21 @@ def compare_stream(library: ModelLibrary, names: list[str], prompt: str = "", le
                    temperature: float = 0.8, seed: int | None = 42) -> Iterator[tuple[list[str], list[float]]]:
     """All models write from the same prompt, seed and temperature at the same time, one thread each.
 
-    Yields (texts so far, chars/s of each stream, measured while all run together) every UPDATE_INTERVAL
-    seconds and at the end. Closing the generator (the UI's stop button) stops the workers.
+    Yields (texts so far, chars/s of each stream, measured while all run together) every update interval and
+    at the end. Closing the generator (the UI's stop button) stops the workers.
     """
     settings = _settings(temperature)
     length, prompt, seed = _length(length), _prompt(prompt), inputs.seed(seed)
     loaded = [library.load(inputs.model_name(n, f"model {i + 1}")) for i, n in enumerate(names)]
-    streams = [stream(m.checkpoint.model, m.checkpoint.tokenizer, prompt, length, settings, seed,
-                      stepper=m.stepper) for m in loaded]
+    streams = [m.engine.stream(prompt, length, settings, seed, every=UPDATE_INTERVAL) for m in loaded]
     pieces: list[list[str]] = [[] for _ in names]  # appended by the workers, read here
     seconds = [0.0] * len(names)
     cancelled = threading.Event()
     start = time.perf_counter()
 
-    # Each worker runs its model freely (no lock-step): the compiled kernels release the GIL, so the models
-    # run on separate cores, and a fast model is not held back by a slow one.
+    # Each worker reads its model's stream freely (no lock-step): each model's engine steps on its own thread
+    # (the compiled kernels release the GIL), so the models run on separate cores, and a fast model is not held
+    # back by a slow one.
     def run(i: int) -> None:
         for step_pieces in streams[i]:
             if cancelled.is_set():
@@ -114,16 +140,20 @@ def compare_stream(library: ModelLibrary, names: list[str], prompt: str = "", le
         return ([prompt + "".join(p) for p in pieces],
                 [len(p) / max(s, 1e-9) for p, s in zip(pieces, seconds)])
 
-    with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        workers = [pool.submit(run, i) for i in range(len(names))]
-        try:
-            while not all(w.done() for w in workers):
-                wait(workers, timeout=UPDATE_INTERVAL)
-                yield snapshot()
-            for w in workers:
-                w.result()  # a worker's error surfaces here
-        finally:
-            cancelled.set()
+    try:
+        with LIVE_STREAMS, ThreadPoolExecutor(max_workers=len(names)) as pool:
+            workers = [pool.submit(run, i) for i in range(len(names))]
+            try:
+                while not all(w.done() for w in workers):
+                    wait(workers, timeout=LIVE_STREAMS.update_interval())
+                    yield snapshot()
+                for w in workers:
+                    w.result()  # a worker's error surfaces here
+            finally:
+                cancelled.set()
+    finally:
+        for s in streams:
+            s.close()  # takes each model's samples out of its engine's batch
     yield snapshot()
 
 

@@ -1,0 +1,185 @@
+"""Continuous batching: the samples of every caller of one model advance together, one Stepper step for all.
+
+A step of one sample is bound by the CPU's latency, not its arithmetic: stepping four rows at once costs about
+as much as one (see kernels._matmul_add). So when twenty visitors generate from the same model, running twenty
+separate loops shares the cores twenty ways, while one loop that stacks their hidden states makes each step
+serve them all. This is what LLM servers call continuous batching: a caller joins the running batch at the next
+step and leaves it when its text is done, without waiting for the others.
+
+A caller's text does not depend on who else is in the batch: its prompt is read on its own thread (as
+`sample.stream` does), it draws from its own random generator, and the kernels give each row the same result
+whatever the batch (tested). So a seed gives the same text alone or under load.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
+
+import numpy as np
+
+from charrnn.errors import CharRNNError
+from charrnn.model import CharRNN
+from charrnn.sample import Samples, SamplingSettings
+from charrnn.stepper import Stepper
+from charrnn.tokenizer import Tokenizer
+
+MAX_ROWS = 64  # rows stepped at once; callers beyond it wait for room (a caller with more rows runs alone)
+MIN_ROWS_PER_THREAD = 8  # below this, splitting a step across cores costs more in hand-offs than it saves
+IDLE_SECONDS = 30.0  # an engine's thread ends after this long without work, and starts again on demand
+
+
+class _Caller:
+    """One caller's samples in the batch, and the steps made for it that it has not yet taken."""
+
+    def __init__(self, samples: Samples):
+        self.samples = samples
+        self.steps: deque[list[str]] = deque()
+        self.ready = threading.Event()  # set at every step
+        self.over = threading.Event()  # set once finished or failed
+        self.error: BaseException | None = None
+        self.finished = False
+        self.cancelled = False
+
+    def put(self, pieces: list[str]) -> None:
+        self.steps.append(pieces)
+        self.finished = self.samples.finished
+        self.ready.set()
+        if self.finished:
+            self.over.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.finished = True
+        self.ready.set()
+        self.over.set()
+
+
+class SamplingEngine:
+    """Samples from one model for any number of threads at once, stepping all their samples together.
+
+    `stream` has the meaning and the results of `sample.stream`. The engine's thread starts on first use and
+    ends after IDLE_SECONDS without work. Steps of MIN_ROWS_PER_THREAD rows or more are split across `threads`
+    cores (default: all of them); the compiled kernels release the GIL.
+    """
+
+    def __init__(self, model: CharRNN, tokenizer: Tokenizer, stepper: Stepper | None = None,
+                 max_rows: int = MAX_ROWS, threads: int | None = None):
+        self.model, self.tokenizer = model, tokenizer
+        self.stepper = stepper or Stepper(model)
+        self.max_rows = max_rows
+        self.threads = max(1, threads or os.cpu_count() or 1)
+        self._waiting: deque[_Caller] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self.active_rows = 0  # rows in the last step
+        self.peak_rows = 0  # the most rows stepped at once so far
+
+    def stream(self, prompt: str = "", length: int = 500, settings: SamplingSettings = SamplingSettings(),
+               seed: int | None = None, num_samples: int = 1, stop: str | None = None,
+               every: float = 0.0) -> Iterator[list[str]]:
+        """Yield, for every step, the new text of each sample, as `sample.stream` does. Closing the generator
+        takes the caller out of the batch at the next step.
+
+        With `every` > 0 the caller wakes at most that often and takes the steps made since in one go: a page
+        that shows the text ten times a second need not wake a thread at every step, and twenty threads that
+        did would keep the GIL from the engine between its kernel calls."""
+        samples = Samples(self.model, self.tokenizer, self.stepper, prompt, length, settings, seed, num_samples,
+                          stop)  # the prompt is read here, on the caller's thread, while the batch goes on
+        if samples.finished:
+            return
+        caller = _Caller(samples)
+        self._submit(caller)
+        try:
+            while True:
+                if every > 0:
+                    caller.over.wait(timeout=every)
+                else:
+                    caller.ready.wait(timeout=1.0)
+                    caller.ready.clear()
+                while caller.steps:
+                    yield caller.steps.popleft()
+                if caller.error is not None:
+                    raise caller.error
+                if caller.finished and not caller.steps:
+                    return
+                self._ensure_running()  # the engine thread may have ended idle between our submit and now
+        finally:
+            caller.cancelled = True
+
+    def _submit(self, caller: _Caller) -> None:
+        with self._cond:
+            self._waiting.append(caller)
+            self._cond.notify()
+        self._ensure_running()
+
+    def _ensure_running(self) -> None:
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="charrnn-sampling", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        active: list[_Caller] = []
+        while True:
+            with self._cond:
+                if not active and not self._waiting:
+                    self._cond.wait(timeout=IDLE_SECONDS)
+                    if not self._waiting:
+                        self.active_rows = 0
+                        self._thread = None  # a later submit starts a new thread
+                        return
+                rows = sum(c.samples.rows for c in active)
+                while self._waiting and (not active or rows + self._waiting[0].samples.rows <= self.max_rows):
+                    caller = self._waiting.popleft()
+                    active.append(caller)
+                    rows += caller.samples.rows
+            active = [c for c in active if not c.cancelled]
+            self.active_rows = sum(c.samples.rows for c in active)
+            if active:
+                active = self._step(active)
+
+    def _step(self, active: list[_Caller]) -> list[_Caller]:
+        """One step for every active caller; returns those still going."""
+        try:
+            tokens = np.concatenate([c.samples.tokens for c in active])
+            hidden = [np.concatenate(layer) for layer in zip(*(c.samples.hidden for c in active))]
+            self.peak_rows = max(self.peak_rows, len(tokens))
+            logits, hidden = self._step_rows(tokens, hidden)
+        except Exception as error:  # noqa: BLE001 - every caller hears of it; the engine goes on
+            for caller in active:
+                caller.fail(error)
+            return []
+        going = []
+        start = 0
+        for caller in active:
+            end = start + caller.samples.rows
+            caller.samples.hidden = [layer[start:end] for layer in hidden]
+            try:
+                caller.put(caller.samples.advance(logits[start:end]))
+            except (CharRNNError, ValueError) as error:  # e.g. NaN scores: this caller's, not the others'
+                caller.fail(error)
+            if not caller.finished:
+                going.append(caller)
+            start = end
+        return going
+
+    def _step_rows(self, tokens: np.ndarray, hidden: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Stepper.step, with the rows split across threads when there are enough of them. Parts are multiples
+        of four rows, the kernels' block, so that no part wastes a partly filled block."""
+        parts = min(self.threads, len(tokens) // MIN_ROWS_PER_THREAD)
+        if parts <= 1:
+            return self.stepper.step(tokens, hidden)
+        size = -(-len(tokens) // parts)
+        size += -size % 4
+        bounds = [(start, min(start + size, len(tokens))) for start in range(0, len(tokens), size)]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="charrnn-step")
+        results = list(self._pool.map(
+            lambda b: self.stepper.step(tokens[b[0]:b[1]], [layer[b[0]:b[1]] for layer in hidden]), bounds))
+        logits = np.concatenate([r[0] for r in results])
+        return logits, [np.concatenate(layers) for layers in zip(*(r[1] for r in results))]

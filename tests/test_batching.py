@@ -1,0 +1,145 @@
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from charrnn import batching
+from charrnn.batching import SamplingEngine
+from charrnn.checkpoint import load_checkpoint
+from charrnn.config import ModelConfig
+from charrnn.model import CharRNN
+from charrnn.sample import SamplingSettings, stream
+from charrnn.stepper import Stepper
+
+CELLS = ["lstm", "gru", "rnn_tanh"]
+
+
+def random_model(cell: str) -> CharRNN:
+    torch.manual_seed(1)
+    # 100 and 70 wide: not multiples of the vector width, so the kernels' remainder loops run too
+    return CharRNN(ModelConfig(vocab_size=30, cell=cell, embedding_size=16, hidden_size=100, num_layers=2)).eval()
+
+
+@pytest.mark.parametrize("half", [False, True], ids=["float32", "half"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_rows_step_is_bit_identical_whatever_batch_it_is_stepped_in(cell, half):
+    stepper = Stepper(random_model(cell), half=half)
+    rng = np.random.default_rng(0)
+    batch = 11  # two blocks of four and three rows one at a time
+    tokens = rng.integers(0, 30, batch)
+    hidden = [rng.standard_normal((batch, 100)).astype(np.float32) for _ in stepper.to_numpy(
+        random_model(cell).init_hidden(batch))]
+    logits, new_hidden = stepper.step(tokens, hidden)
+    for size in (1, 2, 3, 4, 5, 8):  # every row, stepped in batches of other sizes at other positions
+        for start in range(0, batch, size):
+            rows = slice(start, min(start + size, batch))
+            part_logits, part_hidden = stepper.step(tokens[rows], [h[rows] for h in hidden])
+            assert np.array_equal(part_logits, logits[rows]), (size, start)
+            for got, want in zip(part_hidden, new_hidden):
+                assert np.array_equal(got, want[rows])
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_checkpoint):
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    return checkpoint.model, checkpoint.tokenizer
+
+
+# (prompt, length, settings, seed, samples, stop): callers that differ in every way a request can
+REQUESTS = [
+    ("All:", 300, SamplingSettings(1.0), 1, 1, None),
+    ("First Citizen", 250, SamplingSettings(0.7, top_k=5), 2, 3, None),
+    ("", 400, SamplingSettings(1.2, top_p=0.9), 3, 1, None),
+    ("You", 350, SamplingSettings(0.0), 4, 2, None),
+    ("We are", 300, SamplingSettings(1.0), 5, 2, "\n"),
+    ("Speak", 120, SamplingSettings(0.9), 6, 1, None),
+]
+
+
+def run_concurrently(engine: SamplingEngine, requests, threads_per_request: int = 1) -> list[list[str]]:
+    results = [None] * len(requests)
+    barrier = threading.Barrier(len(requests))
+
+    def call(i):
+        prompt, length, settings, seed, samples, stop = requests[i]
+        barrier.wait()
+        texts = [""] * samples
+        for pieces in engine.stream(prompt, length, settings, seed, samples, stop):
+            texts = [t + p for t, p in zip(texts, pieces)]
+        results[i] = texts
+
+    workers = [threading.Thread(target=call, args=(i,)) for i in range(len(requests))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    return results
+
+
+def alone(model, tokenizer, request) -> list[str]:
+    prompt, length, settings, seed, samples, stop = request
+    texts = [""] * samples
+    for pieces in stream(model, tokenizer, prompt, length, settings, seed, samples, stop):
+        texts = [t + p for t, p in zip(texts, pieces)]
+    return texts
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_callers_batched_together_get_exactly_the_text_each_gets_alone(tiny, threads):
+    model, tokenizer = tiny
+    engine = SamplingEngine(model, tokenizer, threads=threads)
+    batched = run_concurrently(engine, REQUESTS)
+    assert engine.peak_rows > 3  # they did share steps (one request alone has at most 3 rows)
+    for request, texts in zip(REQUESTS, batched):
+        assert texts == alone(model, tokenizer, request)
+    assert batched[4][0].endswith("\n") or len(batched[4][0]) == 300  # the stop string ended that one
+
+
+def test_a_caller_that_leaves_early_is_dropped_and_the_others_are_unaffected(tiny):
+    model, tokenizer = tiny
+    engine = SamplingEngine(model, tokenizer)
+    leaver = engine.stream("All:", 10**6, SamplingSettings(1.0), 9)  # minutes of steps if never dropped
+    next(leaver)  # in the batch now
+    stayers = run_concurrently(engine, REQUESTS[:2])
+    leaver.close()
+    deadline = time.monotonic() + 10
+    while engine.active_rows and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert engine.active_rows == 0
+    for request, texts in zip(REQUESTS[:2], stayers):
+        assert texts == alone(model, tokenizer, request)
+
+
+def test_the_engine_thread_ends_when_idle_and_starts_again_on_demand(tiny, monkeypatch):
+    model, tokenizer = tiny
+    monkeypatch.setattr(batching, "IDLE_SECONDS", 0.05)
+    engine = SamplingEngine(model, tokenizer)
+    first = "".join(p[0] for p in engine.stream("All:", 50, SamplingSettings(1.0), 3))
+    deadline = time.monotonic() + 10
+    while engine._thread is not None and time.monotonic() < deadline:  # noqa: SLF001
+        time.sleep(0.01)
+    assert engine._thread is None  # noqa: SLF001 - no thread left behind by an idle model
+    again = "".join(p[0] for p in engine.stream("All:", 50, SamplingSettings(1.0), 3))
+    assert again == first and len(first) == 50
+
+
+def test_more_callers_than_rows_wait_for_room_and_all_finish(tiny):
+    model, tokenizer = tiny
+    engine = SamplingEngine(model, tokenizer, max_rows=3)
+    results = run_concurrently(engine, REQUESTS)
+    assert engine.peak_rows <= 3
+    for request, texts in zip(REQUESTS, results):
+        assert texts == alone(model, tokenizer, request)
+
+
+def test_a_failing_step_reaches_every_caller_as_an_error_and_the_engine_goes_on(tiny, monkeypatch):
+    model, tokenizer = tiny
+    engine = SamplingEngine(model, tokenizer)
+    real_step = engine.stepper.step
+    monkeypatch.setattr(engine.stepper, "step", lambda *a: (_ for _ in ()).throw(MemoryError("no room")))
+    with pytest.raises(MemoryError, match="no room"):
+        list(engine.stream("All:", 20, SamplingSettings(1.0), 3))
+    monkeypatch.setattr(engine.stepper, "step", real_step)
+    assert len(list(engine.stream("All:", 20, SamplingSettings(1.0), 3))) == 20
