@@ -183,10 +183,6 @@ def main(argv=None) -> dict:
     return result
 
 
-if __name__ == "__main__":
-    main()
-
-
 @torch.no_grad()
 def continuation_bpc(model: CharRNN, tokenizer, context_ids: np.ndarray, text: str) -> float | None:
     """Bits per character of `text` read after `context_ids` (the prompt as the sampler fed it): how likely the
@@ -204,3 +200,7 @@ def continuation_bpc(model: CharRNN, tokenizer, context_ids: np.ndarray, text: s
     finally:
         model.train(was_training)
     return nll / math.log(2) / len(text)
+
+
+if __name__ == "__main__":
+    main()
