@@ -3,11 +3,15 @@
     charrnn evaluate --checkpoint checkpoints/lstm --dataset tiny_shakespeare
     charrnn evaluate --checkpoint user/name --dataset my_novel.txt
     charrnn evaluate --checkpoint runs/big/best --dataset big.txt --eval-tokens 1000000   (a sample, as training's)
+
+A dataset or file is encoded into the cache of encoded text, as for training (the same text again starts at once),
+and scored from there a chunk at a time: memory does not grow with the text.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -17,8 +21,11 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 
+from charrnn.data import Corpus, Source, load_corpus, resolve_source
+from charrnn.data.reading import CorpusText, cut_stream, split_chunks
 from charrnn.errors import ArgumentParser, check, check_text, cli_errors
 from charrnn.model import CharRNN
+from charrnn.tokenizer import UNKNOWN_ID
 
 
 STREAMS = 16  # windows of the text scored side by side, each from a zero hidden state
@@ -122,9 +129,37 @@ def evaluate_text(model: CharRNN, tokenizer, text: str, **kwargs) -> dict:
     return result
 
 
+def scored_part(source: Source, whole: bool, val_fraction: float) -> tuple[Source, float, str]:
+    """The source and val_fraction to give load_corpus so that its `val` ids are the part of `source` to score,
+    and that part's name. `whole`: all of source.split; else the part training held out, the validation split
+    or the last `val_fraction` of the training text."""
+    if not whole:
+        text = CorpusText(source, val_fraction)
+        if not text.has_val_split_text():
+            return source, val_fraction, text.val_description
+        source = dataclasses.replace(source, split=text.val_expression)
+    # A split scored whole: all of it is held out (val_fraction 1), and no other split is read.
+    return dataclasses.replace(source, val_split="none"), 1.0, source.split
+
+
+def unknown_chars(source: Source, corpus: Corpus) -> list[str]:
+    """The characters of the scored text (corpus.val) that its char tokenizer does not know. The ids only say
+    that there are some, so then the text is read once more, a chunk at a time, to name them."""
+    tokenizer, ids, step = corpus.tokenizer, corpus.val, 1 << 16
+    if tokenizer.kind != "char" or not any((ids[i:i + step] == UNKNOWN_ID).any() for i in range(0, len(ids), step)):
+        return []
+    # One token per character: the scored text starts len(corpus.train) characters into the split.
+    before, scored = cut_stream(split_chunks(source, source.split), len(corpus.train))
+    for _ in before:
+        pass
+    found = set()
+    for chunk in scored:
+        found.update(tokenizer.unknown_chars(chunk))
+    return sorted(found)
+
+
 @cli_errors
 def main(argv=None) -> dict:
-    from charrnn.data import held_out_text, load_split_text, resolve_source
     from charrnn.device import autocast_dtype, pick_device
     from charrnn.hub import load
 
@@ -159,32 +194,29 @@ def main(argv=None) -> dict:
     device = pick_device(args.device)
     amp_dtype = autocast_dtype(args.precision, device)
     checkpoint = load(args.checkpoint, args.revision, device)
+    scoring = dict(device=device, amp_dtype=amp_dtype, max_tokens=args.eval_tokens, progress=True)
     if args.text is not None:
-        text, what, part = args.text, "--text", "all"
+        what, part = "--text", "all"
+        start = time.perf_counter()
+        result = evaluate_text(checkpoint.model, checkpoint.tokenizer, args.text, **scoring)
     else:
         source = resolve_source(args.dataset, args.dataset_config, args.split or "train", "auto", args.text_column)
         check(args.split is None or not source.is_text_files,
               "--split applies to datasets; text files are scored on the tail training held out, or whole with --all")
-        what = source.name
-        if args.all or args.split:
-            text, part = load_split_text(source, source.split), f"all of {source.split}"
-        else:
-            val_fraction = args.val_fraction or checkpoint.meta.get("training", {}).get("val_fraction", 0.1)
-            text, held_out = held_out_text(source, val_fraction)
-            part = f"{held_out} (held out in training; --all scores everything)"
-    start = time.perf_counter()
-    result = evaluate_text(checkpoint.model, checkpoint.tokenizer, text, device=device, amp_dtype=amp_dtype,
-                           max_tokens=args.eval_tokens, progress=True)
+        what, whole = source.name, bool(args.all or args.split)
+        val_fraction = args.val_fraction or checkpoint.meta.get("training", {}).get("val_fraction", 0.1)
+        source, val_fraction, name = scored_part(source, whole, val_fraction)
+        part = f"all of {name}" if whole else f"{name} (held out in training; --all scores everything)"
+        corpus = load_corpus(source, val_fraction=val_fraction, tokenizer=checkpoint.tokenizer, progress=True)
+        start = time.perf_counter()
+        result = evaluate_ids(checkpoint.model, corpus.val, corpus.val_chars, **scoring)
+        result["unknown_chars"] = unknown_chars(source, corpus)
     if result["unknown_chars"]:
         print(f"note: {len(result['unknown_chars'])} characters unknown to the model were scored as <unk>: "
               f"{''.join(result['unknown_chars'][:40])!r}", file=sys.stderr)
     result.update(checkpoint=str(checkpoint.path), data=what, part=part, seconds=round(time.perf_counter() - start, 3))
     print(json.dumps(result))
     return result
-
-
-if __name__ == "__main__":
-    main()
 
 
 @torch.no_grad()
@@ -204,3 +236,7 @@ def continuation_bpc(model: CharRNN, tokenizer, context_ids: np.ndarray, text: s
     finally:
         model.train(was_training)
     return nll / math.log(2) / len(text)
+
+
+if __name__ == "__main__":
+    main()

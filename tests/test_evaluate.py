@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn.checkpoint import load_checkpoint
+from charrnn.checkpoint import load_checkpoint, save_checkpoint
 from charrnn.config import ModelConfig
+from charrnn.data import held_out_text, reading, resolve_source
 from charrnn.evaluate import evaluate_ids, evaluate_text, evaluation_windows, main
 from charrnn.model import CharRNN
+from charrnn.tokenizer import CharTokenizer
 from tests.conftest import TINY_TEXT
 
 
@@ -162,6 +164,46 @@ def test_evaluate_cli_scores_the_tail_training_held_out_unless_told_to_score_all
     main(["--checkpoint", str(tiny_checkpoint), "--dataset", str(text_file), "--val-fraction", "0.5"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["chars"] == len(TINY_TEXT) - int(
         len(TINY_TEXT) * 0.5) - 1
+
+
+def test_evaluate_cli_gives_what_scoring_the_text_in_memory_gives(tiny_checkpoint, tmp_path):
+    # Characters the model does not know: "Ω" in the part it trained on, "🎉" in the held-out tail.
+    text = "Ω" + TINY_TEXT + "All: 🎉 speak\n"
+    path = tmp_path / "more.txt"
+    path.write_text(text, encoding="utf-8")
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    held_out = held_out_text(resolve_source(str(path)))[0]
+    for flags, scored, unknown in (([], held_out, ["🎉"]), (["--all"], text, ["Ω", "🎉"])):
+        result = main(["--checkpoint", str(tiny_checkpoint), "--dataset", str(path), *flags])
+        expected = evaluate_text(checkpoint.model, checkpoint.tokenizer, scored)
+        assert {k: result[k] for k in expected} == expected and expected["unknown_chars"] == unknown
+
+
+def test_evaluate_cli_memory_does_not_grow_with_the_text(tmp_path, monkeypatch):
+    chars = np.frombuffer(b"abc de\n", dtype=np.uint8)
+    torch.manual_seed(0)
+    tokenizer = CharTokenizer(chars.tobytes().decode())
+    model = CharRNN(ModelConfig(vocab_size=tokenizer.vocab_size, embedding_size=2, hidden_size=2, num_layers=1,
+                                cell="rnn_tanh"))
+    save_checkpoint(tmp_path / "model", model, tokenizer)
+    monkeypatch.setattr(reading, "CHUNK_SIZE", 1 << 16)
+
+    def peak(size: int) -> int:
+        """Traced peak bytes of scoring the held-out half of a text of `size` characters."""
+        path = tmp_path / f"{size}.txt"
+        path.write_bytes(np.random.default_rng(0).choice(chars, size).tobytes())
+        argv = ["--checkpoint", str(tmp_path / "model"), "--dataset", str(path), "--val-fraction", "0.5"]
+        tracemalloc.start()
+        try:
+            assert main(argv)["tokens"] == size // 2 - 1
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    peak(100_000)  # imports the modules a first run needs
+    small, large = peak(500_000), peak(3_000_000)
+    # Held in memory, 1.25M more characters held out would take 1.25 MB as text and 10 MB as int64 ids.
+    assert large - small < 250_000, (small, large)
 
 
 def test_evaluate_cli_scores_a_sample_with_eval_tokens(tiny_checkpoint, text_file, capsys):

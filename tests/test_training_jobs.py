@@ -1,7 +1,9 @@
 """Training jobs (charrnn.service.training): text in, the real trainer as a child process, progress, the model out."""
 
+import json
 import re
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
@@ -32,6 +34,19 @@ def wait_for(condition, timeout=90, what="the condition"):
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
+
+
+def json_strings(value):
+    """Every string in a parsed JSON document, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from json_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from json_strings(item)
 
 
 class RecordingHfApi:
@@ -94,6 +109,12 @@ def test_a_job_from_pasted_text_and_a_file_trains_stops_resumes_finishes_and_is_
     card = model_card(manager.library, job.model_name)
     assert f"trained on {text.name}" in card and "made by `python -m charrnn.train" in card
     assert str(tmp_path) not in card and "upload.txt" not in card
+    # Nor does the config the checkpoints carry (pushed with them): the data source is the text's name.
+    for checkpoint in ("best", "last"):
+        config = (job.folder / checkpoint / "config.json").read_text(encoding="utf-8")
+        assert str(tmp_path) not in config and str(job.folder.resolve()) not in config and "/tmp" not in config
+        assert not [value for value in json_strings(json.loads(config)) if Path(value).is_absolute()]
+        assert json.loads(config)["metrics"]["data"]["source"] == text.name
 
     # A push uses the visitor's token, typed or from signing in, never the host's login; the Hub card built for
     # it names the text and shows no folder of the server either.

@@ -65,6 +65,10 @@ class Trainer:
                                               progress=cfg.progress and self.dist.is_main)
         if len(self.corpus.val) < 2:
             raise CharRNNError("the validation text is empty; give more text or a larger --val-fraction")
+        # The checkpoints (pushed to the Hub as they are) name the text as the person did, never by the resolved
+        # paths the corpus cache records: an app job's text is a file in a folder of the server.
+        named = cfg.data_name or (source.name if source.on_hub else " ".join(cfg.dataset))
+        self.data = {**self.corpus.description, "source": named}
         self.batcher = StreamBatcher(self.corpus.train, cfg.batch_size, cfg.seq_len, cfg.seed)
         self.model = resumed.model if resumed else build_model(cfg, self.corpus.tokenizer.vocab_size, self.device)
         self.model.to(self.device).train()
@@ -161,7 +165,7 @@ class Trainer:
         how = {"hardware": hardware_description(self.device), "device": self.device.type,
                "precision": str(self.amp_dtype or "fp32").replace("torch.", ""),
                "world_size": self.dist.world_size}
-        metrics = run_metrics(self.progress, self.total_seconds(), self.cfg.clip, how, self.corpus.description)
+        metrics = run_metrics(self.progress, self.total_seconds(), self.cfg.clip, how, self.data)
         metrics.update(final or {})
         return {"training": dataclasses.asdict(self.cfg), "metrics": metrics, "command": self.command}
 
