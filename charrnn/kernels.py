@@ -28,7 +28,10 @@ from numba.extending import intrinsic, overload
 # scores, and is cheap next to a step, so it uses exact IEEE arithmetic (an approximate reciprocal would also
 # turn 0 / a tiny temperature into 0 * inf = NaN).
 _JIT = dict(nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp", "afn"}, cache=True, boundscheck=False)
-_EXACT = dict(nogil=True, cache=True, boundscheck=False)
+# The draw keeps the GIL: it takes microseconds, and a thread that gives the GIL up must wait to get it back
+# (up to the 5 ms switch interval while the server's event loop runs Python); with twenty callers drawing at
+# every step, those waits cost more than the draws.
+_EXACT = dict(nogil=False, cache=True, boundscheck=False)
 
 
 def to_half_bits(array: np.ndarray) -> np.ndarray:
@@ -158,6 +161,70 @@ def rnn_layer(input_gates, x, w_ih, w_hh, h, h_out, pre, relu):
     for b in range(h.shape[0]):
         for k in range(size):
             h_out[b, k] = max(pre[b, k], np.float32(0.0)) if relu else math.tanh(pre[b, k])
+
+
+# Whole steps: every layer and the output layer in one call. A compiled call releases the GIL and must wait to
+# get it back afterwards, up to the 5 ms switch interval while another thread (the server's event loop) runs
+# Python; one call per step instead of one per layer cut those waits to one. The state is (S, B, H): each
+# layer's h, then (LSTM) each layer's c. Layer 0's input projection and bias come from `table` (V, G); the
+# upper layers' input matrices are stacked in w_ih (L-1, G, H) and their biases in b_in (L, G); `no_rows` is a
+# (0, width) matrix that stands for layer 0's input matrix (see _input_side).
+
+
+@njit(**_JIT)
+def _layer_inputs(layer, tokens, table, b_in, out):
+    for b in range(tokens.shape[0]):
+        if layer == 0:
+            out[b, :] = table[tokens[b]]
+        else:
+            out[b, :] = b_in[layer]
+
+
+@njit(**_JIT)
+def lstm_step(tokens, table, no_rows, w_ih, w_hh, b_in, head_w, head_b, state, new_state, logits):
+    layers = w_hh.shape[0]
+    inputs = np.empty((tokens.shape[0], w_hh.shape[1]), np.float32)
+    gates = np.empty_like(inputs)
+    for layer in range(layers):
+        _layer_inputs(layer, tokens, table, b_in, inputs)
+        if layer == 0:
+            lstm_layer(inputs, state[0], no_rows, w_hh[0], state[0], state[layers], new_state[0],
+                       new_state[layers], gates)
+        else:
+            lstm_layer(inputs, new_state[layer - 1], w_ih[layer - 1], w_hh[layer], state[layer],
+                       state[layers + layer], new_state[layer], new_state[layers + layer], gates)
+    linear(new_state[layers - 1], head_w, head_b, logits)
+
+
+@njit(**_JIT)
+def gru_step(tokens, table, no_rows, w_ih, w_hh, b_in, b_hh, head_w, head_b, state, new_state, logits):
+    layers = w_hh.shape[0]
+    inputs = np.empty((tokens.shape[0], w_hh.shape[1]), np.float32)
+    gates_i = np.empty_like(inputs)
+    gates_h = np.empty_like(inputs)
+    for layer in range(layers):
+        _layer_inputs(layer, tokens, table, b_in, inputs)
+        if layer == 0:
+            gru_layer(inputs, state[0], no_rows, w_hh[0], b_hh[0], state[0], new_state[0], gates_i, gates_h)
+        else:
+            gru_layer(inputs, new_state[layer - 1], w_ih[layer - 1], w_hh[layer], b_hh[layer], state[layer],
+                      new_state[layer], gates_i, gates_h)
+    linear(new_state[layers - 1], head_w, head_b, logits)
+
+
+@njit(**_JIT)
+def rnn_step(tokens, table, no_rows, w_ih, w_hh, b_in, head_w, head_b, state, new_state, logits, relu):
+    layers = w_hh.shape[0]
+    inputs = np.empty((tokens.shape[0], w_hh.shape[1]), np.float32)
+    pre = np.empty_like(inputs)
+    for layer in range(layers):
+        _layer_inputs(layer, tokens, table, b_in, inputs)
+        if layer == 0:
+            rnn_layer(inputs, state[0], no_rows, w_hh[0], state[0], new_state[0], pre, relu)
+        else:
+            rnn_layer(inputs, new_state[layer - 1], w_ih[layer - 1], w_hh[layer], state[layer], new_state[layer],
+                      pre, relu)
+    linear(new_state[layers - 1], head_w, head_b, logits)
 
 
 @njit(**_EXACT)

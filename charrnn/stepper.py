@@ -16,8 +16,9 @@ import torch
 from charrnn import kernels
 from charrnn.model import CharRNN, Hidden
 
-# Hidden state here: a list of (B, H) float32 arrays per layer ([h..., c...] for LSTM).
-NumpyHidden = list[np.ndarray]
+# Hidden state here: one (S, B, H) float32 array, each layer's h and then (LSTM) each layer's c: nn.LSTM's
+# (h, c) stacked, or nn.RNN/GRU's h.
+NumpyHidden = np.ndarray
 
 
 HALF_MAX = 65504.0  # largest finite float16
@@ -28,7 +29,7 @@ def _f32(tensor: torch.Tensor) -> np.ndarray:
 
 
 class Stepper:
-    """Advances a CharRNN by one token: step(tokens (B,), hidden) -> (logits (B, V), hidden).
+    """Advances a CharRNN by one token: step(tokens (B,), hidden (S, B, H)) -> (logits (B, V), hidden).
 
     Weights are copied to NumPy arrays once (matrices as float16 when `half` and every value fits, else
     float32); the model is left untouched. to_numpy/to_torch convert hidden states from and to
@@ -41,66 +42,55 @@ class Stepper:
         self.num_layers = config.num_layers
         weights = {name: _f32(p) for name, p in model.rnn.named_parameters()}
         layers = range(self.num_layers)
-        self.w_ih = [weights[f"weight_ih_l{k}"] for k in layers]
-        self.w_hh = [weights[f"weight_hh_l{k}"] for k in layers]
-        b_ih = [weights[f"bias_ih_l{k}"] for k in layers]
-        b_hh = [weights[f"bias_hh_l{k}"] for k in layers]
+        b_ih = np.stack([weights[f"bias_ih_l{k}"] for k in layers])
+        b_hh = np.stack([weights[f"bias_hh_l{k}"] for k in layers])
         if self.cell == "gru":
             self.b_hh = b_hh  # the GRU's reset gate scales W_hn h + b_hn, so b_hh stays on the hidden side
             self.b_in = b_ih
         else:
-            self.b_in = [a + b for a, b in zip(b_ih, b_hh)]  # LSTM and RNN just add both biases
+            self.b_in = b_ih + b_hh  # LSTM and RNN just add both biases
         # Layer 0's input projection for every token at once: (V, E) @ (E, G) + b -> (V, G).
-        self.input_table = np.ascontiguousarray(_f32(model.embedding.weight) @ self.w_ih[0].T + self.b_in[0])
-        self.w_ih[0] = np.zeros((0, self.w_ih[0].shape[1]), np.float32)  # the table already did layer 0's input
+        self.input_table = np.ascontiguousarray(_f32(model.embedding.weight) @ weights["weight_ih_l0"].T
+                                                + self.b_in[0])
+        hidden_size, gates = config.hidden_size, self.b_in.shape[1]
+        # The upper layers' input matrices, stacked; layer 0 has none (its input came from the table).
+        w_ih = [weights[f"weight_ih_l{k}"] for k in layers][1:]
+        self.w_ih = np.stack(w_ih) if w_ih else np.zeros((0, gates, hidden_size), np.float32)
+        self.w_hh = np.stack([weights[f"weight_hh_l{k}"] for k in layers])
         self.head_w = _f32(model.head.weight)
         self.head_b = _f32(model.head.bias)
-        matrices = [*self.w_ih, *self.w_hh, self.head_w]
+        matrices = [self.w_ih, self.w_hh, self.head_w]
         self.half = half and all(np.abs(m).max(initial=0.0) < HALF_MAX for m in matrices)
         if self.half:
-            self.w_ih = [kernels.to_half_bits(w) for w in self.w_ih]
-            self.w_hh = [kernels.to_half_bits(w) for w in self.w_hh]
-            self.head_w = kernels.to_half_bits(self.head_w)
-        self._bias_rows: dict[tuple[int, int], np.ndarray] = {}
+            self.w_ih, self.w_hh, self.head_w = (kernels.to_half_bits(m) for m in matrices)
+        self._no_rows = np.zeros((0, hidden_size), self.w_hh.dtype)
+
+    @property
+    def state_size(self) -> int:
+        """S of the (S, B, H) hidden state."""
+        return 2 * self.num_layers if self.cell == "lstm" else self.num_layers
 
     def to_numpy(self, hidden: Hidden) -> NumpyHidden:
         tensors = hidden if isinstance(hidden, tuple) else (hidden,)
-        return [_f32(layer).copy() for t in tensors for layer in t]
+        return np.ascontiguousarray(np.concatenate([_f32(t) for t in tensors]))
 
     def to_torch(self, hidden: NumpyHidden) -> Hidden:
         layers = self.num_layers
-        h = torch.from_numpy(np.stack(hidden[:layers]))
-        return (h, torch.from_numpy(np.stack(hidden[layers:]))) if self.cell == "lstm" else h
-
-    def _input_gates(self, layer: int, tokens: np.ndarray) -> np.ndarray:
-        """(B, G): layer 0's looked-up input projection, or an upper layer's input bias repeated per row."""
-        if layer == 0:
-            return self.input_table[tokens]
-        key = (layer, len(tokens))
-        if key not in self._bias_rows:
-            self._bias_rows[key] = np.ascontiguousarray(np.tile(self.b_in[layer], (len(tokens), 1)))
-        return self._bias_rows[key]
+        h = torch.from_numpy(np.ascontiguousarray(hidden[:layers]))
+        return (h, torch.from_numpy(np.ascontiguousarray(hidden[layers:]))) if self.cell == "lstm" else h
 
     def step(self, tokens: np.ndarray, hidden: NumpyHidden) -> tuple[np.ndarray, NumpyHidden]:
-        """New arrays are returned; the hidden state passed in is left as it was."""
-        layers = self.num_layers
-        batch = len(tokens)
-        new_hidden = [np.empty_like(state) for state in hidden]
-        x = hidden[0]  # layer 0 ignores x: its input came from the table
-        for layer in range(layers):
-            h, h_out = hidden[layer], new_hidden[layer]
-            input_gates = self._input_gates(layer, tokens)
-            width = input_gates.shape[1]
-            if self.cell == "lstm":
-                kernels.lstm_layer(input_gates, x, self.w_ih[layer], self.w_hh[layer], h, hidden[layers + layer],
-                                   h_out, new_hidden[layers + layer], np.empty((batch, width), np.float32))
-            elif self.cell == "gru":
-                kernels.gru_layer(input_gates, x, self.w_ih[layer], self.w_hh[layer], self.b_hh[layer], h, h_out,
-                                  np.empty((batch, width), np.float32), np.empty((batch, width), np.float32))
-            else:
-                kernels.rnn_layer(input_gates, x, self.w_ih[layer], self.w_hh[layer], h, h_out,
-                                  np.empty((batch, width), np.float32), self.cell == "rnn_relu")
-            x = h_out
-        logits = np.empty((batch, len(self.head_b)), np.float32)
-        kernels.linear(x, self.head_w, self.head_b, logits)
-        return logits, new_hidden
+        """One compiled call for the whole step. New arrays are returned; the state passed in is left as it
+        was (it may be a view, e.g. some rows of a larger batch)."""
+        tokens = np.ascontiguousarray(tokens, dtype=np.int64)
+        state = np.ascontiguousarray(hidden, dtype=np.float32)
+        new_state = np.empty_like(state)
+        logits = np.empty((len(tokens), len(self.head_b)), np.float32)
+        common = (tokens, self.input_table, self._no_rows, self.w_ih, self.w_hh, self.b_in)
+        if self.cell == "lstm":
+            kernels.lstm_step(*common, self.head_w, self.head_b, state, new_state, logits)
+        elif self.cell == "gru":
+            kernels.gru_step(*common, self.b_hh, self.head_w, self.head_b, state, new_state, logits)
+        else:
+            kernels.rnn_step(*common, self.head_w, self.head_b, state, new_state, logits, self.cell == "rnn_relu")
+        return logits, new_state
