@@ -39,3 +39,22 @@ def test_bench_on_a_missing_gpu_says_so(capsys):
         main(["--device", "cuda", "--quick"])
     assert exit_info.value.code == 2
     assert "no CUDA GPU is available" in capsys.readouterr().err
+
+
+def test_the_visitors_bench_times_loops_and_the_engine_alone_and_beside_busy_python(tiny_checkpoint, capsys):
+    from charrnn.bench import visitors
+
+    figures = visitors.main(["--checkpoint", str(tiny_checkpoint), "--visitors", "4", "--chars", "30",
+                             "--rounds", "1"])
+    printed = capsys.readouterr().out
+    assert set(figures["chars_per_s"]) == {"loops alone", "engine alone", "loops busy", "engine busy"}
+    assert all(speed > 0 for speed in figures["chars_per_s"].values())
+    assert "beside busy Python" in printed and json.loads(printed.strip().splitlines()[-1]) == figures
+
+
+def test_the_visitors_bench_refuses_sizes_out_of_range(capsys):
+    from charrnn.bench import visitors
+
+    with pytest.raises(SystemExit) as exit_info:
+        visitors.main(["--visitors", "0"])
+    assert exit_info.value.code == 2 and "--visitors" in capsys.readouterr().err

@@ -1,0 +1,119 @@
+"""Many visitors sampling one model at once: the batching engine beside one sampling loop per visitor.
+
+    python -m charrnn.bench.visitors --checkpoint checkpoints/lstm_best --visitors 20 --chars 600
+
+Each visitor is a thread that samples `--chars` characters from its own seed, as the app's Generate does. Two
+ways are timed in alternation, so the machine's noise hits both alike:
+- loops: each visitor runs its own `sample.stream` loop (how the app sampled before charrnn.batching);
+- engine: every visitor's samples advance in one step of the model's SamplingEngine.
+Both are timed alone and beside a thread that runs Python without pause, as the server's event loop does while
+it streams to many clients: a step that gives up the GIL has to wait to get it back. Prints a table and, last,
+one JSON line with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import threading
+import time
+
+from charrnn.batching import SamplingEngine
+from charrnn.errors import ArgumentParser, cli_errors
+from charrnn.sample import SamplingSettings, stream
+from charrnn.stepper import Stepper
+
+SETTINGS = SamplingSettings(temperature=0.8)
+
+
+class BusyPython:
+    """A thread that runs Python without pause, holding the GIL whenever it can."""
+
+    def __enter__(self):
+        self._stop = False
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self):
+        total = 0
+        while not self._stop:
+            for i in range(1000):
+                total += i
+
+    def __exit__(self, *exc):
+        self._stop = True
+        self._thread.join()
+
+
+def _visitors(visitors: int, chars: int, sample) -> float:
+    """Characters per second of all visitors together; sample(seed) yields one list of pieces per step."""
+    barrier = threading.Barrier(visitors + 1)
+
+    def visit(seed):
+        barrier.wait()
+        for _ in sample(seed):
+            pass
+
+    threads = [threading.Thread(target=visit, args=(seed,)) for seed in range(visitors)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return visitors * chars / (time.perf_counter() - start)
+
+
+def measure(checkpoint, visitors: int, chars: int, rounds: int) -> dict:
+    model, tokenizer = checkpoint.model, checkpoint.tokenizer
+    stepper = Stepper(model)
+    engine = SamplingEngine(model, tokenizer, stepper)
+    ways = {
+        "loops": lambda seed: stream(model, tokenizer, "ROMEO:\n", chars, SETTINGS, seed, stepper=stepper),
+        "engine": lambda seed: engine.stream("ROMEO:\n", chars, SETTINGS, seed, every=0.1),
+    }
+    _visitors(2, 50, ways["loops"])  # compiles the kernels
+    speeds: dict[str, list[float]] = {f"{way} {mode}": [] for mode in ("alone", "busy") for way in ways}
+    for _ in range(rounds):
+        for mode in ("alone", "busy"):
+            for way, sample in ways.items():
+                if mode == "busy":
+                    with BusyPython():
+                        speeds[f"{way} {mode}"].append(_visitors(visitors, chars, sample))
+                else:
+                    speeds[f"{way} {mode}"].append(_visitors(visitors, chars, sample))
+    medians = {name: round(statistics.median(values)) for name, values in speeds.items()}
+    return {"visitors": visitors, "chars": chars, "rounds": rounds, "peak_rows": engine.peak_rows,
+            "threads": engine.threads, "chars_per_s": medians,
+            "all_runs": {name: [round(v) for v in values] for name, values in speeds.items()},
+            "engine_over_loops": {mode: round(medians[f"engine {mode}"] / medians[f"loops {mode}"], 2)
+                                  for mode in ("alone", "busy")}}
+
+
+@cli_errors
+def main(argv=None) -> dict:
+    from charrnn.hub import load
+
+    parser = ArgumentParser(prog="python -m charrnn.bench.visitors", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default="checkpoints/lstm_best", help="checkpoint folder or Hub id")
+    parser.add_argument("--visitors", type=int, default=20, help="visitors sampling at once (default: 20)")
+    parser.add_argument("--chars", type=int, default=600, help="characters each visitor samples (default: 600)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are printed")
+    args = parser.parse_args(argv)
+    if not (1 <= args.visitors <= 256 and 1 <= args.chars <= 100_000 and 1 <= args.rounds <= 20):
+        parser.error("--visitors must be in [1, 256], --chars in [1, 100000] and --rounds in [1, 20]")
+    figures = measure(load(args.checkpoint), args.visitors, args.chars, args.rounds)
+    print(f"{args.visitors} visitors x {args.chars} characters, {args.checkpoint}, medians of {args.rounds} rounds "
+          f"(engine: up to {figures['peak_rows']} rows a step, {figures['threads']} threads)")
+    print(f"{'':24}{'loops':>10}{'engine':>10}{'engine/loops':>14}")
+    for mode, label in (("alone", "alone"), ("busy", "beside busy Python")):
+        loops, engine = figures["chars_per_s"][f"loops {mode}"], figures["chars_per_s"][f"engine {mode}"]
+        print(f"{label:24}{loops:>10,}{engine:>10,}{figures['engine_over_loops'][mode]:>14.2f}")
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
