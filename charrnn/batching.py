@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 import numpy as np
@@ -27,8 +26,7 @@ from charrnn.sample import Samples, SamplingSettings
 from charrnn.stepper import Stepper
 from charrnn.tokenizer import Tokenizer
 
-MAX_ROWS = 64  # rows stepped at once; callers beyond it wait for room (a caller with more rows runs alone)
-MIN_ROWS_PER_THREAD = 8  # below this, splitting a step across cores costs more in hand-offs than it saves
+MAX_ROWS = 64  # rows stepped at once by all workers; callers beyond wait for room (a bigger one runs alone)
 IDLE_SECONDS = 30.0  # an engine's thread ends after this long without work, and starts again on demand
 
 
@@ -59,25 +57,29 @@ class _Caller:
 
 
 class SamplingEngine:
-    """Samples from one model for any number of threads at once, stepping all their samples together.
+    """Samples from one model for any number of threads at once, stepping their samples together.
 
-    `stream` has the meaning and the results of `sample.stream`. The engine's thread starts on first use and
-    ends after IDLE_SECONDS without work. Steps of MIN_ROWS_PER_THREAD rows or more are split across `threads`
-    cores (default: all of them); the compiled kernels release the GIL.
+    `stream` has the meaning and the results of `sample.stream`. The callers are shared among `threads`
+    workers (default: one per core), each stepping its own batch in one compiled call per step, so the cores
+    work at once with no hand-off between threads inside a step. A worker starts on demand and ends after
+    IDLE_SECONDS without work.
     """
 
     def __init__(self, model: CharRNN, tokenizer: Tokenizer, stepper: Stepper | None = None,
                  max_rows: int = MAX_ROWS, threads: int | None = None):
         self.model, self.tokenizer = model, tokenizer
         self.stepper = stepper or Stepper(model)
-        self.max_rows = max_rows
         self.threads = max(1, threads or os.cpu_count() or 1)
+        self.rows_per_worker = max(1, max_rows // self.threads)
         self._waiting: deque[_Caller] = deque()
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._pool: ThreadPoolExecutor | None = None
-        self.active_rows = 0  # rows in the last step
-        self.peak_rows = 0  # the most rows stepped at once so far
+        self._workers: list[threading.Thread | None] = [None] * self.threads
+        self._rows = [0] * self.threads  # rows each worker steps now
+        self.peak_rows = 0  # the most rows stepped at once by one worker so far
+
+    @property
+    def active_rows(self) -> int:
+        return sum(self._rows)
 
     def stream(self, prompt: str = "", length: int = 500, settings: SamplingSettings = SamplingSettings(),
                seed: int | None = None, num_samples: int = 1, stop: str | None = None,
@@ -114,32 +116,42 @@ class SamplingEngine:
     def _submit(self, caller: _Caller) -> None:
         with self._cond:
             self._waiting.append(caller)
-            self._cond.notify()
+            self._cond.notify_all()
         self._ensure_running()
 
     def _ensure_running(self) -> None:
         with self._cond:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="charrnn-sampling", daemon=True)
-                self._thread.start()
+            for index, worker in enumerate(self._workers):
+                if worker is None or not worker.is_alive():
+                    worker = threading.Thread(target=self._run, args=(index,), name=f"charrnn-sampling-{index}",
+                                              daemon=True)
+                    self._workers[index] = worker
+                    worker.start()
 
-    def _run(self) -> None:
+    def _take_waiting(self, index: int, active: list[_Caller]) -> None:
+        """Move waiting callers into this worker's batch while it is the least loaded worker and has room."""
+        rows = sum(c.samples.rows for c in active)
+        while self._waiting and (not active or rows + self._waiting[0].samples.rows <= self.rows_per_worker):
+            if active and rows > min(self._rows):
+                return  # a worker with fewer rows takes it
+            caller = self._waiting.popleft()
+            active.append(caller)
+            rows += caller.samples.rows
+            self._rows[index] = rows
+
+    def _run(self, index: int) -> None:
         active: list[_Caller] = []
         while True:
             with self._cond:
                 if not active and not self._waiting:
+                    self._rows[index] = 0
                     self._cond.wait(timeout=IDLE_SECONDS)
                     if not self._waiting:
-                        self.active_rows = 0
-                        self._thread = None  # a later submit starts a new thread
+                        self._workers[index] = None  # a later submit starts a new worker
                         return
-                rows = sum(c.samples.rows for c in active)
-                while self._waiting and (not active or rows + self._waiting[0].samples.rows <= self.max_rows):
-                    caller = self._waiting.popleft()
-                    active.append(caller)
-                    rows += caller.samples.rows
+                self._take_waiting(index, active)
             active = [c for c in active if not c.cancelled]
-            self.active_rows = sum(c.samples.rows for c in active)
+            self._rows[index] = sum(c.samples.rows for c in active)
             if active:
                 active = self._step(active)
 
@@ -149,7 +161,7 @@ class SamplingEngine:
             tokens = np.concatenate([c.samples.tokens for c in active])
             hidden = np.concatenate([c.samples.hidden for c in active], axis=1)  # (S, rows, H)
             self.peak_rows = max(self.peak_rows, len(tokens))
-            logits, hidden = self._step_rows(tokens, hidden)
+            logits, hidden = self.stepper.step(tokens, hidden)
         except Exception as error:  # noqa: BLE001 - every caller hears of it; the engine goes on
             for caller in active:
                 caller.fail(error)
@@ -167,17 +179,3 @@ class SamplingEngine:
                 going.append(caller)
             start = end
         return going
-
-    def _step_rows(self, tokens: np.ndarray, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Stepper.step, with the rows split across threads when there are enough of them. Parts are multiples
-        of four rows, the kernels' block, so that no part wastes a partly filled block."""
-        parts = min(self.threads, len(tokens) // MIN_ROWS_PER_THREAD)
-        if parts <= 1:
-            return self.stepper.step(tokens, hidden)
-        size = -(-len(tokens) // parts)
-        size += -size % 4
-        bounds = [(start, min(start + size, len(tokens))) for start in range(0, len(tokens), size)]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="charrnn-step")
-        results = list(self._pool.map(lambda b: self.stepper.step(tokens[b[0]:b[1]], hidden[:, b[0]:b[1]]), bounds))
-        return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results], axis=1)

@@ -89,7 +89,8 @@ def test_callers_batched_together_get_exactly_the_text_each_gets_alone(tiny, thr
     model, tokenizer = tiny
     engine = SamplingEngine(model, tokenizer, threads=threads)
     batched = run_concurrently(engine, REQUESTS)
-    assert engine.peak_rows > 3  # they did share steps (one request alone has at most 3 rows)
+    # they did share steps: one request alone has at most 3 rows; two workers share the 10 rows out
+    assert engine.peak_rows > (3 if threads == 1 else 1)
     for request, texts in zip(REQUESTS, batched):
         assert texts == alone(model, tokenizer, request)
     assert batched[4][0].endswith("\n") or len(batched[4][0]) == 300  # the stop string ended that one
@@ -116,9 +117,9 @@ def test_the_engine_thread_ends_when_idle_and_starts_again_on_demand(tiny, monke
     engine = SamplingEngine(model, tokenizer)
     first = "".join(p[0] for p in engine.stream("All:", 50, SamplingSettings(1.0), 3))
     deadline = time.monotonic() + 10
-    while engine._thread is not None and time.monotonic() < deadline:  # noqa: SLF001
+    while any(engine._workers) and time.monotonic() < deadline:  # noqa: SLF001
         time.sleep(0.01)
-    assert engine._thread is None  # noqa: SLF001 - no thread left behind by an idle model
+    assert not any(engine._workers)  # noqa: SLF001 - no thread left behind by an idle model
     again = "".join(p[0] for p in engine.stream("All:", 50, SamplingSettings(1.0), 3))
     assert again == first and len(first) == 50
 
