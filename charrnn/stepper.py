@@ -1,7 +1,7 @@
 """One-token-at-a-time inference for sampling, with compiled cell kernels (charrnn.kernels).
 
 Calling nn.LSTM for one time step costs ~3 ms on a CPU (oneDNN builds its primitive on every call), and a step
-written as NumPy calls spends as long in the calls as in the arithmetic. Here each layer is one compiled call.
+written as NumPy calls spends as long in the calls as in the arithmetic. Here a whole step is one compiled call.
 The first layer's input projection is folded into a (vocab, gates) lookup table, since its input is always one
 embedding row. The other matrices are kept in half precision by default: a step reads every weight once, and
 half the bytes is ~1.4x the speed. Shipped checkpoints store bfloat16, which float16 holds exactly (it has more
