@@ -101,8 +101,10 @@ def test_sigterm_to_the_group_leaves_a_resumable_checkpoint(text_file, tmp_path)
     processes = launch(tiny_train_args(text_file, out, "--max-steps", "1000000", "--eval-interval", "1000000"),
                        tmp_path)
     deadline = time.time() + 90
-    while time.time() < deadline and '"train"' not in ((out / "metrics.jsonl").read_text()
-                                                        if (out / "metrics.jsonl").exists() else ""):
+    while time.time() < deadline and not any(
+            json.loads(line).get("event") == "train"  # both processes are in the loop (the steps are in step)
+            for line in ((out / "metrics.jsonl").read_text() if (out / "metrics.jsonl").exists() else "").splitlines()
+            if line.endswith("}")):  # a line being written is not read
         time.sleep(0.2)
     for process in processes:  # as torchrun passes a SIGTERM on to its workers
         process.send_signal(signal.SIGTERM)
