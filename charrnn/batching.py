@@ -1,10 +1,11 @@
 """Continuous batching: the samples of every caller of one model advance together, one Stepper step for all.
 
-Twenty visitors generating from the same model as twenty separate loops would share the cores twenty ways,
-each step reading every weight again; one loop that stacks their hidden states reads each weight once per
-step for all of them, in blocks of four rows (kernels._matmul_add: 1.5-2x the rows per second of single rows
-on this project's 2-core CPU), and takes the GIL once per step rather than once per visitor. This is what LLM servers call continuous batching: a caller joins the running batch at the next
-step and leaves it when its text is done, without waiting for the others.
+Twenty visitors generating from the same model as twenty separate loops each read every weight at every step
+and each give up and retake the GIL at every step. Workers that stack their callers' hidden states read each
+weight once per step for all of them, in blocks of four rows (kernels._matmul_add: ~1.5x the rows per second
+of single rows on a 2-core AMD EPYC), and take the GIL once per step for all. This is what LLM servers call
+continuous batching: a caller joins a running batch at the next step and leaves it when its text is done,
+without waiting for the others.
 
 A caller's text does not depend on who else is in the batch: its prompt is read on its own thread (as
 `sample.stream` does), it draws from its own random generator, and the kernels give each row the same result
@@ -27,7 +28,7 @@ from charrnn.stepper import Stepper
 from charrnn.tokenizer import Tokenizer
 
 MAX_ROWS = 64  # rows stepped at once by all workers; callers beyond wait for room (a bigger one runs alone)
-IDLE_SECONDS = 30.0  # an engine's thread ends after this long without work, and starts again on demand
+IDLE_SECONDS = 30.0  # a worker ends after this long without work, and starts again on demand
 
 
 class _Caller:
@@ -109,7 +110,7 @@ class SamplingEngine:
                     raise caller.error
                 if caller.finished and not caller.steps:
                     return
-                self._ensure_running()  # the engine thread may have ended idle between our submit and now
+                self._ensure_running()  # a worker may have ended idle between our submit and now
         finally:
             caller.cancelled = True
 

@@ -63,9 +63,9 @@ def _matmul_add(weight, x, out):
     """out (B, out) += x (B, in) @ weight.T, weight (out, in) float32 or half bits.
 
     Batch rows go four at a time: each weight element is widened once and used for four rows, and the four sums
-    are independent chains the CPU overlaps (one chain waits on its own additions); ~2-3x the rows per second of
-    one row at a time at batch 8-32. The rows left over go one at a time. Either way each row sums in the same
-    order, so a row's result does not depend on the batch it is in (tests/test_kernels.py checks this exactly):
+    are independent chains the CPU overlaps (one chain waits on its own additions); ~1.5x the rows per second of
+    one row at a time at batch 8-32 on a 2-core AMD EPYC. The rows left over go one at a time. Either way each row sums in the same
+    order, so a row's result does not depend on the batch it is in (tests/test_batching.py checks this exactly):
     a seeded sample is the same text whether it ran alone or beside other visitors' samples."""
     rows, cols = weight.shape
     batch = x.shape[0]
@@ -180,50 +180,28 @@ def _layer_inputs(layer, tokens, table, b_in, out):
             out[b, :] = b_in[layer]
 
 
-@njit(**_JIT)
-def lstm_step(tokens, table, no_rows, w_ih, w_hh, b_in, head_w, head_b, state, new_state, logits):
-    layers = w_hh.shape[0]
-    inputs = np.empty((tokens.shape[0], w_hh.shape[1]), np.float32)
-    gates = np.empty_like(inputs)
-    for layer in range(layers):
-        _layer_inputs(layer, tokens, table, b_in, inputs)
-        if layer == 0:
-            lstm_layer(inputs, state[0], no_rows, w_hh[0], state[0], state[layers], new_state[0],
-                       new_state[layers], gates)
-        else:
-            lstm_layer(inputs, new_state[layer - 1], w_ih[layer - 1], w_hh[layer], state[layer],
-                       state[layers + layer], new_state[layer], new_state[layers + layer], gates)
-    linear(new_state[layers - 1], head_w, head_b, logits)
+CELL_CODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}  # `cell` of stack_step, by config name
 
 
 @njit(**_JIT)
-def gru_step(tokens, table, no_rows, w_ih, w_hh, b_in, b_hh, head_w, head_b, state, new_state, logits):
+def stack_step(cell, tokens, table, no_rows, w_ih, w_hh, b_in, b_hh, head_w, head_b, state, new_state, logits):
+    """One step of the whole stack and the output layer for B rows; `cell` is a CELL_CODES value. b_hh is the
+    GRU's hidden-side bias (L, G); the other cells ignore it."""
     layers = w_hh.shape[0]
     inputs = np.empty((tokens.shape[0], w_hh.shape[1]), np.float32)
-    gates_i = np.empty_like(inputs)
-    gates_h = np.empty_like(inputs)
+    scratch = np.empty_like(inputs)
+    scratch_h = np.empty_like(inputs)  # the GRU's hidden-side gates
     for layer in range(layers):
         _layer_inputs(layer, tokens, table, b_in, inputs)
-        if layer == 0:
-            gru_layer(inputs, state[0], no_rows, w_hh[0], b_hh[0], state[0], new_state[0], gates_i, gates_h)
+        x = state[0] if layer == 0 else new_state[layer - 1]  # layer 0 ignores x (no_rows has no rows)
+        w_in = no_rows if layer == 0 else w_ih[layer - 1]
+        if cell == 0:
+            lstm_layer(inputs, x, w_in, w_hh[layer], state[layer], state[layers + layer], new_state[layer],
+                       new_state[layers + layer], scratch)
+        elif cell == 1:
+            gru_layer(inputs, x, w_in, w_hh[layer], b_hh[layer], state[layer], new_state[layer], scratch, scratch_h)
         else:
-            gru_layer(inputs, new_state[layer - 1], w_ih[layer - 1], w_hh[layer], b_hh[layer], state[layer],
-                      new_state[layer], gates_i, gates_h)
-    linear(new_state[layers - 1], head_w, head_b, logits)
-
-
-@njit(**_JIT)
-def rnn_step(tokens, table, no_rows, w_ih, w_hh, b_in, head_w, head_b, state, new_state, logits, relu):
-    layers = w_hh.shape[0]
-    inputs = np.empty((tokens.shape[0], w_hh.shape[1]), np.float32)
-    pre = np.empty_like(inputs)
-    for layer in range(layers):
-        _layer_inputs(layer, tokens, table, b_in, inputs)
-        if layer == 0:
-            rnn_layer(inputs, state[0], no_rows, w_hh[0], state[0], new_state[0], pre, relu)
-        else:
-            rnn_layer(inputs, new_state[layer - 1], w_ih[layer - 1], w_hh[layer], state[layer], new_state[layer],
-                      pre, relu)
+            rnn_layer(inputs, x, w_in, w_hh[layer], state[layer], new_state[layer], scratch, cell == 3)
     linear(new_state[layers - 1], head_w, head_b, logits)
 
 

@@ -45,10 +45,11 @@ class Stepper:
         b_ih = np.stack([weights[f"bias_ih_l{k}"] for k in layers])
         b_hh = np.stack([weights[f"bias_hh_l{k}"] for k in layers])
         if self.cell == "gru":
-            self.b_hh = b_hh  # the GRU's reset gate scales W_hn h + b_hn, so b_hh stays on the hidden side
             self.b_in = b_ih
+            self.b_hh = b_hh  # the GRU's reset gate scales W_hn h + b_hn, so b_hh stays on the hidden side
         else:
             self.b_in = b_ih + b_hh  # LSTM and RNN just add both biases
+            self.b_hh = self.b_in  # unused by their kernels; one array type for every cell
         # Layer 0's input projection for every token at once: (V, E) @ (E, G) + b -> (V, G).
         self.input_table = np.ascontiguousarray(_f32(model.embedding.weight) @ weights["weight_ih_l0"].T
                                                 + self.b_in[0])
@@ -86,11 +87,6 @@ class Stepper:
         state = np.ascontiguousarray(hidden, dtype=np.float32)
         new_state = np.empty_like(state)
         logits = np.empty((len(tokens), len(self.head_b)), np.float32)
-        common = (tokens, self.input_table, self._no_rows, self.w_ih, self.w_hh, self.b_in)
-        if self.cell == "lstm":
-            kernels.lstm_step(*common, self.head_w, self.head_b, state, new_state, logits)
-        elif self.cell == "gru":
-            kernels.gru_step(*common, self.b_hh, self.head_w, self.head_b, state, new_state, logits)
-        else:
-            kernels.rnn_step(*common, self.head_w, self.head_b, state, new_state, logits, self.cell == "rnn_relu")
+        kernels.stack_step(kernels.CELL_CODES[self.cell], tokens, self.input_table, self._no_rows, self.w_ih,
+                           self.w_hh, self.b_in, self.b_hh, self.head_w, self.head_b, state, new_state, logits)
         return logits, new_state

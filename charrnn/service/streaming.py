@@ -126,7 +126,7 @@ def compare_stream(library: ModelLibrary, names: list[str], prompt: str = "", le
     cancelled = threading.Event()
     start = time.perf_counter()
 
-    # Each worker reads its model's stream freely (no lock-step): each model's engine steps on its own thread
+    # Each worker reads its model's stream freely (no lock-step): each model's engine steps on its own threads
     # (the compiled kernels release the GIL), so the models run on separate cores, and a fast model is not held
     # back by a slow one.
     def run(i: int) -> None:
