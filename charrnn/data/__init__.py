@@ -17,8 +17,8 @@ Sources, in the order they are tried:
 
 from charrnn.data.batching import StreamBatcher
 from charrnn.data.cache import CACHE_VERSION, Corpus, load_corpus
-from charrnn.data.reading import held_out_text, load_split_text, read_text_file
+from charrnn.data.reading import held_out_text, read_text_file
 from charrnn.data.sources import DATA_FILE_BUILDERS, Source, load_presets, resolve_source
 
 __all__ = ["CACHE_VERSION", "DATA_FILE_BUILDERS", "Corpus", "Source", "StreamBatcher", "held_out_text",
-           "load_corpus", "load_presets", "load_split_text", "read_text_file", "resolve_source"]
+           "load_corpus", "load_presets", "read_text_file", "resolve_source"]

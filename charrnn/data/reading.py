@@ -1,6 +1,6 @@
 """A source's text, read in chunks of bounded size: text files decoded block by block, dataset rows joined batch
 by batch. Nothing here holds a whole corpus, except the functions that return one string on purpose
-(`read_text_file`, `load_split_text`, `held_out_text`).
+(`read_text_file`, `held_out_text`).
 
 Rows become one text as they always have: the rows of a split join with the source's separator (rows that are
 None are skipped), and so do the parts of a split expression (`validation+test`), unless every part is a single
@@ -99,11 +99,6 @@ def split_chunks(source: Source, split: str, builder=None, progress: Progress | 
             if i:
                 yield joiner
             yield from rows_chunks(part, column, source.separator, progress)
-
-
-def load_split_text(source: Source, split: str) -> str:
-    """The text of one split expression of a source (for text files: the whole files), as one string."""
-    return "".join(split_chunks(source, split))
 
 
 def cut_stream(chunks: Iterator[str], cut: int) -> tuple[Iterator[str], Iterator[str]]:
