@@ -5,10 +5,11 @@ on 2,048-wide vectors. Done as separate NumPy calls, the calls themselves cost a
 us each); compiled, each layer is one call that reads its weights once, fuses the gate arithmetic, and
 releases the GIL, so streams of several models (the Compare tab) run on separate cores at once.
 
-A step reads every weight once, so its speed is set by how many bytes the weights take: matrices may be given
-as IEEE half precision (float16 bit patterns in uint16 arrays, since numba has no float16 type), which halves
-the bytes and converts to float32 in registers (2 x 512 LSTM: ~1.4x faster than float32 matrices here). Vectors,
-biases and all arithmetic are float32. Arrays are C-contiguous; weights keep PyTorch's layout (out_features,
+A step reads every weight once, so at batch 1 its speed is set by how many bytes the weights take: matrices may
+be given as IEEE half precision (float16 bit patterns in uint16 arrays, since numba has no float16 type), which
+halves the bytes and converts to float32 in registers (2 x 512 LSTM: ~1.4x faster than float32 matrices here),
+or, on CPUs with AVX512-BF16, as bfloat16 (int16 arrays; charrnn.bf16), whose dot-product instruction does twice
+the work of a float32 FMA. Vectors, biases and all other arithmetic are float32. Arrays are C-contiguous; weights keep PyTorch's layout (out_features,
 in_features) and gate order (LSTM: i, f, g, o; GRU: r, z, n). Each kernel works on a batch of rows, writing
 into `out` arrays.
 """
@@ -21,6 +22,8 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
+
+from charrnn import bf16
 
 # The cell kernels use fast-math without `nnan`/`ninf` (so not fastmath=True, LLVM's `fast`, which includes
 # them): reassociation lets LLVM vectorize the dot products, but a sigmoid's exp can overflow to inf, and with
@@ -58,8 +61,20 @@ def _widen_overload(value):
     return lambda value: value
 
 
-@njit(**_JIT)
 def _matmul_add(weight, x, out):
+    """out (B, out) += x (B, in) @ weight.T: the bfloat16 product (charrnn.bf16) for int16 weights, else
+    _widened_matmul_add."""
+
+
+@overload(_matmul_add)
+def _matmul_add_overload(weight, x, out):
+    if weight.dtype == types.int16:
+        return lambda weight, x, out: bf16.matmul_add(weight, x, out)
+    return lambda weight, x, out: _widened_matmul_add(weight, x, out)
+
+
+@njit(**_JIT)
+def _widened_matmul_add(weight, x, out):
     """out (B, out) += x (B, in) @ weight.T, weight (out, in) float32 or half bits.
 
     Batch rows go four at a time: each weight element is widened once and used for four rows, and the four sums

@@ -3,9 +3,10 @@
 Calling nn.LSTM for one time step costs ~3 ms on a CPU (oneDNN builds its primitive on every call), and a step
 written as NumPy calls spends as long in the calls as in the arithmetic. Here a whole step is one compiled call.
 The first layer's input projection is folded into a (vocab, gates) lookup table, since its input is always one
-embedding row. The other matrices are kept in half precision by default: a step reads every weight once, and
-half the bytes is ~1.4x the speed. Shipped checkpoints store bfloat16, which float16 holds exactly (it has more
-mantissa bits) down to ~6e-5 in magnitude; weights trained in float32 move by at most 1 part in 2,048.
+embedding row. The other matrices are kept in bfloat16 where the CPU has a bfloat16 dot product (charrnn.bf16), else in half
+precision: a step reads every weight once, and half the bytes is ~1.4x the speed. Shipped checkpoints store
+bfloat16, which float16 holds exactly (it has more mantissa bits) down to ~6e-5 in magnitude; weights trained in
+float32 move by at most 1 part in 2,048 in float16, 1 in 256 in bfloat16.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from charrnn import kernels
+from charrnn import bf16, kernels
 from charrnn.model import CharRNN, Hidden
 
 # Hidden state here: one (S, B, H) float32 array, each layer's h and then (LSTM) each layer's c: nn.LSTM's
@@ -28,15 +29,25 @@ def _f32(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().float().cpu().numpy())
 
 
+PRECISIONS = ("auto", "bf16", "half", "float32")  # of the matrices the stepper keeps; see Stepper
+
+
 class Stepper:
     """Advances a CharRNN by one token: step(tokens (B,), hidden (S, B, H)) -> (logits (B, V), hidden).
 
-    Weights are copied to NumPy arrays once (matrices as float16 when `half` and every value fits, else
-    float32); the model is left untouched. to_numpy/to_torch convert hidden states from and to
-    nn.RNN/GRU/LSTM's layout, so a prompt can go through the fused kernel.
+    Weights are copied to NumPy arrays once; the model is left untouched. `precision` is that of the matrices:
+    "bf16" (bfloat16, where the CPU has AVX512-BF16: its dot-product instruction doubles the rows per second,
+    and the activations going into each product are rounded to bfloat16), "half" (float16, widened to float32
+    in registers; used only when every value fits), "float32", or "auto": the first of those this machine and
+    these weights allow. to_numpy/to_torch convert hidden states from and to nn.RNN/GRU/LSTM's layout, so a
+    prompt can go through the fused kernel.
     """
 
-    def __init__(self, model: CharRNN, half: bool = True):
+    def __init__(self, model: CharRNN, precision: str = "auto"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision == "bf16" and not bf16.SUPPORTED:
+            raise ValueError("bf16 sampling needs a CPU with AVX512-BF16; use precision 'half' or 'auto'")
         config = model.config
         self.cell = config.cell
         self.num_layers = config.num_layers
@@ -61,10 +72,16 @@ class Stepper:
         self.head_w = _f32(model.head.weight)
         self.head_b = _f32(model.head.bias)
         matrices = [self.w_ih, self.w_hh, self.head_w]
-        self.half = half and all(np.abs(m).max(initial=0.0) < HALF_MAX for m in matrices)
-        if self.half:
-            self.w_ih, self.w_hh, self.head_w = (kernels.to_half_bits(m) for m in matrices)
-        self._no_rows = np.zeros((0, hidden_size), self.w_hh.dtype)
+        fits_half = all(np.abs(m).max(initial=0.0) < HALF_MAX for m in matrices)
+        if precision == "auto":
+            precision = "bf16" if bf16.SUPPORTED else "half" if fits_half else "float32"
+        elif precision == "half" and not fits_half:
+            precision = "float32"
+        self.precision = precision
+        to_bits = {"bf16": bf16.to_bf16_bits, "half": kernels.to_half_bits}.get(precision)
+        if to_bits:
+            self.w_ih, self.w_hh, self.head_w = (to_bits(m) for m in matrices)
+        self._no_rows = np.zeros((0, self.w_hh.shape[-1]), self.w_hh.dtype)
 
     @property
     def state_size(self) -> int:

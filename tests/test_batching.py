@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn import batching
+from charrnn import batching, bf16
 from charrnn.batching import SamplingEngine
 from charrnn.checkpoint import load_checkpoint
 from charrnn.config import ModelConfig
@@ -22,10 +22,11 @@ def random_model(cell: str) -> CharRNN:
     return CharRNN(ModelConfig(vocab_size=30, cell=cell, embedding_size=16, hidden_size=100, num_layers=2)).eval()
 
 
-@pytest.mark.parametrize("half", [False, True], ids=["float32", "half"])
+@pytest.mark.parametrize("precision", ["float32", "half", pytest.param("bf16", marks=pytest.mark.skipif(
+    not bf16.SUPPORTED, reason="this CPU has no AVX512-BF16"))])
 @pytest.mark.parametrize("cell", CELLS)
-def test_a_rows_step_is_bit_identical_whatever_batch_it_is_stepped_in(cell, half):
-    stepper = Stepper(random_model(cell), half=half)
+def test_a_rows_step_is_bit_identical_whatever_batch_it_is_stepped_in(cell, precision):
+    stepper = Stepper(random_model(cell), precision)
     rng = np.random.default_rng(0)
     batch = 11  # two blocks of four and three rows one at a time
     tokens = rng.integers(0, 30, batch)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from charrnn import bf16
 from charrnn.config import CELLS, ModelConfig
 from charrnn.errors import CharRNNError
 from charrnn.config import count_params, hidden_size_for_params
@@ -76,33 +77,41 @@ def test_weight_drop_masks_the_recurrent_matrices_while_training_only():
         torch.testing.assert_close(model.eval()(idx)[0], naive_forward(model, idx), atol=1e-5, rtol=1e-4)
 
 
-def round_matrices_to_half(model: CharRNN) -> None:
-    """Make every matrix the stepper keeps in half precision exactly representable in it."""
+def round_matrices_to(model: CharRNN, dtype: torch.dtype) -> None:
+    """Make every matrix the stepper keeps in `dtype` exactly representable in it."""
     with torch.no_grad():
         for name, param in [*model.rnn.named_parameters(), ("head.weight", model.head.weight)]:
             if "weight" in name:
-                param.copy_(param.half().float())
+                param.copy_(param.to(dtype).float())
 
 
-@pytest.mark.parametrize("half", [False, True], ids=["float32", "half"])
+PRECISIONS = ["float32", "half", pytest.param("bf16", marks=pytest.mark.skipif(
+    not bf16.SUPPORTED, reason="this CPU has no AVX512-BF16"))]
+# bf16 also rounds the activations going into each product to 8 bits of mantissa (relative error <= 2^-9),
+# hence its tolerance; the others only reorder float32 sums.
+TOLERANCE = {"float32": 1e-5, "half": 1e-5, "bf16": 2e-2}
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("cell", CELLS)
-def test_fast_sampling_step_matches_the_torch_module(cell, half):
+def test_fast_sampling_step_matches_the_torch_module(cell, precision):
     model = tiny_model(cell)
-    if half:
-        round_matrices_to_half(model)
+    if precision != "float32":
+        round_matrices_to(model, torch.float16 if precision == "half" else torch.bfloat16)
     idx = torch.randint(0, V, (B, T))
     with torch.no_grad():
         logits, final_hidden, _ = model(idx)
-    stepper = Stepper(model, half=half)
-    assert stepper.half == half
+    stepper = Stepper(model, precision)
+    assert stepper.precision == precision
     hidden = stepper.to_numpy(model.init_hidden(B))
+    tolerance = TOLERANCE[precision]
     for t in range(T):
         step_logits, hidden = stepper.step(idx[:, t].numpy(), hidden)
-        np.testing.assert_allclose(step_logits, logits[:, t].numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(step_logits, logits[:, t].numpy(), rtol=tolerance, atol=tolerance)
     back = stepper.to_torch(hidden)
     for got, want in zip(back if isinstance(back, tuple) else (back,),
                          final_hidden if isinstance(final_hidden, tuple) else (final_hidden,)):
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance)
 
 
 def test_half_precision_stepper_stays_close_to_float32_weights_and_refuses_out_of_range_ones():
@@ -110,14 +119,14 @@ def test_half_precision_stepper_stays_close_to_float32_weights_and_refuses_out_o
     idx = torch.randint(0, V, (1, 20))
     with torch.no_grad():
         logits = model(idx)[0][0].numpy()
-    stepper = Stepper(model)
+    stepper = Stepper(model, "half")
     hidden = stepper.to_numpy(model.init_hidden(1))
     for t in range(idx.shape[1]):
         step_logits, hidden = stepper.step(idx[:, t].numpy(), hidden)
         np.testing.assert_allclose(step_logits[0], logits[t], atol=2e-3)
     with torch.no_grad():
         model.rnn.weight_hh_l0[0, 0] = 1e5  # beyond float16's range: the stepper keeps float32
-    assert not Stepper(model).half
+    assert Stepper(model, "half").precision == "float32"
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -167,7 +167,7 @@ def test_a_long_prompt_is_read_in_chunks_and_gives_the_one_shot_next_token_distr
     with torch.no_grad():
         logits, _, _ = model(torch.from_numpy(ids[None]))  # the whole prompt at once
     one_shot = torch.softmax(logits[0, -1].double(), dim=0).numpy()
-    stepper = Stepper(model, half=False)
+    stepper = Stepper(model, "float32")
     hidden = stepper.to_numpy(prime(model, ids[:-1], chunk=97))
     chunked, _ = stepper.step(ids[-1:], hidden)
     np.testing.assert_allclose(next_token_probabilities(chunked, SamplingSettings(1.0))[0], one_shot, atol=1e-5)
