@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from charrnn.bench import TINY_SHAPES, main
+from charrnn.checkpoint import load_checkpoint
 from charrnn.device import bf16_supported
+from charrnn.stepper import Stepper
 
 
 def table_rows(printed: str, first_cell: str) -> list[list[str]]:
@@ -47,7 +49,9 @@ def test_the_visitors_bench_times_loops_and_the_engine_alone_and_beside_busy_pyt
     figures = visitors.main(["--checkpoint", str(tiny_checkpoint), "--visitors", "4", "--chars", "30",
                              "--rounds", "1"])
     printed = capsys.readouterr().out
-    assert set(figures["chars_per_s"]) == {"loops alone", "engine alone", "loops busy", "engine busy"}
+    ways = {"loops", "engine"} | ({"engine-half"} if figures["precision"] != "half" else set())
+    assert set(figures["chars_per_s"]) == {f"{way} {mode}" for way in ways for mode in ("alone", "busy")}
+    assert figures["precision"] == Stepper(load_checkpoint(tiny_checkpoint).model).precision
     assert all(speed > 0 for speed in figures["chars_per_s"].values())
     assert "beside busy Python" in printed and json.loads(printed.strip().splitlines()[-1]) == figures
 

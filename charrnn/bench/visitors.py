@@ -5,7 +5,8 @@
 Each visitor is a thread that samples `--chars` characters from its own seed, as the app's Generate does. Two
 ways are timed in alternation, so the machine's noise hits both alike:
 - loops: each visitor runs its own `sample.stream` loop (how the app sampled before charrnn.batching);
-- engine: every visitor's samples advance in one step of the model's SamplingEngine.
+- engine: every visitor's samples advance in one step of the model's SamplingEngine;
+- engine-half: the same with half-precision matrices, where the default precision is another (bf16).
 Both are timed alone and beside a thread that runs Python without pause, as the server's event loop does while
 it streams to many clients: a step that gives up the GIL has to wait to get it back. Prints a table and, last,
 one JSON line with every figure.
@@ -73,6 +74,9 @@ def measure(checkpoint, visitors: int, chars: int, rounds: int) -> dict:
         "loops": lambda seed: stream(model, tokenizer, "ROMEO:\n", chars, SETTINGS, seed, stepper=stepper),
         "engine": lambda seed: engine.stream("ROMEO:\n", chars, SETTINGS, seed, every=0.1),
     }
+    if stepper.precision != "half":  # what the default precision gains over half-precision matrices
+        half_engine = SamplingEngine(model, tokenizer, Stepper(model, "half"))
+        ways["engine-half"] = lambda seed: half_engine.stream("ROMEO:\n", chars, SETTINGS, seed, every=0.1)
     _visitors(2, 50, ways["loops"])  # compiles the kernels
     speeds: dict[str, list[float]] = {f"{way} {mode}": [] for mode in ("alone", "busy") for way in ways}
     for _ in range(rounds):
@@ -85,7 +89,7 @@ def measure(checkpoint, visitors: int, chars: int, rounds: int) -> dict:
                     speeds[f"{way} {mode}"].append(_visitors(visitors, chars, sample))
     medians = {name: round(statistics.median(values)) for name, values in speeds.items()}
     return {"visitors": visitors, "chars": chars, "rounds": rounds, "peak_rows": engine.peak_rows,
-            "threads": engine.threads, "chars_per_s": medians,
+            "threads": engine.threads, "precision": stepper.precision, "chars_per_s": medians,
             "all_runs": {name: [round(v) for v in values] for name, values in speeds.items()},
             "engine_over_loops": {mode: round(medians[f"engine {mode}"] / medians[f"loops {mode}"], 2)
                                   for mode in ("alone", "busy")}}
@@ -105,12 +109,19 @@ def main(argv=None) -> dict:
     if not (1 <= args.visitors <= 256 and 1 <= args.chars <= 100_000 and 1 <= args.rounds <= 20):
         parser.error("--visitors must be in [1, 256], --chars in [1, 100000] and --rounds in [1, 20]")
     figures = measure(load(args.checkpoint), args.visitors, args.chars, args.rounds)
+    speeds = figures["chars_per_s"]
+    half = "engine-half alone" in speeds
     print(f"{args.visitors} visitors x {args.chars} characters, {args.checkpoint}, medians of {args.rounds} rounds "
-          f"(engine: up to {figures['peak_rows']} rows a step, {figures['threads']} threads)")
-    print(f"{'':24}{'loops':>10}{'engine':>10}{'engine/loops':>14}")
+          f"(engine: up to {figures['peak_rows']} rows a step, {figures['threads']} threads; matrices in "
+          f"{figures['precision']})")
+    print(f"{'':24}{'loops':>10}{'engine':>10}{'engine/loops':>14}"
+          + (f"{'engine-half':>13}{'engine/half':>13}" if half else ""))
     for mode, label in (("alone", "alone"), ("busy", "beside busy Python")):
-        loops, engine = figures["chars_per_s"][f"loops {mode}"], figures["chars_per_s"][f"engine {mode}"]
-        print(f"{label:24}{loops:>10,}{engine:>10,}{figures['engine_over_loops'][mode]:>14.2f}")
+        loops, engine = speeds[f"loops {mode}"], speeds[f"engine {mode}"]
+        line = f"{label:24}{loops:>10,}{engine:>10,}{figures['engine_over_loops'][mode]:>14.2f}"
+        if half:
+            line += f"{speeds[f'engine-half {mode}']:>13,}{engine / speeds[f'engine-half {mode}']:>13.2f}"
+        print(line)
     print(json.dumps(figures))
     return figures
 
