@@ -50,7 +50,7 @@ class Stepper:
             raise ValueError("bf16 sampling needs a CPU with AVX512-BF16; use precision 'half' or 'auto'")
         config = model.config
         self.cell = config.cell
-        self.num_layers = config.num_layers
+        self.num_layers, self.hidden_size = config.num_layers, config.hidden_size
         weights = {name: _f32(p) for name, p in model.rnn.named_parameters()}
         layers = range(self.num_layers)
         b_ih = np.stack([weights[f"bias_ih_l{k}"] for k in layers])
@@ -96,6 +96,13 @@ class Stepper:
         layers = self.num_layers
         h = torch.from_numpy(np.ascontiguousarray(hidden[:layers]))
         return (h, torch.from_numpy(np.ascontiguousarray(hidden[layers:]))) if self.cell == "lstm" else h
+
+    def read(self, ids: np.ndarray) -> NumpyHidden:
+        """The hidden state (S, 1, H) after reading `ids` from the zero state, one step per token."""
+        hidden = np.zeros((self.state_size, 1, self.hidden_size), np.float32)
+        for token in np.asarray(ids, dtype=np.int64).reshape(-1, 1):
+            _, hidden = self.step(token, hidden)
+        return hidden
 
     def step(self, tokens: np.ndarray, hidden: NumpyHidden) -> tuple[np.ndarray, NumpyHidden]:
         """One compiled call for the whole step. New arrays are returned; the state passed in is left as it

@@ -10,8 +10,8 @@ from numba.core.registry import CPUDispatcher
 from charrnn import kernels
 from charrnn.checkpoint import load_checkpoint
 from charrnn.errors import CharRNNError
-from charrnn.sample import (PROMPT_CHUNK, SamplingSettings, draw_tokens, encode_prompt, generate, main,
-                            next_token_probabilities, prime, stream)
+from charrnn.sample import (PROMPT_CHUNK, STEPPED_PROMPT, Samples, SamplingSettings, draw_tokens, encode_prompt,
+                            generate, main, next_token_probabilities, prime, stream)
 from charrnn.stepper import Stepper
 from tests.conftest import TINY_TEXT
 
@@ -171,6 +171,26 @@ def test_a_long_prompt_is_read_in_chunks_and_gives_the_one_shot_next_token_distr
     hidden = stepper.to_numpy(prime(model, ids[:-1], chunk=97))
     chunked, _ = stepper.step(ids[-1:], hidden)
     np.testing.assert_allclose(next_token_probabilities(chunked, SamplingSettings(1.0))[0], one_shot, atol=1e-5)
+
+
+@pytest.mark.parametrize("length", [1, 2, STEPPED_PROMPT + 1, STEPPED_PROMPT + 2])
+def test_a_short_prompt_is_stepped_a_longer_one_read_by_torch_and_both_give_the_one_shot_distribution(tiny, length):
+    model, tokenizer = tiny
+    prompt = (TINY_TEXT * 10)[:length]
+    ids, _ = encode_prompt(tokenizer, prompt)
+    with torch.no_grad():
+        one_shot = torch.softmax(model(torch.from_numpy(ids[None]))[0][0, -1].double(), dim=0).numpy()
+    stepper = Stepper(model, "float32")
+    calls = []
+    hook = model.rnn.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        samples = Samples(model, tokenizer, stepper, prompt, 5, num_samples=2)
+    finally:
+        hook.remove()
+    assert len(calls) == (0 if length - 1 <= STEPPED_PROMPT else 1)
+    logits, _ = stepper.step(samples.tokens, samples.hidden)  # the prompt's last token: the first step
+    for row in next_token_probabilities(logits, SamplingSettings(1.0)):
+        np.testing.assert_allclose(row, one_shot, atol=1e-5)
 
 
 def test_stream_reads_a_long_prompt_without_ever_running_it_all_at_once(tiny):
