@@ -142,6 +142,8 @@ def sample_texts(page) -> list[str]:
 def test_generate_shows_the_text_growing_and_the_seed_it_used(page):
     visible(page, "label:has-text('Seed') input").first.fill("-1")
     visible(page, "textarea[placeholder^='Start of the text']").first.fill("JULIET:\n")
+    # long enough to be seen growing: 600 characters can be done before the first look (~0.2 s here)
+    visible(page, "input[aria-label='number input for Length (characters)']").first.fill("3000")
     page.get_by_role("button", name="Generate").click()
     page.wait_for_function("() => { const t = [...document.querySelectorAll('.sample-box textarea')]"
                            ".filter(t => t.offsetParent)[0]; return t && t.value.startsWith('JULIET:') "
@@ -149,7 +151,7 @@ def test_generate_shows_the_text_growing_and_the_seed_it_used(page):
     early = len(sample_texts(page)[0])
     status = visible(page, "text=/characters per sample in/").first
     status.wait_for(timeout=60_000)
-    assert len(sample_texts(page)[0]) == 600 + len("JULIET:\n") > early
+    assert len(sample_texts(page)[0]) == 3000 + len("JULIET:\n") > early
     assert re.search(r"seed \d+\.", status.text_content())  # -1 drew a seed: the status says which
     shoot(page, "generate")
 
