@@ -3,8 +3,8 @@ Lake, Sapphire Rapids and later).
 
 One `vdpbf16ps` instruction multiplies 32 pairs of bfloat16 values and adds them, two by two, into 16 float32
 sums: twice the products of a float32 FMA, and the weights need no conversion (the half-precision path widens
-every weight to float32 before its FMA). On the project's 2-core AMD EPYC this is ~2x the rows per second of the
-half-precision product, alone and in batches (`python -m charrnn.bench.visitors` prints both).
+every weight to float32 before its FMA). docs/benchmarks.md gives what it gains on the project's 2-core AMD EPYC
+(`python -m charrnn.bench.visitors` times both precisions).
 
 The price is in the inputs: each row's activations are rounded to bfloat16 (8 bits of mantissa) before the
 product, as torch's bf16 autocast does in training (which is how the shipped models were trained); the products
@@ -15,6 +15,9 @@ the 32-wide column chunks, then a fixed halving sum of the 16 lanes. So a row's 
 batch it is stepped in (tests/test_batching.py checks this exactly). Matrices are bfloat16 bit patterns in int16
 arrays (int16, where half-precision matrices are uint16, so the kernels can tell them apart), their columns
 padded with zeros to a multiple of 32.
+
+numba caches compiled kernels per source file: kernels.stack_step's cached code holds this module's code, and is
+recompiled only when kernels.py changes. After editing this file, delete charrnn/__pycache__/*.nb* as well.
 """
 
 from __future__ import annotations
@@ -23,15 +26,30 @@ import llvmlite.binding
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.core import cgutils, config
+from numba.core import cgutils, codegen, config
 from numba.extending import intrinsic
 
 LANES = 32  # bfloat16 values per 512-bit register: the column chunk, and what matrix columns are padded to
-# numba compiles for this machine's CPU unless NUMBA_CPU_NAME says otherwise (e.g. a portable cache).
-SUPPORTED = (config.CPU_NAME in (None, "host")
-             and bool(llvmlite.binding.get_host_cpu_features().get("avx512bf16", False)))
 
-_JIT = dict(nogil=True, cache=True, boundscheck=False)
+
+def _numba_targets_bf16() -> bool:
+    """Whether the code numba compiles here may use AVX512-BF16: numba's own view of the CPU (NUMBA_CPU_NAME,
+    NUMBA_CPU_FEATURES and NUMBA_ENABLE_AVX change it), and an LLVM whose intrinsic takes bfloat vectors (16+).
+    An instruction the target lacks would stop the process in LLVM, not raise."""
+    if config.CPU_NAME not in (None, "host") or llvmlite.binding.llvm_version_info < (16,):
+        return False
+    try:
+        features = config.CPU_FEATURES or codegen.get_host_cpu_features()
+    except RuntimeError:  # a host LLVM cannot query
+        return False
+    return "+avx512bf16" in features.split(",")
+
+
+SUPPORTED = _numba_targets_bf16()
+
+# Set explicitly: numba would otherwise give these functions the fast-math flags of the kernel that first calls
+# them, and reassociation could reorder the lanes' sum differently in different tiles.
+_JIT = dict(nogil=True, cache=True, boundscheck=False, fastmath=False, error_model="python")
 
 
 class _BFloatType(ir.types._BaseFloatType):
@@ -52,14 +70,12 @@ _BFLOATS = ir.VectorType(_BFloatType(), LANES)
 def to_bf16_bits(array: np.ndarray) -> np.ndarray:
     """float32 (..., cols) -> bfloat16 bit patterns (..., cols padded to a multiple of 32) as int16, rounded to
     nearest even; the padding is zeros."""
-    array = np.asarray(array, np.float32)
-    padded = np.zeros((*array.shape[:-1], array.shape[-1] + (-array.shape[-1] % LANES)), np.float32)
-    padded[..., :array.shape[-1]] = array
-    bits = padded.view(np.uint32).astype(np.uint64)  # room for the rounding carry
-    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
-    nan = np.isnan(padded)
-    rounded[nan] = (bits[nan] >> 16) | 0x40  # a NaN stays a (quiet) NaN: rounding could carry it into inf
-    return np.ascontiguousarray(rounded.astype(np.uint16).view(np.int16))
+    array = np.ascontiguousarray(array, np.float32)
+    cols = array.shape[-1]
+    rows = array.reshape(-1, cols)
+    bits = np.empty((rows.shape[0], cols + (-cols % LANES)), np.int16)
+    _round_rows(rows, bits)
+    return bits.reshape(*array.shape[:-1], bits.shape[1])
 
 
 @njit(**_JIT)
@@ -69,8 +85,8 @@ def _round_rows(x, out):
     for b in range(x.shape[0]):
         for j in range(x.shape[1]):
             u = bits[b, j]
-            if (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):  # NaN: keep it one (see to_bf16_bits)
-                out[b, j] = np.int16(np.uint16((u >> np.uint32(16)) | np.uint32(0x40)))
+            if (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):  # NaN: rounding could carry it into inf
+                out[b, j] = np.int16(np.uint16((u >> np.uint32(16)) | np.uint32(0x40)))  # a quiet NaN
             else:
                 carry = np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))
                 out[b, j] = np.int16(np.uint16((u + carry) >> np.uint32(16)))
@@ -98,7 +114,10 @@ def _tile(out_rows: int, batch_rows: int):
 
     @intrinsic
     def tile(typingctx, weight, x, out, i, b):
-        def codegen(context, builder, signature, args):
+        if not all(isinstance(a, types.Array) and a.layout == "C" for a in (weight, x, out)):
+            return None  # rows are read as contiguous vectors
+
+        def build(context, builder, signature, args):
             weight_type, x_type, out_type = signature.args[:3]
             weight_array, x_array, out_array = (context.make_array(t)(context, builder, a)
                                                 for t, a in zip(signature.args[:3], args[:3]))
@@ -115,8 +134,8 @@ def _tile(out_rows: int, batch_rows: int):
             x_rows = [pointer(x_type, x_array, at(c, args[4]), zero) for c in range(batch_rows)]
             sums = [[cgutils.alloca_once_value(builder, ir.Constant(_FLOATS, [0.0] * 16)) for _ in range(batch_rows)]
                     for _ in range(out_rows)]
-            dot = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_FLOATS, [_FLOATS, _BFLOATS, _BFLOATS]),
-                                                 "llvm.x86.avx512bf16.dpbf16ps.512")
+            dot_type = ir.FunctionType(_FLOATS, [_FLOATS, _BFLOATS, _BFLOATS])
+            dot = cgutils.get_or_insert_function(builder.module, dot_type, "llvm.x86.avx512bf16.dpbf16ps.512")
             chunks = builder.udiv(builder.extract_value(weight_array.shape, 1), ir.Constant(intp, LANES))
             with cgutils.for_range(builder, chunks) as loop:
                 offset = builder.mul(loop.index, ir.Constant(intp, LANES))
@@ -138,7 +157,7 @@ def _tile(out_rows: int, batch_rows: int):
                                   target)
             return context.get_dummy_value()
 
-        return types.void(weight, x, out, i, b), codegen
+        return types.void(weight, x, out, i, b), build
 
     return tile
 
@@ -150,6 +169,8 @@ _tile_4x4, _tile_4x1, _tile_1x4, _tile_1x1 = _tile(4, 4), _tile(4, 1), _tile(1, 
 @njit(**_JIT)
 def matmul_add(weight, x, out):
     """out (B, rows) += x (B, cols) @ weight.T, weight (rows, padded cols) bfloat16 bits, x float32."""
+    if weight.shape[1] % LANES != 0 or x.shape[1] > weight.shape[1]:
+        raise ValueError("bf16.matmul_add: the weight's columns must be padded to a multiple of 32 (to_bf16_bits)")
     batch, rows = x.shape[0], weight.shape[0]
     rounded = np.empty((batch, weight.shape[1]), np.int16)
     _round_rows(x, rounded)

@@ -9,9 +9,9 @@ A step reads every weight once, so at batch 1 its speed is set by how many bytes
 be given as IEEE half precision (float16 bit patterns in uint16 arrays, since numba has no float16 type), which
 halves the bytes and converts to float32 in registers (2 x 512 LSTM: ~1.4x faster than float32 matrices here),
 or, on CPUs with AVX512-BF16, as bfloat16 (int16 arrays; charrnn.bf16), whose dot-product instruction does twice
-the work of a float32 FMA. Vectors, biases and all other arithmetic are float32. Arrays are C-contiguous; weights keep PyTorch's layout (out_features,
-in_features) and gate order (LSTM: i, f, g, o; GRU: r, z, n). Each kernel works on a batch of rows, writing
-into `out` arrays.
+the work of a float32 FMA. Vectors, biases and all other arithmetic are float32. Arrays are C-contiguous; weights
+keep PyTorch's layout (out_features, in_features) and gate order (LSTM: i, f, g, o; GRU: r, z, n). Each kernel
+works on a batch of rows, writing into `out` arrays.
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ def _widen_overload(value):
 
 def _matmul_add(weight, x, out):
     """out (B, out) += x (B, in) @ weight.T: the bfloat16 product (charrnn.bf16) for int16 weights, else
-    _widened_matmul_add."""
+    _widened_matmul_add. Compiled kernels only (see the overload below)."""
+    raise NotImplementedError("_matmul_add is only callable from compiled kernels")
 
 
 @overload(_matmul_add)
@@ -82,9 +83,9 @@ def _widened_matmul_add(weight, x, out):
 
     Batch rows go four at a time: each weight element is widened once and used for four rows, and the four sums
     are independent chains the CPU overlaps (one chain waits on its own additions); ~1.5x the rows per second of
-    one row at a time at batch 8-32 on a 2-core AMD EPYC. The rows left over go one at a time. Either way each row sums in the same
-    order, so a row's result does not depend on the batch it is in (tests/test_batching.py checks this exactly):
-    a seeded sample is the same text whether it ran alone or beside other visitors' samples."""
+    one row at a time at batch 8-32 on a 2-core AMD EPYC. The rows left over go one at a time. Either way each
+    row sums in the same order, so a row's result does not depend on the batch it is in (tests/test_batching.py
+    checks this exactly): a seeded sample is the same text whether it ran alone or beside other visitors'."""
     rows, cols = weight.shape
     batch = x.shape[0]
     blocked = batch - batch % 4

@@ -184,8 +184,9 @@ def stream(model: CharRNN, tokenizer: Tokenizer, prompt: str = "", length: int =
            stop: str | None = None, stepper: Stepper | None = None) -> Iterator[list[str]]:
     """Yield, after every step, the new text of each of `num_samples` samples ("" once a sample stopped).
 
-    The prompt is read once by the fused recurrent kernel, in chunks (see `prime`), and its final state is
-    shared by the samples; then each token is one Stepper step. The model's train/eval mode is left as it was.
+    The prompt is read once, stepped by the Stepper when it is short (STEPPED_PROMPT), else by the fused
+    recurrent kernel in chunks (see `prime`), and its final state is shared by the samples; then each token is
+    one Stepper step. The model's train/eval mode is left as it was.
     Stops after `length` tokens or, per sample, once its text ends with `stop` (which is kept).
     """
     stepper = stepper or Stepper(model)

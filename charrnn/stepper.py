@@ -3,8 +3,8 @@
 Calling nn.LSTM for one time step costs ~3 ms on a CPU (oneDNN builds its primitive on every call), and a step
 written as NumPy calls spends as long in the calls as in the arithmetic. Here a whole step is one compiled call.
 The first layer's input projection is folded into a (vocab, gates) lookup table, since its input is always one
-embedding row. The other matrices are kept in bfloat16 where the CPU has a bfloat16 dot product (charrnn.bf16), else in half
-precision: a step reads every weight once, and half the bytes is ~1.4x the speed. Shipped checkpoints store
+embedding row. The other matrices are kept in bfloat16 where the CPU has a bfloat16 dot product
+(charrnn.bf16), else in half precision: a step reads every weight once, and half the bytes is ~1.4x the speed. Shipped checkpoints store
 bfloat16, which float16 holds exactly (it has more mantissa bits) down to ~6e-5 in magnitude; weights trained in
 float32 move by at most 1 part in 2,048 in float16, 1 in 256 in bfloat16.
 """
@@ -36,8 +36,8 @@ class Stepper:
     """Advances a CharRNN by one token: step(tokens (B,), hidden (S, B, H)) -> (logits (B, V), hidden).
 
     Weights are copied to NumPy arrays once; the model is left untouched. `precision` is that of the matrices:
-    "bf16" (bfloat16, where the CPU has AVX512-BF16: its dot-product instruction doubles the rows per second,
-    and the activations going into each product are rounded to bfloat16), "half" (float16, widened to float32
+    "bf16" (bfloat16, where the CPU has AVX512-BF16: its dot-product instruction does twice the work of a float32
+    FMA, and the activations going into each product are rounded to bfloat16), "half" (float16, widened to float32
     in registers; used only when every value fits), "float32", or "auto": the first of those this machine and
     these weights allow. to_numpy/to_torch convert hidden states from and to nn.RNN/GRU/LSTM's layout, so a
     prompt can go through the fused kernel.

@@ -26,14 +26,32 @@ def test_rounding_to_bfloat16_matches_torch_pads_with_zeros_and_keeps_nan_and_in
     assert np.isnan(as_float(nan_bits[:, :3])).all()
 
 
-@needs_bf16
-def test_the_compiled_rounding_equals_the_numpy_one():
+def test_rounding_a_step_s_inputs_overwrites_the_padding_and_keeps_inf():
     rng = np.random.default_rng(1)
     x = (rng.standard_normal((5, 70)) * 100).astype(np.float32)
-    x[0, :3] = [np.nan, np.inf, -np.inf]
-    out = np.full((5, 96), 7, np.int16)  # the padding must be overwritten with zeros
+    x[0, :2] = [np.inf, -np.inf]
+    out = np.full((5, 96), 7, np.int16)  # scratch is reused: the padding must be overwritten with zeros
     bf16._round_rows(x, out)
-    assert np.array_equal(out, bf16.to_bf16_bits(x))
+    assert np.array_equal(out[:, :70], torch.from_numpy(x).bfloat16().view(torch.int16).numpy())
+    assert not out[:, 70:].any()
+
+
+def test_without_the_instruction_auto_takes_half_precision_and_bf16_is_refused(monkeypatch):
+    from charrnn.config import ModelConfig
+    from charrnn.model import CharRNN
+    from charrnn.stepper import Stepper
+
+    monkeypatch.setattr(bf16, "SUPPORTED", False)
+    model = CharRNN(ModelConfig(vocab_size=10, hidden_size=8, embedding_size=4, num_layers=2))
+    assert Stepper(model).precision == "half"
+    with pytest.raises(ValueError, match="AVX512-BF16"):
+        Stepper(model, "bf16")
+
+
+@needs_bf16
+def test_matmul_add_refuses_weights_whose_columns_are_not_padded():
+    with pytest.raises(ValueError, match="multiple of 32"):
+        bf16.matmul_add(np.zeros((4, 20), np.int16), np.zeros((1, 20), np.float32), np.zeros((1, 4), np.float32))
 
 
 @needs_bf16

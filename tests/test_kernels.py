@@ -31,7 +31,8 @@ def test_sigmoid_and_tanh_are_within_1e_7_of_the_exact_values_with_the_right_lim
     for function, exact in ((kernels._tanh, np.tanh(exact64)), (kernels._sigmoid, 1 / (1 + np.exp(-exact64)))):
         got = evaluate(function, VALUES)
         assert np.max(np.abs(got - exact)) < 1e-7, function
-        assert np.all((got >= 0) if function is kernels._sigmoid else (np.sign(got) * np.sign(VALUES) >= 0))  # never the wrong sign
+        never_the_wrong_sign = (got >= 0) if function is kernels._sigmoid else (np.sign(got) * np.sign(VALUES) >= 0)
+        assert never_the_wrong_sign.all()
     assert evaluate(kernels._tanh, np.array([np.inf, -np.inf], np.float32)).tolist() == [1.0, -1.0]
     high, low = evaluate(kernels._sigmoid, np.array([np.inf, -np.inf], np.float32))
     assert high == 1.0 and 0 <= low < 1e-38  # exp's argument is clamped to float32's range

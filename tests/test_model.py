@@ -87,7 +87,7 @@ def round_matrices_to(model: CharRNN, dtype: torch.dtype) -> None:
 
 PRECISIONS = ["float32", "half", pytest.param("bf16", marks=pytest.mark.skipif(
     not bf16.SUPPORTED, reason="this CPU has no AVX512-BF16"))]
-# bf16 also rounds the activations going into each product to 8 bits of mantissa (relative error <= 2^-9),
+# bf16 also rounds the activations going into each product to 8 bits of mantissa (relative error <= 2^-8),
 # hence its tolerance; the others only reorder float32 sums.
 TOLERANCE = {"float32": 1e-5, "half": 1e-5, "bf16": 2e-2}
 
