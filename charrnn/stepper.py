@@ -3,10 +3,10 @@
 Calling nn.LSTM for one time step costs ~3 ms on a CPU (oneDNN builds its primitive on every call), and a step
 written as NumPy calls spends as long in the calls as in the arithmetic. Here a whole step is one compiled call.
 The first layer's input projection is folded into a (vocab, gates) lookup table, since its input is always one
-embedding row. The other matrices are kept in bfloat16 where the CPU has a bfloat16 dot product
-(charrnn.bf16), else in half precision: a step reads every weight once, and half the bytes is ~1.4x the speed. Shipped checkpoints store
-bfloat16, which float16 holds exactly (it has more mantissa bits) down to ~6e-5 in magnitude; weights trained in
-float32 move by at most 1 part in 2,048 in float16, 1 in 256 in bfloat16.
+embedding row. The other matrices are kept in bfloat16 where the CPU has a bfloat16 dot product (charrnn.bf16),
+else in half precision: a step reads every weight once, and half the bytes is ~1.4x the speed. Shipped
+checkpoints store bfloat16, which float16 holds exactly (it has more mantissa bits) down to ~6e-5 in magnitude;
+weights trained in float32 move by at most 1 part in 2,048 in float16, 1 in 256 in bfloat16.
 """
 
 from __future__ import annotations
