@@ -41,6 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--compare-clients", type=int, default=0, help="how many of the clients call /compare")
     parser.add_argument("--seconds", type=float, default=60, help="length of the load test")
     parser.add_argument("--length", type=int, default=600, help="characters per generation in the load test")
+    parser.add_argument("--session-per-call", action="store_true",
+                        help="load clients start a new session for every call (default: one session per client, "
+                             "as a browser tab or a gradio_client Client keeps)")
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs of a training run (0 = skip)")
     parser.add_argument("--kill-seconds", type=float, default=600, help="no new kill round starts after this")
     parser.add_argument("--seed", type=int, default=0)
@@ -70,7 +73,7 @@ def main(argv=None) -> dict:
                 print(json.dumps({"fuzz": figures["fuzz"]}), flush=True)
             if args.clients:
                 figures["load"] = load.run(server, args.clients, args.seconds, args.length, args.compare_clients,
-                                           seed=args.seed)
+                                           seed=args.seed, session_per_call=args.session_per_call)
                 print(json.dumps({"load": figures["load"]}), flush=True)
             figures["server_tracebacks"] = server.tracebacks()
             if figures["server_tracebacks"]:

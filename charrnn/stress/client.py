@@ -67,9 +67,13 @@ def _apply_edits(value, edits):
     return value
 
 
-def call(client: httpx.Client, base: str, fn_index: int, data: list, timeout: float = 30.0) -> Outcome:
-    """Send one event and follow it to the end; a call still running after `timeout` seconds is a hang."""
-    session = uuid.uuid4().hex
+def call(client: httpx.Client, base: str, fn_index: int, data: list, timeout: float = 30.0,
+         session: str | None = None) -> Outcome:
+    """Send one event and follow it to the end; a call still running after `timeout` seconds is a hang.
+
+    `session`: the session hash to call in (a browser tab or a gradio_client Client keeps one for all its
+    calls); by default a new session, as a caller that sends a new hash each time does."""
+    session = session or uuid.uuid4().hex
     start = time.perf_counter()
     body = json.dumps({"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None,
                        "trigger_id": None}, allow_nan=True)

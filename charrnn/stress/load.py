@@ -6,6 +6,7 @@ import random
 import statistics
 import threading
 import time
+import uuid
 from collections import defaultdict
 
 import httpx
@@ -24,8 +25,11 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def run(server: AppServer, clients: int = 20, seconds: float = 60.0, length: int = 600, compare_clients: int = 0,
-        seed: int = 0) -> dict:
-    """`clients` threads call /generate (length characters each); `compare_clients` of them call /compare."""
+        seed: int = 0, session_per_call: bool = False) -> dict:
+    """`clients` threads call /generate (length characters each); `compare_clients` of them call /compare.
+
+    Each client keeps one session for all its calls, as a browser tab or a gradio_client Client does; with
+    `session_per_call` it starts a new one for every call (Gradio then builds a session state each time)."""
     by_name = {e.name: e for e in endpoints(server.url)}
     generate, compare = by_name["generate"], by_name["compare"]
     latencies: dict[str, list[float]] = defaultdict(list)
@@ -37,6 +41,7 @@ def run(server: AppServer, clients: int = 20, seconds: float = 60.0, length: int
     def client_loop(number: int) -> None:
         rng = random.Random(seed * 1000 + number)
         endpoint = compare if number < compare_clients else generate
+        session = None if session_per_call else uuid.uuid4().hex
         with httpx.Client() as client:
             while time.perf_counter() < deadline:
                 prompt = rng.choice(PROMPTS)
@@ -45,7 +50,7 @@ def run(server: AppServer, clients: int = 20, seconds: float = 60.0, length: int
                 names = [c["props"].get("label") for c in endpoint.inputs]
                 data[names.index("Length (characters)" if endpoint is generate else "Length")] = length
                 data[names.index("Seed (-1 = random)" if endpoint is generate else "Seed")] = rng.randrange(10 ** 6)
-                outcome = call(client, server.url, endpoint.fn_index, data, timeout=120)
+                outcome = call(client, server.url, endpoint.fn_index, data, timeout=120, session=session)
                 texts = [o for o in outcome.outputs if isinstance(o, str) and o.startswith(prompt)]
                 with lock:
                     if outcome.kind == ANSWERED:
@@ -62,7 +67,7 @@ def run(server: AppServer, clients: int = 20, seconds: float = 60.0, length: int
         thread.join()
     wall = time.perf_counter() - start
     return {
-        "clients": clients, "seconds": round(wall, 1), "length": length,
+        "clients": clients, "sessions": "one per call" if session_per_call else "one per client", "seconds": round(wall, 1), "length": length,
         "calls": {name: len(v) for name, v in latencies.items()},
         "errors": {name: len(v) for name, v in errors.items()},
         "error_examples": {name: v[:3] for name, v in errors.items()},
