@@ -175,13 +175,15 @@ def matmul_add(weight, x, out):
     rounded = np.empty((batch, weight.shape[1]), np.int16)
     _round_rows(x, rounded)
     row_blocks, batch_blocks = rows - rows % 4, batch - batch % 4
-    for b in range(0, batch_blocks, 4):
-        for i in range(0, row_blocks, 4):
+    # Weight rows outside, batch rows inside: a block of weight rows is read from memory once per call and
+    # reused from L1 for every batch row (the batch's rounded rows stay in L1/L2).
+    for i in range(0, row_blocks, 4):
+        for b in range(0, batch_blocks, 4):
             _tile_4x4(weight, rounded, out, i, b)
-        for i in range(row_blocks, rows):
-            _tile_1x4(weight, rounded, out, i, b)
-    for b in range(batch_blocks, batch):
-        for i in range(0, row_blocks, 4):
+        for b in range(batch_blocks, batch):
             _tile_4x1(weight, rounded, out, i, b)
-        for i in range(row_blocks, rows):
+    for i in range(row_blocks, rows):
+        for b in range(0, batch_blocks, 4):
+            _tile_1x4(weight, rounded, out, i, b)
+        for b in range(batch_blocks, batch):
             _tile_1x1(weight, rounded, out, i, b)
