@@ -22,6 +22,7 @@ from charrnn.errors import CharRNNError
 from charrnn.service import inputs, inside
 from charrnn.service.serving import prepare_server_process
 from charrnn.service.inputs import LIMITS
+from charrnn.service.sampler_process import ENABLED as SAMPLING_PROCESS, SamplerProcess
 from charrnn.service.training import TrainingManager
 from charrnn.ui.train_tab import model_pickers, train_tab
 
@@ -397,7 +398,8 @@ def _inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
 
 if __name__ == "__main__":
     prepare_server_process()  # memory given back after big requests; no import search on every event
-    library = service.ModelLibrary()
+    # Sampling runs in a child process (see sampler_process.py) unless CHARRNN_SAMPLING_PROCESS=0
+    library = service.ModelLibrary(sampler=SamplerProcess() if SAMPLING_PROCESS else None)
     # The page is built and served before torch is imported (the slowest import): broken folders that show
     # without loading are skipped here, before the pickers are built; warm_up loads every model once the page
     # is up and drops any that fails from the pickers of pages opened after it.

@@ -93,6 +93,14 @@ class SamplingEngine:
         With `every` > 0 the caller wakes at most that often and takes the steps made since in one go: a page
         that shows the text ten times a second need not wake a thread at every step, and twenty threads that
         did would keep the GIL from the engine between its kernel calls."""
+        for steps in self.batches(prompt, length, settings, seed, num_samples, stop, every):
+            yield from steps
+
+    def batches(self, prompt: str = "", length: int = 500, settings: SamplingSettings = SamplingSettings(),
+                seed: int | None = None, num_samples: int = 1, stop: str | None = None,
+                every: float = 0.0) -> Iterator[list[list[str]]]:
+        """`stream`'s steps, grouped: each item holds the steps made since the caller last woke (one step
+        each with `every` = 0)."""
         samples = Samples(self.model, self.tokenizer, self.stepper, prompt, length, settings, seed, num_samples,
                           stop)  # the prompt is read here, on the caller's thread, while the batch goes on
         if samples.finished:
@@ -106,8 +114,11 @@ class SamplingEngine:
                 else:
                     caller.ready.wait(timeout=1.0)
                     caller.ready.clear()
+                steps = []
                 while caller.steps:
-                    yield caller.steps.popleft()
+                    steps.append(caller.steps.popleft())
+                if steps:
+                    yield steps
                 if caller.error is not None:
                     raise caller.error
                 if caller.finished and not caller.steps:

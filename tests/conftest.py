@@ -86,12 +86,16 @@ def tiny_library(tmp_path_factory, text_file) -> Path:
 
 @pytest.fixture(scope="session")
 def app_url(tiny_library):
-    """The real app, on the tiny checkpoints, launched on 127.0.0.1 for the length of the session."""
+    """The real app, on the tiny checkpoints, launched on 127.0.0.1 for the length of the session, sampling in a
+    child process as `python app.py` does."""
     from app import build_app
     from charrnn.service import ModelLibrary
+    from charrnn.service.sampler_process import SamplerProcess
 
-    demo = build_app(ModelLibrary(tiny_library))
+    sampler = SamplerProcess()
+    demo = build_app(ModelLibrary(tiny_library, sampler=sampler))
     demo.queue(default_concurrency_limit=4)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
     yield url
     demo.close()
+    sampler.close()

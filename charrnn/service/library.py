@@ -17,7 +17,7 @@ from charrnn.errors import CharRNNError
 if TYPE_CHECKING:
     from charrnn.batching import SamplingEngine
     from charrnn.checkpoint import Checkpoint
-    from charrnn.stepper import Stepper
+    from charrnn.service.sampler_process import RemoteEngine, SamplerProcess
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CHECKPOINTS_DIR = Path(os.environ.get("CHARRNN_CHECKPOINTS") or ROOT / "checkpoints")
@@ -27,16 +27,19 @@ SHIPPED_ORDER = ("lstm_best", "lstm", "gru", "rnn")  # listed first, in this ord
 @dataclass
 class LoadedModel:
     checkpoint: Checkpoint
-    stepper: Stepper
-    engine: SamplingEngine  # every visitor's samples of this model share its steps
+    engine: SamplingEngine | RemoteEngine  # every visitor's samples of this model share its steps
 
 
 class ModelLibrary:
     """The checkpoint folders under a root, and Hub ids (by default those of CHARRNN_MODELS or the README's
     models:), loaded on first use and kept in memory."""
 
-    def __init__(self, root: Path | str = CHECKPOINTS_DIR, hub_ids: list[str] | None = None):
+    def __init__(self, root: Path | str = CHECKPOINTS_DIR, hub_ids: list[str] | None = None,
+                 sampler: SamplerProcess | None = None):
+        """`sampler`: sample in that child process (the app's way, see sampler_process.py) rather than on
+        threads of this one."""
         self.root = Path(root)
+        self.sampler = sampler
         self.hub_ids = hub.listed_models() if hub_ids is None else list(hub_ids)
         self._hub_paths: dict[str, Path] = {}  # resolved once: resolving asks the Hub
         self._loaded: dict[str, tuple[float, LoadedModel]] = {}
@@ -109,7 +112,6 @@ class ModelLibrary:
     def load(self, name: str) -> LoadedModel:
         from charrnn.batching import SamplingEngine
         from charrnn.checkpoint import load_checkpoint  # torch: imported once a model is loaded (see __init__.py)
-        from charrnn.stepper import Stepper
 
         path = self.path(name)
         stamp = (path / WEIGHTS).stat().st_mtime
@@ -123,9 +125,9 @@ class ModelLibrary:
                 except Exception as err:  # noqa: BLE001 - whatever a damaged folder does, the server stays up
                     raise CharRNNError(f"the checkpoint {name} could not be loaded "
                                        f"({type(err).__name__}: {err})") from None
-                stepper = Stepper(checkpoint.model)
-                engine = SamplingEngine(checkpoint.model, checkpoint.tokenizer, stepper)
-                cached = (stamp, LoadedModel(checkpoint, stepper, engine))
+                engine = (self.sampler.engine(path) if self.sampler is not None
+                          else SamplingEngine(checkpoint.model, checkpoint.tokenizer))
+                cached = (stamp, LoadedModel(checkpoint, engine))
                 self._loaded[name] = cached
             return cached[1]
 
@@ -162,14 +164,18 @@ def check_all(library: ModelLibrary) -> list[str]:
 
 def warm_up(library: ModelLibrary) -> None:
     """Load every model (check_all) and run each for a few characters, so the first click is fast: a fresh
-    install compiles the sampling kernels here (~9 s once; numba caches them on disk for later starts). A model
-    that fails to load is skipped: the pickers of pages opened from now on leave it out."""
-    from charrnn.sample import stream
-
+    install compiles the sampling kernels here (~9 s once; numba caches them on disk for later starts), and the
+    sampling process, if any, starts and loads the models. A model that fails to load is skipped: the pickers of
+    pages opened from now on leave it out."""
+    if library.sampler is not None:
+        library.sampler.start()  # its imports overlap with the loading here
     ready = check_all(library)
-    for name in ready:
-        loaded = library.load(name)
-        for _ in stream(loaded.checkpoint.model, loaded.checkpoint.tokenizer, "A", 2, stepper=loaded.stepper):
-            pass
+    for name in list(ready):
+        try:
+            for _ in library.load(name).engine.stream("A", 2):
+                pass
+        except Exception as error:  # noqa: BLE001 - a model that cannot sample must not stop the app
+            library.skip(name, error)
+            ready.remove(name)
     print(f"charrnn: {len(ready)} models ready ({', '.join(ready) or 'none'}); "
           f"{len(library.skipped)} broken folders skipped", file=sys.stderr, flush=True)

@@ -62,12 +62,31 @@ class AppServer:
     def tracebacks(self) -> int:
         return len(re.findall(r"^Traceback \(most recent call last\)", self.log_text(), flags=re.M))
 
+    def _processes(self) -> list[int]:
+        """The app's process and its children (the sampling process), and theirs."""
+        found, queue = [], [self.process.pid]
+        while queue:
+            pid = queue.pop()
+            found.append(pid)
+            for task in Path(f"/proc/{pid}/task").glob("*/children"):
+                try:
+                    queue.extend(int(child) for child in task.read_text().split())
+                except OSError:  # the task ended
+                    pass
+        return found
+
     def memory_mb(self) -> dict[str, float]:
-        """Resident memory now and its peak since start (VmHWM), in MB."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        value = {key: int(re.search(rf"^{key}:\s+(\d+) kB", status, flags=re.M).group(1)) / 1024
-                 for key in ("VmRSS", "VmHWM")}
-        return {"now": round(value["VmRSS"], 1), "peak": round(value["VmHWM"], 1)}
+        """Resident memory of the app's processes together now, and the sum of their peaks since start (VmHWM),
+        in MB."""
+        total = {"VmRSS": 0, "VmHWM": 0}
+        for pid in self._processes():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:  # it ended
+                continue
+            for key in total:
+                total[key] += int(re.search(rf"^{key}:\s+(\d+) kB", status, flags=re.M).group(1)) / 1024
+        return {"now": round(total["VmRSS"], 1), "peak": round(total["VmHWM"], 1)}
 
     def alive(self) -> bool:
         return self.process.poll() is None
