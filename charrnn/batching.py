@@ -3,8 +3,9 @@
 Twenty visitors generating from the same model as twenty separate loops each read every weight at every step
 and each give up and retake the GIL at every step. Workers that stack their callers' hidden states read each
 weight once per step for all of them, in tiles of four rows (charrnn.bf16, or kernels._widened_matmul_add for
-half and float32 matrices), and take the GIL once per step for all: ~2x the characters per second of one loop
-per visitor with 20 visitors on a 2-core AMD EPYC (`python -m charrnn.bench.visitors`). Beside a thread that
+half and float32 matrices), draw the next tokens of all rows in one call (each row with its caller's settings and
+random numbers), and take the GIL once per step for all: ~2x the characters per second of one loop per visitor
+with 20 visitors on a 2-core AMD EPYC (`python -m charrnn.bench.visitors`). Beside a thread that
 runs Python without pause it is slower than the loops (its few threads each wait for the GIL after every step).
 This is what LLM servers call continuous batching: a caller joins a running batch at the next step and leaves it
 when its text is done, without waiting for the others.
@@ -23,6 +24,7 @@ from typing import Iterator
 
 import numpy as np
 
+from charrnn import kernels
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN
 from charrnn.sample import Samples, SamplingSettings
@@ -57,6 +59,29 @@ class _Caller:
         self.finished = True
         self.ready.set()
         self.over.set()
+
+
+class _Batch:
+    """One worker's callers stacked: the tokens, hidden state and draw settings a step reads, kept from step to
+    step and built again only when a caller joins or leaves."""
+
+    def __init__(self, callers: list[_Caller]):
+        self.callers = callers
+        samples = [caller.samples for caller in callers]
+        ends = np.cumsum([s.rows for s in samples]).tolist()
+        self.bounds = list(zip([0] + ends[:-1], ends))
+        self.tokens = np.concatenate([s.tokens for s in samples])
+        self.hidden = np.concatenate([s.hidden for s in samples], axis=1)  # (S, rows, H)
+        self.settings = tuple(np.concatenate(column) for column in zip(*(s.kernel_settings for s in samples)))
+
+    @property
+    def rows(self) -> int:
+        return len(self.tokens)
+
+    def release(self) -> None:
+        """Give each caller its rows of the state back, before the batch is built again."""
+        for caller, (start, end) in zip(self.callers, self.bounds):
+            caller.samples.hidden = self.hidden[:, start:end]
 
 
 class SamplingEngine:
@@ -155,6 +180,7 @@ class SamplingEngine:
 
     def _run(self, index: int) -> None:
         active: list[_Caller] = []
+        batch: _Batch | None = None
         while True:
             with self._cond:
                 if not active and not self._waiting:
@@ -166,30 +192,32 @@ class SamplingEngine:
                 self._take_waiting(index, active)
             active = [c for c in active if not c.cancelled]
             self._rows[index] = sum(c.samples.rows for c in active)
-            if active:
-                active = self._step(active)
+            if batch is None or active != batch.callers:
+                if batch is not None:
+                    batch.release()
+                batch = _Batch(active) if active else None
+            if batch is not None:
+                active = self._step(batch)
 
-    def _step(self, active: list[_Caller]) -> list[_Caller]:
-        """One step for every active caller; returns those still going."""
+    def _step(self, batch: _Batch) -> list[_Caller]:
+        """One step for every caller of the batch: the stack steps once and the tokens of all rows are drawn in
+        one call; returns the callers still going."""
         try:
-            tokens = np.concatenate([c.samples.tokens for c in active])
-            hidden = np.concatenate([c.samples.hidden for c in active], axis=1)  # (S, rows, H)
-            self.peak_rows = max(self.peak_rows, len(tokens))
-            logits, hidden = self.stepper.step(tokens, hidden)
+            self.peak_rows = max(self.peak_rows, batch.rows)
+            logits, batch.hidden = self.stepper.step(batch.tokens, batch.hidden)
+            uniforms = np.concatenate([c.samples.uniforms() for c in batch.callers])
+            batch.tokens = np.empty(batch.rows, np.int64)
+            kernels.sample_tokens(logits, *batch.settings, uniforms, batch.tokens)
         except Exception as error:  # noqa: BLE001 - every caller hears of it; the engine goes on
-            for caller in active:
+            for caller in batch.callers:
                 caller.fail(error)
             return []
         going = []
-        start = 0
-        for caller in active:
-            end = start + caller.samples.rows
-            caller.samples.hidden = hidden[:, start:end]
+        for caller, (start, end) in zip(batch.callers, batch.bounds):
             try:
-                caller.put(caller.samples.advance(logits[start:end]))
+                caller.put(caller.samples.accept(batch.tokens[start:end]))
             except (CharRNNError, ValueError) as error:  # e.g. NaN scores: this caller's, not the others'
                 caller.fail(error)
             if not caller.finished:
                 going.append(caller)
-            start = end
         return going

@@ -320,12 +320,14 @@ def filtered_probabilities(logits, temperature, top_k, top_p, banned, probs):
 
 @njit(**_EXACT)
 def sample_tokens(logits, temperature, top_k, top_p, banned, uniforms, tokens):
-    """One token per row of logits (B, V), by inverse-CDF sampling with the given uniforms (B,) in [0, 1).
-    A row whose logits cannot be sampled (see filtered_probabilities) gets token -1."""
+    """One token per row of logits (B, V), by inverse-CDF sampling with the given uniforms (B,) in [0, 1), each
+    row with its own settings (temperature, top_k, top_p and banned are (B,) arrays): the rows of several
+    callers are drawn in one call. A row whose logits cannot be sampled (see filtered_probabilities) gets
+    token -1."""
     size = logits.shape[1]
     probs = np.empty(size, np.float64)
     for b in range(logits.shape[0]):
-        if not filtered_probabilities(logits[b], temperature, top_k, top_p, banned, probs):
+        if not filtered_probabilities(logits[b], temperature[b], top_k[b], top_p[b], banned[b], probs):
             tokens[b] = -1
             continue
         target = uniforms[b] * probs.sum()

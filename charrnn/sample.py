@@ -61,11 +61,16 @@ def next_token_probabilities(logits: np.ndarray, settings: SamplingSettings, ban
     return probs
 
 
+def row_settings(settings: SamplingSettings, banned: int | None, rows: int) -> tuple[np.ndarray, ...]:
+    """The settings as kernels.sample_tokens takes them: one value per row."""
+    return tuple(np.full(rows, value) for value in _kernel_settings(settings, banned))
+
+
 def draw_tokens(logits: np.ndarray, settings: SamplingSettings, rng: np.random.Generator,
                 banned: int | None = None) -> np.ndarray:
     """One token per row of logits (B, V), drawn from next_token_probabilities with the generator's uniforms."""
     tokens = np.empty(len(logits), np.int64)
-    kernels.sample_tokens(logits, *_kernel_settings(settings, banned), rng.random(len(logits)), tokens)
+    kernels.sample_tokens(logits, *row_settings(settings, banned, len(logits)), rng.random(len(logits)), tokens)
     check(tokens.min(initial=0) >= 0, NON_FINITE)
     return tokens
 
@@ -125,7 +130,8 @@ class Samples:
     the token each reads next, and the text so far. A step is the Stepper's; `advance` draws from its logits.
 
     Holding this between steps is what lets samples of several callers share a step (charrnn.batching): their
-    hidden states are stacked, stepped at once, and each caller's slice of the logits comes back here.
+    hidden states are stacked and stepped at once, their tokens drawn in one call (each row with its caller's
+    settings and uniforms: `uniforms`, `kernel_settings`), and each caller's tokens come back to `accept`.
     """
 
     @torch.no_grad()
@@ -143,6 +149,7 @@ class Samples:
             self.hidden = stepper.to_numpy(_repeat(prime(model, ids[:-1]), num_samples))
         self.tokens = np.full(num_samples, ids[-1])
         self.banned = UNKNOWN_ID if isinstance(tokenizer, CharTokenizer) else None
+        self.kernel_settings = row_settings(settings, self.banned, num_samples)
         self.byte_level = not isinstance(tokenizer, CharTokenizer)
         self.remaining = length
         self.generated: list[list[int]] = [[] for _ in range(num_samples)]
@@ -160,19 +167,30 @@ class Samples:
     def advance(self, logits: np.ndarray) -> list[str]:
         """Draw the next token of every sample from the step's logits (rows, V); returns each sample's new text
         ("" once a sample has stopped)."""
-        self.tokens = draw_tokens(logits, self.settings, self.rng, self.banned)
+        return self.accept(draw_tokens(logits, self.settings, self.rng, self.banned))
+
+    def uniforms(self) -> np.ndarray:
+        """This step's uniforms for the draw, one per sample (what draw_tokens takes from the generator)."""
+        return self.rng.random(self.rows)
+
+    def accept(self, tokens: np.ndarray) -> list[str]:
+        """Take the step's drawn tokens (rows,); returns each sample's new text ("" once a sample has stopped).
+        A token -1 (scores that cannot be sampled) raises CharRNNError."""
+        drawn = tokens.tolist()
+        check(min(drawn) >= 0, NON_FINITE)
+        self.tokens = tokens
         self.remaining -= 1
         pieces = []
-        for i, token in enumerate(self.tokens):
+        for i, token in enumerate(drawn):
             if self.done[i]:
                 pieces.append("")
                 continue
-            self.generated[i].append(int(token))
+            self.generated[i].append(token)
             if self.byte_level:  # a subword may be part of a UTF-8 character: emit what decodes completely
                 full = self.tokenizer.decode(self.generated[i])
                 piece = "" if full.endswith("\ufffd") else full[len(self.texts[i]):]
             else:
-                piece = self.tokenizer.decode([int(token)])
+                piece = self.tokenizer.decode([token])
             self.texts[i] += piece
             self.done[i] = bool(self.stop) and self.texts[i].endswith(self.stop)
             pieces.append(piece)
