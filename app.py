@@ -19,10 +19,10 @@ from gradio.components.plot import AltairPlotData
 
 from charrnn import service
 from charrnn.errors import CharRNNError
+from charrnn.sampler_process import ENABLED as SAMPLING_PROCESS, SamplerProcess
 from charrnn.service import inputs, inside
 from charrnn.service.serving import prepare_server_process
 from charrnn.service.inputs import LIMITS
-from charrnn.service.sampler_process import ENABLED as SAMPLING_PROCESS, SamplerProcess
 from charrnn.service.training import TrainingManager
 from charrnn.ui.train_tab import model_pickers, train_tab
 

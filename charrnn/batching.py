@@ -193,9 +193,14 @@ class SamplingEngine:
             active = [c for c in active if not c.cancelled]
             self._rows[index] = sum(c.samples.rows for c in active)
             if batch is None or active != batch.callers:
-                if batch is not None:
-                    batch.release()
-                batch = _Batch(active) if active else None
+                try:
+                    if batch is not None:
+                        batch.release()
+                    batch = _Batch(active) if active else None
+                except Exception as error:  # noqa: BLE001 - e.g. out of memory: they hear of it; the worker goes on
+                    for caller in active:
+                        caller.fail(error)
+                    active, batch = [], None
             if batch is not None:
                 active = self._step(batch)
 

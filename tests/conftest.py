@@ -90,7 +90,7 @@ def app_url(tiny_library):
     child process as `python app.py` does."""
     from app import build_app
     from charrnn.service import ModelLibrary
-    from charrnn.service.sampler_process import SamplerProcess
+    from charrnn.sampler_process import SamplerProcess
 
     sampler = SamplerProcess()
     demo = build_app(ModelLibrary(tiny_library, sampler=sampler))

@@ -52,6 +52,17 @@ def test_each_input_of_each_endpoint_takes_hostile_values_with_a_message(app_url
     assert "Traceback" not in capfd.readouterr().err  # a user's bad value is not a server error
 
 
+def test_a_client_calls_many_times_in_one_session(app_url, points):
+    """As the load test's clients do (and a browser tab or a gradio_client Client): one session hash for all
+    their calls, each answered in full."""
+    generate, base = points["generate"], app_url.rstrip("/")
+    with httpx.Client() as client:
+        outcomes = [call(client, base, generate.fn_index, defaults(generate), timeout=60, session="one-visitor")
+                    for _ in range(3)]
+    assert [o.kind for o in outcomes] == [ANSWERED] * 3
+    assert all(isinstance(o.outputs[0], str) and len(o.outputs[0]) >= 5 for o in outcomes)
+
+
 def test_messages_say_what_was_wrong(app_url, points):
     generate, base = points["generate"], app_url.rstrip("/")
     cases = {1: (["lstm"], "the model must be the name of a model"),

@@ -143,3 +143,17 @@ def test_a_failing_step_reaches_every_caller_as_an_error_and_the_engine_goes_on(
         list(engine.stream("All:", 20, SamplingSettings(1.0), 3))
     monkeypatch.setattr(engine.stepper, "step", real_step)
     assert len(list(engine.stream("All:", 20, SamplingSettings(1.0), 3))) == 20
+
+
+def test_a_batch_that_cannot_be_stacked_fails_its_callers_and_the_engine_goes_on(tiny, monkeypatch):
+    model, tokenizer = tiny
+    engine = SamplingEngine(model, tokenizer)
+
+    def no_room(self, callers):
+        raise MemoryError("no room to stack")
+
+    monkeypatch.setattr(batching._Batch, "__init__", no_room)
+    with pytest.raises(MemoryError, match="no room to stack"):
+        list(engine.stream("All:", 20, SamplingSettings(1.0), 3))
+    monkeypatch.undo()
+    assert len(list(engine.stream("All:", 20, SamplingSettings(1.0), 3))) == 20

@@ -9,7 +9,7 @@ from charrnn.batching import SamplingEngine
 from charrnn.checkpoint import load_checkpoint
 from charrnn.errors import CharRNNError
 from charrnn.sample import SamplingSettings
-from charrnn.service.sampler_process import SamplerProcess
+from charrnn.sampler_process import SamplerProcess
 from tests.test_batching import REQUESTS
 
 

@@ -17,7 +17,7 @@ from charrnn.errors import CharRNNError
 if TYPE_CHECKING:
     from charrnn.batching import SamplingEngine
     from charrnn.checkpoint import Checkpoint
-    from charrnn.service.sampler_process import RemoteEngine, SamplerProcess
+    from charrnn.sampler_process import RemoteEngine, SamplerProcess
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CHECKPOINTS_DIR = Path(os.environ.get("CHARRNN_CHECKPOINTS") or ROOT / "checkpoints")
@@ -169,11 +169,15 @@ def warm_up(library: ModelLibrary) -> None:
     pages opened from now on leave it out."""
     if library.sampler is not None:
         library.sampler.start()  # its imports overlap with the loading here
+    from charrnn.sampler_process import SamplerStopped
+
     ready = check_all(library)
     for name in list(ready):
         try:
             for _ in library.load(name).engine.stream("A", 2):
                 pass
+        except SamplerStopped as error:  # the process's trouble, not the model's: the next call starts another
+            print(f"charrnn: {error}", file=sys.stderr)
         except Exception as error:  # noqa: BLE001 - a model that cannot sample must not stop the app
             library.skip(name, error)
             ready.remove(name)

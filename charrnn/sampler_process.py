@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from collections import OrderedDict, deque
 from multiprocessing.connection import Connection
@@ -35,9 +36,16 @@ if TYPE_CHECKING:
     from charrnn.batching import SamplingEngine
     from charrnn.sample import SamplingSettings
 
-ENABLED = os.environ.get("CHARRNN_SAMPLING_PROCESS", "1") != "0"  # the app samples in a child process unless 0
+# The app samples in a child process unless CHARRNN_SAMPLING_PROCESS=0; not on Windows, which cannot hand a
+# child the pipe's file descriptors (pass_fds).
+ENABLED = os.name == "posix" and os.environ.get("CHARRNN_SAMPLING_PROCESS", "1") != "0"
 MAX_ENGINES = 16  # models the child keeps loaded; the least recently used beyond this are dropped
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent  # where `python -m charrnn...` finds the package
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # where `python -m charrnn...` finds the package
+
+
+class SamplerStopped(CharRNNError):
+    """The sampling process died (killed, out of memory) while a call ran: the server's trouble, not the
+    visitor's, but what they can do is the same: try again."""
 
 
 class _Call:
@@ -60,7 +68,11 @@ class SamplerProcess:
     """The child process that samples, started on first use and again after it dies, and the calls in it."""
 
     def __init__(self):
-        self._lock = threading.Lock()  # starting the child and writing to it
+        # Held to start the child, write to it, and register a call: so a call is never registered with a dead
+        # child after its reader has ended that child's calls. Re-entrant: a stream closed by the garbage
+        # collector runs its cleanup on whatever thread happens to hold it.
+        self._lock = threading.RLock()
+        self._closed = False
         self._child: subprocess.Popen | None = None
         self._to_child: Connection | None = None
         self._calls: dict[int, _Call] = {}
@@ -75,8 +87,9 @@ class SamplerProcess:
             self._ensure_child()
 
     def close(self) -> None:
-        """Stop the child; its calls end with a message."""
+        """Stop the child for good; its calls end with a message."""
         with self._lock:
+            self._closed = True
             child, self._child = self._child, None
             if self._to_child is not None:
                 self._to_child.close()  # the child ends when its end of the pipe closes
@@ -93,17 +106,28 @@ class SamplerProcess:
         return None if self._child is None else self._child.pid
 
     def _ensure_child(self) -> subprocess.Popen:
+        if self._closed:
+            raise CharRNNError("the server is shutting down; try again in a moment")
         if self._child is not None and self._child.poll() is None:
             return self._child
         if self._to_child is not None:
             self._to_child.close()  # the dead child's
+            self._to_child = None
         to_child_read, to_child_write = os.pipe()
         from_child_read, from_child_write = os.pipe()
-        child = subprocess.Popen([sys.executable, "-m", "charrnn.service.sampler_process", str(to_child_read),
-                                  str(from_child_write)], pass_fds=(to_child_read, from_child_write),
-                                 cwd=PACKAGE_ROOT, stdin=subprocess.DEVNULL)
-        os.close(to_child_read)
-        os.close(from_child_write)
+        try:
+            # A session of its own: Ctrl-C in the terminal goes to the server, and the child ends when the
+            # server's end of the pipe closes.
+            child = subprocess.Popen([sys.executable, "-m", "charrnn.sampler_process", str(to_child_read),
+                                      str(from_child_write)], pass_fds=(to_child_read, from_child_write),
+                                     cwd=PACKAGE_ROOT, stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as err:
+            for fd in (to_child_write, from_child_read):
+                os.close(fd)
+            raise SamplerStopped(f"the sampling process could not be started ({err})") from None
+        finally:
+            os.close(to_child_read)
+            os.close(from_child_write)
         self._child, self._to_child = child, Connection(to_child_write, readable=False)
         threading.Thread(target=self._read, args=(child, Connection(from_child_read, writable=False)),
                          name="charrnn-sampler-reader", daemon=True).start()
@@ -130,8 +154,10 @@ class SamplerProcess:
                 else:
                     call.end(None if payload is None else
                              CharRNNError(payload[1]) if payload[0] else RuntimeError(payload[1]))
-        except (EOFError, OSError):
+        except (EOFError, OSError):  # the child is gone
             pass
+        except Exception:  # noqa: BLE001 - a message it cannot have sent: stop it rather than wait on it forever
+            traceback.print_exc()
         finally:
             connection.close()
         try:
@@ -145,12 +171,15 @@ class SamplerProcess:
                 self._to_child.close()
                 self._to_child = None
             ended = [call for call in self._calls.values() if call.child is child and not call.over]
+        if ended or not self._closed:
+            print(f"charrnn: the sampling process exited with code {code}; {len(ended)} calls ended",
+                  file=sys.stderr, flush=True)
         for call in ended:
-            call.end(CharRNNError(f"the sampling process stopped (exit code {code}) before this text was done; "
-                                  "try again (a new one starts with the next call)"))
+            call.end(_stopped(code))
 
     def stream(self, path: Path, prompt: str, length: int, settings: SamplingSettings, seed: int | None,
                num_samples: int, stop: str | None, every: float) -> Iterator[list[str]]:
+        """SamplingEngine.stream of the checkpoint folder `path`, run in the child."""
         call_id = next(self._ids)
         request = {"path": str(path), "prompt": prompt, "length": length, "temperature": settings.temperature,
                    "top_k": settings.top_k, "top_p": settings.top_p, "seed": seed, "num_samples": num_samples,
@@ -160,7 +189,12 @@ class SamplerProcess:
             self._write(["start", call_id, request])
         try:
             while True:
-                call.ready.wait(timeout=1.0)
+                if not call.ready.wait(timeout=1.0) and call.child.poll() is not None and not call.over:
+                    # Its reader normally ends the call; this is for a pipe some other process keeps open
+                    # (a process forked from the server while the child started).
+                    time.sleep(1.0)
+                    if not call.over:
+                        call.end(_stopped(call.child.returncode))
                 call.ready.clear()
                 while call.steps:
                     yield call.steps.popleft()
@@ -175,6 +209,11 @@ class SamplerProcess:
                 self._calls.pop(call_id, None)
                 if not call.over and self._child is call.child:
                     self._write(["cancel", call_id, None])
+
+
+def _stopped(code: int | None) -> SamplerStopped:
+    return SamplerStopped(f"the sampling process stopped (exit code {code}) before this text was done; try again "
+                          "(a new one starts with the next call)")
 
 
 class RemoteEngine:
@@ -207,14 +246,21 @@ class _Engines:
         from charrnn.checkpoint import load_checkpoint
         from charrnn.checkpoint_folder import WEIGHTS
 
+        name = Path(path).name
         try:
             stamp = (Path(path) / WEIGHTS).stat().st_mtime
         except OSError:
-            raise CharRNNError(f"the model at {path} has been deleted from this host") from None
+            raise CharRNNError(f"the model {name} has been deleted from this host") from None
         with self._lock:
             cached = self._engines.get(path)
             if cached is None or cached[0] != stamp:
-                checkpoint = load_checkpoint(path)
+                try:
+                    checkpoint = load_checkpoint(path)
+                except CharRNNError:
+                    raise
+                except Exception as err:  # noqa: BLE001 - as ModelLibrary.load: a damaged folder is a message
+                    raise CharRNNError(f"the checkpoint {name} could not be loaded ({type(err).__name__}: {err})"
+                                       ) from None
                 cached = self._engines[path] = (stamp, SamplingEngine(checkpoint.model, checkpoint.tokenizer))
             self._engines.move_to_end(path)
             while len(self._engines) > MAX_ENGINES:
