@@ -179,7 +179,11 @@ def test_compare_draws_every_chosen_model(page):
     page.wait_for_function("() => { const ts = [...document.querySelectorAll('.sample-box textarea')]"
                            ".filter(t => t.offsetParent); return ts.length === 3 && ts.every(t => t.value.length "
                            ">= 400); }", timeout=90_000)
-    visible(page, "td:has-text('bpc under') , th:has-text('bpc under lstm')").first.wait_for(timeout=60_000)
+    # The scores are in once their table shows a number: its headers show long before on a busy machine, and
+    # the model pickers' events below wait until this event ends.
+    page.wait_for_function(r"() => [...document.querySelectorAll('.table-container')].some(c => c.offsetParent && "
+                           r"c.innerText.includes('text written by') && /\n\d+\.\d+/.test(c.innerText))",
+                           timeout=120_000)
     assert_real_headers(page, {"Each generated": ["text written by", "bpc under rnn", "bpc under gru"]})
     assert len(re.findall(r"\b3,3\d\d,\d\d\d\b", page.locator("body").inner_text())) >= 3  # as on the cards
     shoot(page, "compare")
