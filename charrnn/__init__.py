@@ -8,13 +8,13 @@ import importlib
 
 __version__ = "0.1.0"
 
-from charrnn.config import ModelConfig, TrainConfig  # noqa: E402 (the version comes first: charrnn.hub reads it)
+from charrnn.config import ModelConfig, TrainConfig  # noqa: E402 (the version comes first: charrnn.hub.resolve reads it)
 from charrnn.errors import CharRNNError  # noqa: E402
 
 # Names that need torch are imported on first use, so that `import charrnn.<light module>` (the web app building
 # its page) does not pay for importing torch.
-_LAZY = {"CharRNN": "charrnn.model", "generate": "charrnn.sample", "load": "charrnn.hub",
-         "push_to_hub": "charrnn.hub"}
+_LAZY = {"CharRNN": "charrnn.model", "generate": "charrnn.sampling.generate", "load": "charrnn.hub.resolve",
+         "push_to_hub": "charrnn.hub.push"}
 
 
 def __getattr__(name: str):

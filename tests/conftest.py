@@ -63,7 +63,7 @@ def without_batch_size(args: list[str]) -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, text_file) -> Path:
     """A tiny LSTM trained for a few steps by the real training command."""
-    from charrnn.train import main
+    from charrnn.cli.train import main
 
     out = tmp_path_factory.mktemp("run") / "tiny"
     main(tiny_train_args(text_file, out, "--dropout", "0.1"))
@@ -73,7 +73,7 @@ def tiny_checkpoint(tmp_path_factory, text_file) -> Path:
 @pytest.fixture(scope="session")
 def tiny_library(tmp_path_factory, text_file) -> Path:
     """A checkpoints/ folder with tiny rnn, gru and lstm models made by the training command."""
-    from charrnn.train import main
+    from charrnn.cli.train import main
 
     root = tmp_path_factory.mktemp("checkpoints")
     runs = tmp_path_factory.mktemp("runs")
@@ -88,9 +88,9 @@ def tiny_library(tmp_path_factory, text_file) -> Path:
 def app_url(tiny_library):
     """The real app, on the tiny checkpoints, launched on 127.0.0.1 for the length of the session, sampling in a
     child process as `python app.py` does."""
-    from app import build_app
+    from charrnn.app.page import build_app
     from charrnn.service import ModelLibrary
-    from charrnn.sampler_process import SamplerProcess
+    from charrnn.sampling.process import SamplerProcess
 
     sampler = SamplerProcess()
     demo = build_app(ModelLibrary(tiny_library, sampler=sampler))

@@ -14,7 +14,7 @@ from charrnn.analysis.gradients import state_gradient_norms
 from charrnn.analysis.neurons import FEATURES, interpretable_units
 from charrnn.analysis.surprise import surprise
 from charrnn.analysis.trace import trace
-from charrnn.checkpoint import load_checkpoint
+from charrnn.checkpoint.saving import load_checkpoint
 from charrnn.config import CELLS, ModelConfig
 from charrnn.evaluate import evaluate_ids
 from charrnn.model import CharRNN

@@ -9,7 +9,7 @@ import math
 import httpx
 import pytest
 
-from charrnn.stress.client import ANSWERED, MESSAGE, call, endpoints
+from tools.stress.client import ANSWERED, MESSAGE, call, endpoints
 
 HOSTILE = [None, ["lstm"], {"a": 1}, True, math.nan, -math.inf, 1e308, "\ud800", "x" * 10_001, "../../../etc",
            "lstm\x00"]
@@ -98,7 +98,8 @@ def test_a_long_text_is_not_kept_in_the_session_after_the_call(tiny_library):
 
     from gradio.state_holder import SessionState
 
-    from app import KEPT_INPUT_CHARS, build_app
+    from charrnn.app.handlers import KEPT_INPUT_CHARS
+    from charrnn.app.page import build_app
     from charrnn.service import ModelLibrary
 
     demo = build_app(ModelLibrary(tiny_library))

@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn import batching, bf16
-from charrnn.batching import SamplingEngine
-from charrnn.checkpoint import load_checkpoint
+from charrnn.sampling import engine as batching
+from charrnn.sampling import bf16
+from charrnn.sampling.engine import SamplingEngine
+from charrnn.checkpoint.saving import load_checkpoint
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
-from charrnn.sample import SamplingSettings, stream
-from charrnn.stepper import Stepper
+from charrnn.sampling.generate import SamplingSettings, stream
+from charrnn.sampling.stepper import Stepper
 
 CELLS = ["lstm", "gru", "rnn_tanh"]
 

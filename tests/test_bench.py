@@ -5,10 +5,11 @@ import json
 import pytest
 import torch
 
-from charrnn.bench import TINY_SHAPES, main
-from charrnn.checkpoint import load_checkpoint
+from charrnn.bench.tables import TINY_SHAPES
+from charrnn.cli.bench import main
+from charrnn.checkpoint.saving import load_checkpoint
 from charrnn.device import bf16_supported
-from charrnn.stepper import Stepper
+from charrnn.sampling.stepper import Stepper
 
 
 def table_rows(printed: str, first_cell: str) -> list[list[str]]:

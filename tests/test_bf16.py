@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn import bf16
+from charrnn.sampling import bf16
 
 needs_bf16 = pytest.mark.skipif(not bf16.SUPPORTED, reason="this CPU has no AVX512-BF16")
 
@@ -39,7 +39,7 @@ def test_rounding_a_step_s_inputs_overwrites_the_padding_and_keeps_inf():
 def test_without_the_instruction_auto_takes_half_precision_and_bf16_is_refused(monkeypatch):
     from charrnn.config import ModelConfig
     from charrnn.model import CharRNN
-    from charrnn.stepper import Stepper
+    from charrnn.sampling.stepper import Stepper
 
     monkeypatch.setattr(bf16, "SUPPORTED", False)
     model = CharRNN(ModelConfig(vocab_size=10, hidden_size=8, embedding_size=4, num_layers=2))

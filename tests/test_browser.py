@@ -50,7 +50,8 @@ TABLES_JS = """() => Object.fromEntries([...document.querySelectorAll('.table-co
 
 @pytest.fixture(scope="module")
 def shipped_app_url():
-    from app import CSS, build_app
+    from charrnn.app.page import build_app
+    from charrnn.app.texts import CSS
 
     demo = build_app()
     demo.queue(default_concurrency_limit=4)

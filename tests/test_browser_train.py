@@ -15,7 +15,8 @@ TEXT = TINY_TEXT * 3
 def train_page(tiny_library, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
-    from app import CSS, build_app
+    from charrnn.app.page import build_app
+    from charrnn.app.texts import CSS
     from charrnn.service import ModelLibrary
     from charrnn.service.training import TrainingManager, TrainLimits
 

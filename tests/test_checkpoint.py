@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from charrnn.checkpoint import (CONFIG, TRAINING_STATE, WEIGHTS, find_checkpoints, load_checkpoint,
+from charrnn.checkpoint.saving import (CONFIG, TRAINING_STATE, WEIGHTS, find_checkpoints, load_checkpoint,
                                 load_training_state, save_checkpoint, tidy_checkpoint)
 from charrnn.config import ModelConfig
 from charrnn.errors import CharRNNError
@@ -62,7 +62,7 @@ def test_a_crash_during_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("charrnn.checkpoint.save_file", crash)
+    monkeypatch.setattr("charrnn.checkpoint.saving.save_file", crash)
     with pytest.raises(OSError):
         save_checkpoint(tmp_path / "ckpt", make_model(cell="gru"), tokenizer)
     assert load_checkpoint(tmp_path / "ckpt").model.config.cell == "lstm"

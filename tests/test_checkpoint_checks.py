@@ -4,9 +4,9 @@ import resource
 
 import pytest
 
-from charrnn.checkpoint import find_checkpoints, load_checkpoint, save_checkpoint
+from charrnn.checkpoint.saving import find_checkpoints, load_checkpoint, save_checkpoint
 from charrnn.errors import CharRNNError
-from charrnn.stress.broken import BREAKAGES, LEFTOVERS, make_broken_checkpoints
+from tools.stress.broken import BREAKAGES, LEFTOVERS, make_broken_checkpoints
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_a_good_checkpoint_still_loads_after_the_checks(tiny_checkpoint, tmp_pat
 def test_the_app_starts_beside_every_kind_of_broken_folder_and_names_them(broken_root, tiny_checkpoint, capsys):
     import shutil
 
-    from app import build_app
+    from charrnn.app.page import build_app
     from charrnn.service import ModelLibrary, check_all
 
     shutil.copytree(tiny_checkpoint, broken_root / "good", dirs_exist_ok=True)
@@ -84,7 +84,7 @@ def test_the_app_starts_beside_every_kind_of_broken_folder_and_names_them(broken
 def test_folders_are_checked_without_loading_before_the_page_and_loaded_after(broken_root, tiny_checkpoint):
     import shutil
 
-    from app import build_app
+    from charrnn.app.page import build_app
     from charrnn.service import ModelLibrary, check_all, check_folders
 
     shutil.copytree(tiny_checkpoint, broken_root / "good", dirs_exist_ok=True)

@@ -4,9 +4,9 @@ import math
 
 import torch
 
-from charrnn.checkpoint import load_checkpoint
+from charrnn.checkpoint.saving import load_checkpoint
 from charrnn.evaluate import continuation_bpc
-from charrnn.sample import encode_prompt
+from charrnn.sampling.generate import encode_prompt
 from charrnn.service import ModelLibrary, cross_scores
 
 

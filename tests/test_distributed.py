@@ -11,9 +11,9 @@ import time
 import pytest
 import torch
 
-from charrnn.checkpoint import load_checkpoint, load_training_state
+from charrnn.checkpoint.saving import load_checkpoint, load_training_state
 from charrnn.evaluate import evaluate_ids
-from charrnn.train import main
+from charrnn.cli.train import main
 from tests.conftest import ROOT, TINY_TEXT, tiny_train_args
 
 # Dropout 0: the processes then take exactly the steps of one process with all the streams.

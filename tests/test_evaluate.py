@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn.checkpoint import load_checkpoint, save_checkpoint
+from charrnn.checkpoint.saving import load_checkpoint, save_checkpoint
 from charrnn.config import ModelConfig
 from charrnn.data import held_out_text, reading, resolve_source
-from charrnn.evaluate import evaluate_ids, evaluate_text, evaluation_windows, main
+from charrnn.cli.evaluate import main
+from charrnn.evaluate import evaluate_ids, evaluate_text, evaluation_windows
 from charrnn.model import CharRNN
 from charrnn.tokenizer import CharTokenizer
 from tests.conftest import TINY_TEXT

@@ -10,10 +10,11 @@ import sys
 import pytest
 import torch
 
-from charrnn import bench
-from charrnn.checkpoint import load_checkpoint
-from charrnn.sample import generate
-from charrnn.train import Trainer, main
+from charrnn.cli import bench
+from charrnn.checkpoint.saving import load_checkpoint
+from charrnn.sampling.generate import generate
+from charrnn.cli.train import main
+from charrnn.train import Trainer
 from tests.conftest import ROOT, TINY_TEXT, tiny_train_args, without_batch_size
 
 pytestmark = [pytest.mark.gpu,

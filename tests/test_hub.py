@@ -14,13 +14,16 @@ from httpx2 import Request, Response
 from huggingface_hub import ModelCard, constants
 from huggingface_hub.errors import HfHubHTTPError
 
-from charrnn import hub, push, sample
-from charrnn.card import build_card, hub_datasets
-from charrnn.checkpoint import CONFIG, TRAINING_STATE, WEIGHTS, load_checkpoint
+from charrnn.cli import push as push_cli
+from charrnn.cli import sample as sample_cli
+from charrnn.hub import push as hub_push
+from charrnn.hub import resolve as hub
+from charrnn.hub.card import build_card, hub_datasets
+from charrnn.checkpoint.saving import CONFIG, TRAINING_STATE, WEIGHTS, load_checkpoint
 from charrnn.errors import CharRNNError
-from charrnn.evaluate import main as evaluate_main
+from charrnn.cli.evaluate import main as evaluate_main
 from charrnn.service import ModelLibrary
-from charrnn.train import main as train_main
+from charrnn.cli.train import main as train_main
 
 
 def lay_out(cache: Path, repo_id: str, files: dict, revision: str = "main") -> Path:
@@ -98,9 +101,9 @@ def test_a_local_folder_is_used_as_it_is(tiny_checkpoint, hf_cache, monkeypatch)
 def test_sample_and_evaluate_take_a_hub_id(tiny_checkpoint, hf_cache, capsys):
     lay_out(hf_cache, "someone/tiny", checkpoint_files(tiny_checkpoint))
     args = ["--prompt", "All:", "--length", "40", "--seed", "3"]
-    sample.main(["--checkpoint", str(tiny_checkpoint), *args])
+    sample_cli.main(["--checkpoint", str(tiny_checkpoint), *args])
     local = capsys.readouterr().out.splitlines()[:-1]  # the text, without the timing line
-    sample.main(["--checkpoint", "someone/tiny", "--revision", "main", *args])
+    sample_cli.main(["--checkpoint", "someone/tiny", "--revision", "main", *args])
     assert capsys.readouterr().out.splitlines()[:-1] == local
     by_id = evaluate_main(["--checkpoint", "someone/tiny", "--text", "All:\nSpeak, speak."])
     assert by_id["bpc"] == evaluate_main(["--checkpoint", str(tiny_checkpoint), "--text", "All:\nSpeak, speak."])["bpc"]
@@ -231,14 +234,14 @@ class FakeHfApi:
 def fake_api(hf_cache, monkeypatch):
     monkeypatch.setattr(FakeHfApi, "calls", [])
     monkeypatch.setattr(FakeHfApi, "cache", hf_cache)
-    monkeypatch.setattr(hub, "HfApi", FakeHfApi)
-    monkeypatch.setattr(hub, "check_reachable", lambda doing, hint, repo_id: None)
+    monkeypatch.setattr(hub_push, "HfApi", FakeHfApi)
+    monkeypatch.setattr(hub_push, "check_reachable", lambda doing, hint, repo_id: None)
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     return FakeHfApi
 
 
 def test_push_uploads_weights_config_and_a_card_to_the_asked_repo_and_branch(tiny_checkpoint, fake_api, capsys):
-    result = push.main([str(tiny_checkpoint.parent), "someone/tiny", "--private", "--revision", "dev"])
+    result = push_cli.main([str(tiny_checkpoint.parent), "someone/tiny", "--private", "--revision", "dev"])
     assert result["commit_url"].startswith("https://huggingface.co/someone/tiny/")
     calls = dict(fake_api.calls)
     assert calls["init"] == {"token": "hf_test_token", "library_name": "charrnn"}
@@ -255,7 +258,7 @@ def test_push_uploads_weights_config_and_a_card_to_the_asked_repo_and_branch(tin
 
 
 def test_the_pushed_card_has_the_hub_metadata_and_a_readers_page(tiny_checkpoint, fake_api, tmp_path):
-    hub.push_to_hub(tiny_checkpoint, "someone/tiny", datasets=["karpathy/tiny_shakespeare"], license="apache-2.0")
+    hub_push.push_to_hub(tiny_checkpoint, "someone/tiny", datasets=["karpathy/tiny_shakespeare"], license="apache-2.0")
     readme = tmp_path / "README.md"
     readme.write_bytes(dict(fake_api.calls)["create_commit"]["files"]["README.md"])
     card = ModelCard.load(readme)
@@ -284,7 +287,7 @@ def test_a_card_says_when_its_figure_comes_from_a_sample_of_the_validation_text(
 
 def test_push_with_training_state_lets_train_resume_the_run_by_id(tiny_checkpoint, fake_api, tmp_path, monkeypatch):
     run = tiny_checkpoint.parent
-    hub.push_to_hub(run, "someone/tiny-run", training_state=True)
+    hub_push.push_to_hub(run, "someone/tiny-run", training_state=True)
     files = dict(fake_api.calls)["create_commit"]["files"]
     assert {f"last/{name}" for name in (WEIGHTS, CONFIG, TRAINING_STATE)} <= set(files)
     monkeypatch.chdir(tmp_path)
@@ -294,7 +297,7 @@ def test_push_with_training_state_lets_train_resume_the_run_by_id(tiny_checkpoin
 
 
 def test_resuming_an_id_pushed_without_training_state_says_how_to_push_it(tiny_checkpoint, fake_api, capsys):
-    hub.push_to_hub(tiny_checkpoint, "someone/tiny")
+    hub_push.push_to_hub(tiny_checkpoint, "someone/tiny")
     with pytest.raises(SystemExit):
         train_main(["--resume", "someone/tiny"])
     assert "holds no training state to resume from" in capsys.readouterr().err
@@ -303,22 +306,22 @@ def test_resuming_an_id_pushed_without_training_state_says_how_to_push_it(tiny_c
 def test_push_without_a_token_says_how_to_log_in(tiny_checkpoint, fake_api, monkeypatch):
     monkeypatch.delenv("HF_TOKEN")
     with pytest.raises(CharRNNError, match="hf auth login.*HF_TOKEN"):
-        hub.push_to_hub(tiny_checkpoint, "someone/tiny")
+        hub_push.push_to_hub(tiny_checkpoint, "someone/tiny")
 
 
 def test_push_refused_by_the_hub_says_the_token_needs_write_access(tiny_checkpoint, fake_api, monkeypatch):
     monkeypatch.setattr(FakeHfApi, "fail_commit_with", 403)
     with pytest.raises(CharRNNError, match="refused to write to 'someone/tiny' \\(403\\).*write access"):
-        hub.push_to_hub(tiny_checkpoint, "someone/tiny")
+        hub_push.push_to_hub(tiny_checkpoint, "someone/tiny")
 
 
 def test_push_of_a_missing_folder_or_missing_training_state_says_what_to_give(tiny_checkpoint, fake_api, tmp_path):
     with pytest.raises(CharRNNError, match="does not exist: give a run folder"):
-        hub.push_to_hub(tmp_path / "nope", "someone/tiny")
+        hub_push.push_to_hub(tmp_path / "nope", "someone/tiny")
     with pytest.raises(CharRNNError, match="--training-state needs a run folder"):
-        hub.push_to_hub(tiny_checkpoint, "someone/tiny", training_state=True)  # best/ has no training state
+        hub_push.push_to_hub(tiny_checkpoint, "someone/tiny", training_state=True)  # best/ has no training state
     with pytest.raises(CharRNNError, match="is not a Hub id"):
-        hub.push_to_hub(tiny_checkpoint, "no-namespace")
+        hub_push.push_to_hub(tiny_checkpoint, "no-namespace")
 
 
 def test_card_datasets_come_from_hub_ids_presets_and_local_copies_of_presets():

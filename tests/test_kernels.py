@@ -1,7 +1,7 @@
 import numpy as np
 from numba import njit
 
-from charrnn import kernels
+from charrnn.sampling import kernels
 
 
 @njit

@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn import bf16
+from charrnn.sampling import bf16
 from charrnn.config import CELLS, ModelConfig
 from charrnn.errors import CharRNNError
 from charrnn.config import count_params, hidden_size_for_params
 from charrnn.model import CharRNN
-from charrnn.stepper import Stepper
+from charrnn.sampling.stepper import Stepper
 
 B, T, E, H, V, L = 2, 5, 4, 6, 7, 3  # tiny shapes
 

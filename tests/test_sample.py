@@ -7,12 +7,13 @@ import pytest
 import torch
 from numba.core.registry import CPUDispatcher
 
-from charrnn import kernels
-from charrnn.checkpoint import load_checkpoint
+from charrnn.sampling import kernels
+from charrnn.checkpoint.saving import load_checkpoint
 from charrnn.errors import CharRNNError
-from charrnn.sample import (PROMPT_CHUNK, STEPPED_PROMPT, Samples, SamplingSettings, draw_tokens, encode_prompt,
-                            generate, main, next_token_probabilities, prime, stream)
-from charrnn.stepper import Stepper
+from charrnn.cli.sample import main
+from charrnn.sampling.generate import (PROMPT_CHUNK, STEPPED_PROMPT, Samples, SamplingSettings, draw_tokens,
+                                       encode_prompt, generate, next_token_probabilities, prime, stream)
+from charrnn.sampling.stepper import Stepper
 from tests.conftest import TINY_TEXT
 
 

@@ -5,11 +5,11 @@ import threading
 
 import pytest
 
-from charrnn.batching import SamplingEngine
-from charrnn.checkpoint import load_checkpoint
+from charrnn.sampling.engine import SamplingEngine
+from charrnn.checkpoint.saving import load_checkpoint
 from charrnn.errors import CharRNNError
-from charrnn.sample import SamplingSettings
-from charrnn.sampler_process import SamplerProcess
+from charrnn.sampling.generate import SamplingSettings
+from charrnn.sampling.process import SamplerProcess
 from tests.test_batching import REQUESTS
 
 

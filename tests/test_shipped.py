@@ -5,7 +5,7 @@ import math
 import pytest
 
 from charrnn import service
-from charrnn.checkpoint import WEIGHTS, load_checkpoint
+from charrnn.checkpoint.saving import WEIGHTS, load_checkpoint
 from charrnn.data import load_corpus, resolve_source
 from charrnn.evaluate import evaluate_ids
 from tests.conftest import ROOT, SHARED_DATA

@@ -8,12 +8,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 BUILD_THE_PAGE = """
 import sys
-import app
+from charrnn.app.page import build_app
 from charrnn import service
 library = service.ModelLibrary()
 ready = service.check_folders(library)
-app.build_app(library)
-print(len(ready), sorted(name for name in ("torch", "numba", "charrnn.checkpoint", "charrnn.data")
+build_app(library)
+print(len(ready), sorted(name for name in ("torch", "numba", "charrnn.checkpoint.saving", "charrnn.data")
                          if name in sys.modules))
 """
 

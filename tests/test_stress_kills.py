@@ -1,6 +1,6 @@
 import pytest
 
-from charrnn.stress.kills import EVAL_INTERVAL, run
+from tools.stress.kills import EVAL_INTERVAL, run
 
 
 @pytest.mark.slow

@@ -14,14 +14,15 @@ import time
 import pytest
 import torch
 
-from charrnn.checkpoint import CONFIG, load_checkpoint, load_training_state
+from charrnn.checkpoint.saving import CONFIG, load_checkpoint, load_training_state
 from charrnn.config import OPTION_RANGES, ModelConfig, TrainConfig
 from charrnn.device import default_batch_size
 from charrnn.errors import CharRNNError
 from charrnn.evaluate import evaluate_text
 from charrnn.model import CharRNN
-from charrnn.train import Trainer, learning_rate, main, train_step
-from charrnn.train.cli import parse_args
+from charrnn.cli.train import main
+from charrnn.train import Trainer, learning_rate, train_step
+from charrnn.cli.train import parse_args
 from charrnn.train.metrics import LogWindow
 from tests.conftest import ROOT, TINY_TEXT, tiny_train_args, without_batch_size
 

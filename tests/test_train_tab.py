@@ -15,7 +15,7 @@ CHOICES = ["tiny-api", "lstm", "custom", "10k", 1, 0.1, 3e-3, 4, 16, "char"]  # 
 
 @pytest.fixture(scope="module")
 def train_app(tiny_library, tmp_path_factory):
-    from app import build_app
+    from charrnn.app.page import build_app
     from charrnn.service import ModelLibrary
     from charrnn.service.training import TrainingManager, TrainLimits
 
@@ -89,10 +89,10 @@ def test_sign_in_is_offered_only_where_the_host_has_it(tiny_library, tmp_path, m
     import gradio as gr
     import gradio.routes
 
-    from app import build_app
+    from charrnn.app.page import build_app
     from charrnn.service import ModelLibrary
     from charrnn.service.training import TrainingManager, TrainLimits
-    from charrnn.ui import train_tab
+    from charrnn.app import train_tab
 
     assert not train_tab.sign_in_available()  # here: not a Space
     monkeypatch.setenv("SYSTEM", "spaces")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from gradio import OAuthToken
 
-from charrnn import hub
+from charrnn.hub import push as hub_push
 
 from charrnn.config import format_count, parse_count
 from charrnn.errors import CharRNNError
@@ -118,8 +118,8 @@ def test_a_job_from_pasted_text_and_a_file_trains_stops_resumes_finishes_and_is_
 
     # A push uses the visitor's token, typed or from signing in, never the host's login; the Hub card built for
     # it names the text and shows no folder of the server either.
-    monkeypatch.setattr(hub, "HfApi", RecordingHfApi)
-    monkeypatch.setattr(hub, "check_reachable", lambda doing, hint, repo_id: None)
+    monkeypatch.setattr(hub_push, "HfApi", RecordingHfApi)
+    monkeypatch.setattr(hub_push, "check_reachable", lambda doing, hint, repo_id: None)
     monkeypatch.setenv("HF_TOKEN", "hf_host_token")
     with pytest.raises(CharRNNError, match="sign in with Hugging Face.*paste a token"):
         manager.push(ALICE, job.id, "visitor/tiny", "")
@@ -267,7 +267,7 @@ def test_the_size_table_reads_as_people_write_sizes(manager):
     table = manager.size_table("lstm", measure=False)
     assert list(table["size"]) == ["tiny", "small", "medium"] and list(table["training chars/s here"]) == [""] * 3
     assert all(re.fullmatch(r"\d+(\.\d)?[kM]", params) for params in table["parameters"]), table
-    manager._speeds["lstm", "tiny"] = 12_345.6  # as measured
+    manager.speeds._speeds["lstm", "tiny"] = 12_345.6  # as measured
     assert manager.size_table("lstm", measure=False)["training chars/s here"][0] == "12,300"
     assert [format_count(n) for n in (3_318_306, 849_000, 999_600, 950)] == ["3.3M", "849k", "1.0M", "950"]
     assert all(parse_count(format_count(n)) == pytest.approx(n, rel=0.05) for n in (3_318_306, 849_000, 12_345))

@@ -1,3 +1,3 @@
-from charrnn.bench import main
+from charrnn.cli.bench import main
 
 main()

@@ -9,13 +9,13 @@ import torch
 from charrnn import service
 from charrnn.bench.timing import synchronize
 from charrnn.model import CharRNN
-from charrnn.sample import SamplingSettings, stream
+from charrnn.sampling.generate import SamplingSettings, stream
 from charrnn.tokenizer import Tokenizer
 
 
 def charrnn_sampling(model: CharRNN, tokenizer: Tokenizer, chars: int, samples: int = 1) -> float:
     """Characters per second, all samples together. The prompt goes through the model on its device; the steps
-    run on the CPU's compiled kernels (charrnn.stepper), whatever the device."""
+    run on the CPU's compiled kernels (charrnn.sampling.stepper), whatever the device."""
     settings = SamplingSettings(temperature=0.8)
     for _ in stream(model, tokenizer, "ROMEO:", 200, settings, seed=0, num_samples=samples):  # warm-up
         pass

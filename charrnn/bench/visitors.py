@@ -4,7 +4,7 @@
 
 Each visitor is a thread that samples `--chars` characters from its own seed, as the app's Generate does. The
 ways are timed in alternation, so the machine's noise hits them alike:
-- loops: each visitor runs its own `sample.stream` loop (how the app sampled before charrnn.batching);
+- loops: each visitor runs its own `sample.stream` loop (how the app sampled before charrnn.sampling.engine);
 - engine: every visitor's samples advance in one step of the model's SamplingEngine;
 - engine-half: the same with half-precision matrices, where the default precision is bf16.
 Each is timed alone and beside a thread that runs Python without pause, as the server's event loop does while
@@ -20,10 +20,10 @@ import statistics
 import threading
 import time
 
-from charrnn.batching import SamplingEngine
+from charrnn.sampling.engine import SamplingEngine
 from charrnn.errors import ArgumentParser, cli_errors
-from charrnn.sample import SamplingSettings, stream
-from charrnn.stepper import Stepper
+from charrnn.sampling.generate import SamplingSettings, stream
+from charrnn.sampling.stepper import Stepper
 
 SETTINGS = SamplingSettings(temperature=0.8)
 
@@ -98,7 +98,7 @@ def measure(checkpoint, visitors: int, chars: int, rounds: int) -> dict:
 
 @cli_errors
 def main(argv=None) -> dict:
-    from charrnn.hub import load
+    from charrnn.hub.resolve import load
 
     parser = ArgumentParser(prog="python -m charrnn.bench.visitors", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -15,7 +15,7 @@ Sources, in the order they are tried:
   - a local dataset folder (parquet/arrow/json/csv/txt) or a Hub id, both through datasets' builders, streamed.
 """
 
-from charrnn.data.batching import StreamBatcher
+from charrnn.data.bptt import StreamBatcher
 from charrnn.data.cache import CACHE_VERSION, Corpus, load_corpus
 from charrnn.data.reading import held_out_text, read_text_file
 from charrnn.data.sources import DATA_FILE_BUILDERS, Source, load_presets, resolve_source

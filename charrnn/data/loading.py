@@ -20,13 +20,13 @@ LOCAL_PATH_HINT = ("pass a local path instead: a folder of .txt or .parquet file
 
 
 def _check_hub_reachable(repo_id: str) -> None:
-    """Fail in seconds when the Hub cannot be reached (charrnn.hub.check_reachable). Offline mode
+    """Fail in seconds when the Hub cannot be reached (charrnn.hub.reach.check_reachable). Offline mode
     (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE) skips the check: datasets then answers at once from its cache, or
     fails, and dataset_errors words the error."""
     import datasets
     from huggingface_hub import constants
 
-    from charrnn.hub import check_reachable
+    from charrnn.hub.reach import check_reachable
 
     if constants.is_offline_mode() or datasets.config.HF_HUB_OFFLINE:
         return

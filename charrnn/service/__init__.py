@@ -12,7 +12,7 @@ and never import gradio, so they are tested and reused directly.
 
 import importlib
 
-from charrnn.service.library import (CHECKPOINTS_DIR, ROOT, SHIPPED_ORDER, LoadedModel, ModelLibrary, check_all,
+from charrnn.service.library import (SHIPPED_ORDER, LoadedModel, ModelLibrary, check_all,
                                      check_folders, warm_up)
 from charrnn.service.presentation import (CELL_NAMES, COMPARE_DEFAULT, COMPARISON_COLUMNS, comparison_table,
                                           model_card, model_summary, score_columns, validation_charts,
@@ -29,8 +29,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'charrnn.service' has no attribute {name!r}")
 
 
-__all__ = ["CELL_NAMES", "CHECKPOINTS_DIR", "COMPARE_DEFAULT", "COMPARISON_COLUMNS", "MAX_LENGTH", "MAX_SAMPLES",
-           "ROOT", "SHIPPED_ORDER", "UPDATE_INTERVAL", "LoadedModel", "ModelLibrary", "check_all", "check_folders",
+__all__ = ["CELL_NAMES", "COMPARE_DEFAULT", "COMPARISON_COLUMNS", "MAX_LENGTH", "MAX_SAMPLES",
+           "SHIPPED_ORDER", "UPDATE_INTERVAL", "LoadedModel", "ModelLibrary", "check_all", "check_folders",
            "compare_stream",
            "comparison_table", "cross_scores", "generate_stream", "model_card", "model_summary", "prompt_notes",
            "score_columns", "validation_charts", "validation_curves", "warm_up"]

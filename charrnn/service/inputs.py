@@ -41,7 +41,7 @@ class Limits:
     # each holds a copy of every component's value, ~2 MB here, so the default would let visitors fill memory.
     sessions: int = 200
     # Generate and Compare calls that run at once (the rest queue): they share one batched step per model
-    # (charrnn.batching), so more at once costs little more per step; the cap bounds the batch.
+    # (charrnn.sampling.engine), so more at once costs little more per step; the cap bounds the batch.
     streams: int = 32
 
     @classmethod

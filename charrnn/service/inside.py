@@ -18,7 +18,7 @@ import pandas as pd
 from charrnn.analysis import gates as gate_analysis
 from charrnn.analysis import neurons as neuron_analysis
 from charrnn.analysis.render import colored_text
-from charrnn.checkpoint_folder import find_checkpoints
+from charrnn.checkpoint.folder import find_checkpoints
 from charrnn.errors import CharRNNError, check
 from charrnn.service import charts, inputs
 from charrnn.service.inputs import LIMITS
@@ -188,8 +188,8 @@ def memory_models(root=None) -> dict[str, object]:
     """The shipped memory-test models (under `root`, by default checkpoints/memory), by cell name (rnn, gru,
     lstm), in that order."""
     from charrnn.analysis import memory
-    from charrnn.analysis.train_memory import MEMORY_DIR
-    from charrnn.checkpoint import load_checkpoint
+    from charrnn.paths import MEMORY_DIR
+    from charrnn.checkpoint.saving import load_checkpoint
 
     found = {}
     for path in find_checkpoints(MEMORY_DIR if root is None else root):

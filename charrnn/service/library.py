@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from dataclasses import dataclass
@@ -10,17 +9,16 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from charrnn import hub
-from charrnn.checkpoint_folder import CONFIG, WEIGHTS, check_folder, find_checkpoints, read_config
+from charrnn.hub import resolve as hub
+from charrnn.checkpoint.folder import CONFIG, WEIGHTS, check_folder, find_checkpoints, read_config
 from charrnn.errors import CharRNNError
+from charrnn.paths import CHECKPOINTS_DIR
 
 if TYPE_CHECKING:
-    from charrnn.batching import SamplingEngine
-    from charrnn.checkpoint import Checkpoint
-    from charrnn.sampler_process import RemoteEngine, SamplerProcess
+    from charrnn.sampling.engine import SamplingEngine
+    from charrnn.checkpoint.saving import Checkpoint
+    from charrnn.sampling.process import RemoteEngine, SamplerProcess
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-CHECKPOINTS_DIR = Path(os.environ.get("CHARRNN_CHECKPOINTS") or ROOT / "checkpoints")
 SHIPPED_ORDER = ("lstm_best", "lstm", "gru", "rnn")  # listed first, in this order
 
 
@@ -110,8 +108,8 @@ class ModelLibrary:
         return read_config(self.path(name))
 
     def load(self, name: str) -> LoadedModel:
-        from charrnn.batching import SamplingEngine
-        from charrnn.checkpoint import load_checkpoint  # torch: imported once a model is loaded (see __init__.py)
+        from charrnn.sampling.engine import SamplingEngine
+        from charrnn.checkpoint.saving import load_checkpoint  # torch: imported once a model is loaded (see __init__.py)
 
         path = self.path(name)
         stamp = (path / WEIGHTS).stat().st_mtime
@@ -169,7 +167,7 @@ def warm_up(library: ModelLibrary) -> None:
     pages opened from now on leave it out."""
     if library.sampler is not None:
         library.sampler.start()  # its imports overlap with the loading here
-    from charrnn.sampler_process import SamplerStopped
+    from charrnn.sampling.process import SamplerStopped
 
     ready = check_all(library)
     for name in list(ready):

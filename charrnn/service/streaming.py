@@ -11,7 +11,7 @@ from typing import Iterator
 import pandas as pd
 
 from charrnn.evaluate import continuation_bpc
-from charrnn.sample import SamplingSettings, encode_prompt
+from charrnn.sampling.generate import SamplingSettings, encode_prompt
 from charrnn.service import inputs
 from charrnn.service.inputs import LIMITS
 from charrnn.service.library import ModelLibrary

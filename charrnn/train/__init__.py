@@ -1,6 +1,6 @@
-"""Training: `python -m charrnn.train` / `charrnn train` (see charrnn.train.cli for the command).
+"""Training: the Trainer behind `python -m charrnn.train` / `charrnn train` (the command: charrnn.cli.train).
 
-    cli.py        the command line, and what --resume may change
+    resume.py     what --resume continues, and which flags may change
     loop.py       the Trainer: set-up, steps, evaluation and checkpoints, the finish
     state.py      how far a run has come (what --resume restores besides weights and optimizer)
     schedule.py   the learning rate
@@ -12,11 +12,10 @@
 """
 
 from charrnn.train.build import build_model, make_optimizer
-from charrnn.train.cli import main, parse_args, train
 from charrnn.train.loop import Trainer
 from charrnn.train.run_folder import find_resume_checkpoint
 from charrnn.train.schedule import learning_rate
 from charrnn.train.step import repackage_hidden, train_step
 
-__all__ = ["Trainer", "build_model", "find_resume_checkpoint", "learning_rate", "main", "make_optimizer",
-           "parse_args", "repackage_hidden", "train", "train_step"]
+__all__ = ["Trainer", "build_model", "find_resume_checkpoint", "learning_rate", "make_optimizer",
+           "repackage_hidden", "train_step"]

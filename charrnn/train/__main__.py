@@ -1,3 +1,3 @@
-from charrnn.train.cli import main
+from charrnn.cli.train import main
 
 main()

@@ -12,14 +12,14 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from charrnn.checkpoint import load_checkpoint, load_training_state, save_checkpoint
+from charrnn.checkpoint.saving import load_checkpoint, load_training_state, save_checkpoint
 from charrnn.config import TrainConfig
 from charrnn.data import Corpus, StreamBatcher, load_corpus, resolve_source
 from charrnn.device import autocast, autocast_dtype, default_batch_size, pick_device
 from charrnn.errors import CharRNNError
 from charrnn.evaluate import Windows, evaluate_ids, evaluation_windows
 from charrnn.model import CharRNN
-from charrnn.sample import generate
+from charrnn.sampling.generate import generate
 from charrnn.train.build import build_model, hardware_description, make_optimizer
 from charrnn.train.distributed import setup
 from charrnn.train.metrics import LogWindow, run_metrics

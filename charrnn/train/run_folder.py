@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from charrnn.checkpoint import CONFIG, tidy_checkpoint
+from charrnn.checkpoint.saving import CONFIG, tidy_checkpoint
 from charrnn.errors import CharRNNError
 
 METRICS = "metrics.jsonl"

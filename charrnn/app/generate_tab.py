@@ -1,0 +1,74 @@
+"""The Generate tab: a model, a prompt and the sampling settings in, text streamed out; Stop keeps the text."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from charrnn import service
+from charrnn.app.handlers import user_errors
+from charrnn.app.texts import SAMPLING_HELP
+from charrnn.errors import CharRNNError
+from charrnn.service.inputs import LIMITS
+
+
+def _format_samples(texts: list[str]) -> str:
+    if len(texts) == 1:
+        return texts[0]
+    return "\n\n".join(f"--- sample {i + 1} ---\n{text}" for i, text in enumerate(texts))
+
+
+def generate_tab(library: service.ModelLibrary, names: list[str]) -> None:
+    default_model = names[0] if names else None
+
+    def card(name):
+        try:
+            text = service.model_card(library, name) if name else "No checkpoints found under checkpoints/."
+        except CharRNNError as err:
+            text = f"**{err}**"
+        if library.skipped:
+            text += "\n\n*Skipped broken checkpoint folders:* " + "; ".join(
+                f"`{folder}` ({why})" for folder, why in sorted(library.skipped.items()))
+        return text
+
+    @user_errors
+    def generate(prompt, model, temperature, top_k, top_p, length, seed, num_samples):
+        for texts, status in service.generate_stream(library, model, prompt, length, temperature, top_k,
+                                                     top_p, seed, num_samples):
+            yield _format_samples(texts), status, status
+
+    def stopped(status_so_far):
+        return " ".join(["**Stopped.**", status_so_far or ""]).strip()  # it names the seed used
+
+    with gr.Tab("Generate"):
+        with gr.Row():
+            with gr.Column(scale=2):
+                prompt = gr.Textbox(label="Prompt", value="ROMEO:\n", lines=2,
+                                    placeholder="Start of the text (empty = a newline)")
+                with gr.Row():
+                    generate_button = gr.Button("Generate", variant="primary")
+                    stop_button = gr.Button("Stop", variant="stop")
+                output = gr.Textbox(label="Generated text", lines=18, max_lines=30, autoscroll=True,
+                                    buttons=["copy"], elem_classes="sample-box")
+                status = gr.Markdown()
+            with gr.Column(scale=1):
+                model = gr.Dropdown(names, value=default_model, label="Model")
+                model_card = gr.Markdown(card(default_model))
+                temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature")
+                top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)")
+                top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (1 = off)")
+                length = gr.Slider(1, LIMITS.sample_chars, value=600, step=1, label="Length (characters)")
+                seed = gr.Number(value=42, precision=0, label="Seed (-1 = random)")
+                num_samples = gr.Slider(1, LIMITS.samples, value=1, step=1, label="Samples")
+                gr.Markdown(SAMPLING_HELP)
+        model.change(card, model, model_card, api_visibility="private", preprocess=False)
+        # The status so far is also kept on the server (a State is not part of the API): Stop reads it
+        # there, as the page's copy may lag behind the stream. Stop writes its line once the cancel has
+        # gone through; written with it, the cancelled event's last update could cover it.
+        status_so_far = gr.State("")
+        event = generate_button.click(
+            generate, [prompt, model, temperature, top_k, top_p, length, seed, num_samples],
+            [output, status, status_so_far], api_name="generate", preprocess=False,
+            concurrency_limit=LIMITS.streams, concurrency_id="sampling")
+        stop_button.click(None, None, None, cancels=[event], api_visibility="private").then(
+            stopped, status_so_far, status, api_visibility="private")
+

@@ -1,0 +1,67 @@
+"""The words of the page: the intro, each tab's help, the Inside tab's sample text, and the page's CSS."""
+
+TITLE = "charrnn: character-level RNN, GRU and LSTM"
+INTRO = """# charrnn
+Character-level language models trained on Tiny Shakespeare. They read and write one character at a time, and
+everything they know about spelling, names and verse lives in a few million numbers and a hidden state."""
+
+SAMPLING_HELP = """**Temperature** divides the model's scores before they become probabilities: below 1 the likely
+characters get likelier (safer, more repetitive text), above 1 the distribution flattens (wilder text, more
+misspellings); 0 always takes the most likely character. **Top-k** samples only among the k most likely characters
+(0 = all). **Top-p** (nucleus) samples only among the most likely characters whose probabilities add up to p
+(1 = all). The same seed with the same settings gives the same text; -1 picks a new one each time."""
+
+CELLS_HELP = """**Why LSTM and GRU write better than the plain RNN.** All three are trained by backpropagation through
+time: the error at one character is sent back through every earlier step. In a plain RNN that signal is
+multiplied by the same recurrent matrix and squashed by tanh at each step, so it shrinks (vanishes) or blows up
+(explodes) exponentially with distance, and the model cannot learn to use what it read more than a few dozen
+characters ago. The LSTM's cell state is updated by addition, controlled by forget, input and output gates, and
+the GRU's update gate interpolates between the old and the new state: both give the gradient a path that does not
+shrink, so they remember who is speaking, whether a line is open, and how long a verse has run. Gradient
+clipping (used in training here) tames the exploding side; gates fix the vanishing side. The shipped `rnn`, `gru`
+and `lstm` have the same number of parameters (3.3M) and the same 10-minute training budget on the same CPU;
+pick any model in each column."""
+
+INSIDE_TEXT = """JULIET:
+O Romeo, Romeo! wherefore art thou Romeo?
+Deny thy father and refuse thy name;
+Or, if thou wilt not, be but sworn my love,
+And I'll no longer be a Capulet.
+
+ROMEO:
+Shall I hear more, or shall I speak at this?
+
+JULIET:
+'Tis but thy name that is my enemy;
+Thou art thyself, though not a Montague.
+What's Montague? it is nor hand, nor foot,
+Nor arm, nor face, nor any other part
+Belonging to a man. O, be some other name!
+What's in a name? that which we call a rose
+By any other name would smell as sweet;
+"""
+
+INSIDE_HELP = {
+    "surprise": "**Surprise.** Each character is coloured by how unexpected it was to the model, -log2 p, in bits; "
+                "hover a character to see the five the model expected instead. The mean is the text's bits per "
+                "character: everything the hidden state remembered is in those predictions.",
+    "neurons": "**Neurons.** The text coloured by one unit of the hidden state (or the LSTM's cell state) as the "
+               "model reads it. The table lists units whose activation follows a feature of the text, scored by "
+               "correlation, as in Karpathy, Johnson and Fei-Fei (2015); unit -1 shows the best one.",
+    "gradient_flow": "**Gradient flow through time.** How much the loss at one character depends on the state k steps "
+                     "earlier, ||dL_T/ds_(T-k)||, relative to k = 0, on a log scale. Backpropagation through time "
+                     "multiplies by the recurrent Jacobian at every step: for the plain RNN it vanishes "
+                     "exponentially, gates keep it alive. Below: the pre-clipping gradient norms seen in training "
+                     "and the share of steps that clipping cut (the exploding side).",
+    "gates": "**Gates.** How open the LSTM's input, forget and output gates (GRU: reset and update) are over the "
+             "text, and one unit's gates per character. A forget (update) gate near 1 keeps the memory; near 0 "
+             "it wipes it.",
+    "memory": "**Memory test.** Someone runs (r), bikes (b) and swims (s) in order; on rainy days they sleep (z), "
+              "and when the sun returns they resume where they left off. Predicting that day needs memory of the "
+              "last activity across the rain. Tiny models of each cell were trained on this; the plot shows "
+              "accuracy against the length of the rainy spell: the plain RNN forgets first.",
+}
+
+CSS = """
+.sample-box textarea { font-family: ui-monospace, SFMono-Regular, Menlo, monospace !important; }
+"""

@@ -1,0 +1,78 @@
+"""`charrnn bench`: speed, prints its figures as tables, measured in one run on this machine.
+
+    charrnn bench                       # this machine's GPU if it has one, else its CPU (~3 minutes on 2 cores)
+    charrnn bench --device cuda         # LSTMs of 2 x 512 and 3 x 1024 at batches of 64, 256 and 1024
+    charrnn bench --device cpu --quick  # tiny shapes, a few steps: checks that the benchmark runs
+
+Training: chars/s of charrnn's training step (the batch copied to the device, forward, backward, clip, fused
+AdamW, the moving average) beside a plain nn.Embedding + nn.LSTM + nn.Linear loop with Adam at the same shapes
+and precision, with the peak GPU memory of each. On a GPU: bf16 autocast (fp16 with a loss scaler where bf16
+is missing); on a CPU: fp32, and bf16 autocast where the CPU has it. Sampling: chars/s of charrnn's streaming
+sampler (one sample, and a batch of samples) beside a naive loop that calls the model on the device once per
+character. Also the matmul ceiling, and on a CPU, when the shipped checkpoints are present, batch-1 sampling
+of each shipped model and the three Compare streams running at the same time, as the app runs them. Ends
+with one JSON line of every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from charrnn import service
+from charrnn.bench.sampling import compare_streams, shipped_sampling
+from charrnn.bench.tables import plan, precision_name, sampling_rows, training_rows
+from charrnn.bench.timing import matmul_ceiling
+from charrnn.device import pick_device
+from charrnn.errors import ArgumentParser, cli_errors
+from charrnn.train.build import hardware_description
+
+
+@cli_errors
+def main(argv=None) -> dict:
+    parser = ArgumentParser(prog="charrnn bench", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="where to measure (default: auto, a CUDA GPU when there is one)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer repetitions on a GPU; on a CPU tiny shapes and no shipped models: a check that "
+                             "the benchmark runs, not figures to compare")
+    args = parser.parse_args(argv)
+    device = pick_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as charrnn train sets it
+    what = plan(device, args.quick)
+    results = {"device": device.type, "hardware": hardware_description(device), "torch": torch.__version__,
+               "torch_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        results["cudnn"] = torch.backends.cudnn.version()
+    print(f"charrnn bench on {device.type}: {results['hardware']}, torch {torch.__version__}"
+          + (f", cuDNN {results['cudnn']}" if "cudnn" in results else ""), flush=True)
+
+    n = what.matmul_n
+    results["matmul_tflops"] = {precision_name(dtype): round(matmul_ceiling(dtype or torch.float32, device, n), 3)
+                                for dtype in dict.fromkeys([None, *what.precisions])}  # fp32 first, once
+    print(f"matmul ceiling ({n}^3): "
+          + ", ".join(f"{name} {tflops} TFLOP/s" for name, tflops in results["matmul_tflops"].items()), flush=True)
+
+    print("\ntraining:", flush=True)
+    results["training"] = training_rows(device, what.shapes, what.precisions, what.repeats)
+    shape = what.shapes[0]
+    print(f"\nsampling, {shape.model} LSTM:", flush=True)
+    results["sampling"] = sampling_rows(device, shape, what.steps, what.samples)
+
+    if device.type == "cpu" and not args.quick:  # what the app does on this CPU
+        library = service.ModelLibrary()
+        available = library.names()
+        shipped = shipped_sampling(library, available, what.steps // 2)
+        if shipped:
+            results["sample_shipped_chars_s"] = shipped
+            print(f"\nbatch-1 sampling of the shipped models: {shipped} chars/s", flush=True)
+        compare = compare_streams(library, available, what.steps // 2)
+        if compare:
+            results["compare_streams_chars_s_each"] = compare
+            print(f"Compare tab, three shipped models at the same time: {compare} chars/s each", flush=True)
+    print(json.dumps(results))
+    return results

@@ -1,0 +1,117 @@
+"""One-token-at-a-time inference for sampling, with compiled cell kernels (charrnn.sampling.kernels).
+
+Calling nn.LSTM for one time step costs ~3 ms on a CPU (oneDNN builds its primitive on every call), and a step
+written as NumPy calls spends as long in the calls as in the arithmetic. Here a whole step is one compiled call.
+The first layer's input projection is folded into a (vocab, gates) lookup table, since its input is always one
+embedding row. The other matrices are kept in bfloat16 where the CPU has a bfloat16 dot product (charrnn.sampling.bf16),
+else in half precision: a step reads every weight once, and half the bytes is ~1.4x the speed. Shipped
+checkpoints store bfloat16, which float16 holds exactly (it has more mantissa bits) down to ~6e-5 in magnitude;
+weights trained in float32 move by at most 1 part in 2,048 in float16, 1 in 256 in bfloat16.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from charrnn.sampling import bf16
+from charrnn.sampling import kernels
+from charrnn.model import CharRNN, Hidden
+
+# Hidden state here: one (S, B, H) float32 array, each layer's h and then (LSTM) each layer's c: nn.LSTM's
+# (h, c) stacked, or nn.RNN/GRU's h.
+NumpyHidden = np.ndarray
+
+
+HALF_MAX = 65504.0  # largest finite float16
+
+
+def _f32(tensor: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(tensor.detach().float().cpu().numpy())
+
+
+PRECISIONS = ("auto", "bf16", "half", "float32")  # of the matrices the stepper keeps; see Stepper
+
+
+class Stepper:
+    """Advances a CharRNN by one token: step(tokens (B,), hidden (S, B, H)) -> (logits (B, V), hidden).
+
+    Weights are copied to NumPy arrays once; the model is left untouched. `precision` is that of the matrices:
+    "bf16" (bfloat16, where the CPU has AVX512-BF16: its dot-product instruction does twice the work of a float32
+    FMA, and the activations going into each product are rounded to bfloat16), "half" (float16, widened to float32
+    in registers; used only when every value fits), "float32", or "auto": the first of those this machine and
+    these weights allow. to_numpy/to_torch convert hidden states from and to nn.RNN/GRU/LSTM's layout, so a
+    prompt can go through the fused kernel.
+    """
+
+    def __init__(self, model: CharRNN, precision: str = "auto"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision == "bf16" and not bf16.SUPPORTED:
+            raise ValueError("bf16 sampling needs a CPU with AVX512-BF16; use precision 'half' or 'auto'")
+        config = model.config
+        self.cell = config.cell
+        self.num_layers, self.hidden_size = config.num_layers, config.hidden_size
+        weights = {name: _f32(p) for name, p in model.rnn.named_parameters()}
+        layers = range(self.num_layers)
+        b_ih = np.stack([weights[f"bias_ih_l{k}"] for k in layers])
+        b_hh = np.stack([weights[f"bias_hh_l{k}"] for k in layers])
+        if self.cell == "gru":
+            self.b_in = b_ih
+            self.b_hh = b_hh  # the GRU's reset gate scales W_hn h + b_hn, so b_hh stays on the hidden side
+        else:
+            self.b_in = b_ih + b_hh  # LSTM and RNN just add both biases
+            self.b_hh = self.b_in  # unused by their kernels; one array type for every cell
+        # Layer 0's input projection for every token at once: (V, E) @ (E, G) + b -> (V, G).
+        self.input_table = np.ascontiguousarray(_f32(model.embedding.weight) @ weights["weight_ih_l0"].T
+                                                + self.b_in[0])
+        hidden_size, gates = config.hidden_size, self.b_in.shape[1]
+        # The upper layers' input matrices, stacked; layer 0 has none (its input came from the table).
+        w_ih = [weights[f"weight_ih_l{k}"] for k in layers][1:]
+        self.w_ih = np.stack(w_ih) if w_ih else np.zeros((0, gates, hidden_size), np.float32)
+        self.w_hh = np.stack([weights[f"weight_hh_l{k}"] for k in layers])
+        self.head_w = _f32(model.head.weight)
+        self.head_b = _f32(model.head.bias)
+        matrices = [self.w_ih, self.w_hh, self.head_w]
+        fits_half = all(np.abs(m).max(initial=0.0) < HALF_MAX for m in matrices)
+        if precision == "auto":
+            precision = "bf16" if bf16.SUPPORTED else "half" if fits_half else "float32"
+        elif precision == "half" and not fits_half:
+            precision = "float32"
+        self.precision = precision
+        to_bits = {"bf16": bf16.to_bf16_bits, "half": kernels.to_half_bits}.get(precision)
+        if to_bits:
+            self.w_ih, self.w_hh, self.head_w = (to_bits(m) for m in matrices)
+        self._no_rows = np.zeros((0, self.w_hh.shape[-1]), self.w_hh.dtype)
+
+    @property
+    def state_size(self) -> int:
+        """S of the (S, B, H) hidden state."""
+        return 2 * self.num_layers if self.cell == "lstm" else self.num_layers
+
+    def to_numpy(self, hidden: Hidden) -> NumpyHidden:
+        tensors = hidden if isinstance(hidden, tuple) else (hidden,)
+        return np.ascontiguousarray(np.concatenate([_f32(t) for t in tensors]))
+
+    def to_torch(self, hidden: NumpyHidden) -> Hidden:
+        layers = self.num_layers
+        h = torch.from_numpy(np.ascontiguousarray(hidden[:layers]))
+        return (h, torch.from_numpy(np.ascontiguousarray(hidden[layers:]))) if self.cell == "lstm" else h
+
+    def read(self, ids: np.ndarray) -> NumpyHidden:
+        """The hidden state (S, 1, H) after reading `ids` from the zero state, one step per token."""
+        hidden = np.zeros((self.state_size, 1, self.hidden_size), np.float32)
+        for token in np.asarray(ids, dtype=np.int64).reshape(-1, 1):
+            _, hidden = self.step(token, hidden)
+        return hidden
+
+    def step(self, tokens: np.ndarray, hidden: NumpyHidden) -> tuple[np.ndarray, NumpyHidden]:
+        """One compiled call for the whole step. New arrays are returned; the state passed in is left as it
+        was (it may be a view, e.g. some rows of a larger batch)."""
+        tokens = np.ascontiguousarray(tokens, dtype=np.int64)
+        state = np.ascontiguousarray(hidden, dtype=np.float32)
+        new_state = np.empty_like(state)
+        logits = np.empty((len(tokens), len(self.head_b)), np.float32)
+        kernels.stack_step(kernels.CELL_CODES[self.cell], tokens, self.input_table, self._no_rows, self.w_ih,
+                           self.w_hh, self.b_in, self.b_hh, self.head_w, self.head_b, state, new_state, logits)
+        return logits, new_state

@@ -1,0 +1,137 @@
+"""The trainer of a job as a child process: its command line, its start at a lower priority, its end (exit
+code, or the budget's end), and the error message it left; on ZeroGPU, the spaces.GPU function that runs it.
+
+A job runs the project's own trainer, `python -m charrnn.train`, so a crash, an out-of-memory kill or a
+diverging run ends that process, never the server. Stop sends SIGTERM, on which the trainer saves last/ and
+best/ and exits; Resume runs it again with --resume.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from charrnn.paths import IMPORT_ROOT
+from charrnn.service.training.jobs import Job
+
+if TYPE_CHECKING:
+    from charrnn.service.training.manager import TrainingManager
+
+try:  # Hugging Face ZeroGPU: a GPU is attached only inside functions decorated with spaces.GPU
+    import spaces
+except ImportError:  # anywhere else the decorator does nothing
+    spaces = None
+
+ZERO_GPU = spaces is not None and os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")  # a GPU to use
+SAMPLE_CHARS = 200  # written by the trainer at each evaluation
+
+
+def error_message(log: Path, returncode: int) -> str:
+    """The trainer's own message (its `error: ...` line) or what the exit code says."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line[len("error: "):]
+    if returncode in (-signal.SIGKILL, 137):
+        return "the training process was killed (out of memory?); try a smaller model or batch"
+    last = next((line for line in reversed(lines) if line.strip()), "")
+    return f"training failed (exit code {returncode}): {last[-300:]}" if last else f"training failed ({returncode})"
+
+
+def _gpu_seconds(manager: "TrainingManager", job: Job) -> int:
+    return int(job.budget_minutes * 60) + 120
+
+
+def _train(manager: "TrainingManager", job: Job) -> int:
+    """Run the job's trainer to its end; its exit code. On ZeroGPU this is the app's spaces.GPU function: it
+    runs in a forked worker that holds a GPU for the job's minutes (so Stop finds the trainer by its pid file)."""
+    return manager.run_trainer(job)
+
+
+if spaces is not None:  # decorated at import, as ZeroGPU wants; with a duration from the job's minutes
+    _train = spaces.GPU(duration=_gpu_seconds)(_train)
+
+
+def train(manager: "TrainingManager", job: Job) -> int:
+    """Run the job's trainer to its end (through the spaces.GPU function on ZeroGPU); its exit code."""
+    return _train(manager, job)
+
+
+def trainer_command(job: Job, python: str, threads: int, min_eval_seconds: float) -> list[str]:
+    """The trainer's command line. It runs in the job's folder with paths relative to it, so the command and
+    the config it stores in the checkpoint (shown on the model cards, pushed to the Hub) hold no server path;
+    --data-name gives the cards the text's name as the person gave it."""
+    s = job.settings
+    gpu = ZERO_GPU or _has_cuda()
+    # A training point every few steps, and a validation point (with a sample) every ~5% of the run,
+    # between every `eval_seconds` and every 30 seconds: a live curve on a slow CPU and on a fast GPU.
+    eval_seconds = min(max(job.budget_minutes * 60 / 20, min_eval_seconds), 30)
+    common = ["--time-budget", f"{job.budget_minutes:g}", "--eval-seconds", f"{eval_seconds:g}",
+              "--eval-interval", "1000000000", "--log-interval", "25" if gpu else "5",
+              "--sample-chars", str(SAMPLE_CHARS), "--no-progress", "--out", "."]
+    common += ["--device", "cuda"] if gpu else ["--device", "cpu", "--threads", str(threads)]
+    if (job.folder / "last").is_dir():
+        return [python, "-m", "charrnn.train", "--resume", ".", *common]
+    named = ["--data-name", job.data_name] if job.data_name else []
+    return [python, "-m", "charrnn.train", "--dataset", "text.txt", *named,
+            "--val-fraction", f"{job.val_fraction:.6f}", "--cell", s.cell, "--params", str(s.param_budget),
+            "--dropout", f"{s.dropout:g}", "--lr", f"{s.lr:g}", "--batch-size", str(s.batch_size),
+            "--seq-len", str(s.seq_len), "--tokenizer", s.tokenizer, *common]
+
+
+def run_trainer(job: Job, command: list[str], threads: int, nice: int, lock) -> int:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(IMPORT_ROOT),
+                                                                     os.environ.get("PYTHONPATH")])),
+               OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+    # A lower CPU priority: the page and other visitors' sampling come first.
+    nice = ["nice", "-n", str(nice)] if nice and shutil.which("nice") else []
+    with open(job.folder / "log.txt", "ab") as log, lock:
+        # In the job's folder (see _command); in a session of its own: a Ctrl-C in the server's terminal is
+        # for the server, not the trainer.
+        job.process = subprocess.Popen(
+            [*nice, *command], stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
+            cwd=job.folder, start_new_session=True)
+        (job.folder / "trainer.pid").write_text(str(job.process.pid))
+        if job.stop_requested:  # Stop arrived while it was starting
+            job.process.send_signal(signal.SIGTERM)
+    try:
+        return _wait(job.process, job.budget_minutes * 60)
+    finally:
+        (job.folder / "trainer.pid").unlink(missing_ok=True)
+
+
+def _wait(process: subprocess.Popen, budget_seconds: float) -> int:
+    """The trainer stops itself at its time budget; loading and the last evaluation get 2 more minutes, then it
+    is asked to stop, and 15 s later killed."""
+    try:
+        return process.wait(timeout=budget_seconds + 120)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+
+def signal_pid_file(pid_file: Path) -> None:
+    try:
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    except (OSError, ValueError):  # not started yet, or already gone
+        pass
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:  # noqa: BLE001
+        return False
