@@ -45,7 +45,7 @@ def test_bench_on_a_missing_gpu_says_so(capsys):
 
 
 def test_the_visitors_bench_times_loops_and_the_engine_alone_and_beside_busy_python(tiny_checkpoint, capsys):
-    from charrnn.bench import visitors
+    from charrnn.cli import bench_visitors as visitors
 
     figures = visitors.main(["--checkpoint", str(tiny_checkpoint), "--visitors", "4", "--chars", "30",
                              "--rounds", "1"])
@@ -58,7 +58,7 @@ def test_the_visitors_bench_times_loops_and_the_engine_alone_and_beside_busy_pyt
 
 
 def test_the_visitors_bench_refuses_sizes_out_of_range(capsys):
-    from charrnn.bench import visitors
+    from charrnn.cli import bench_visitors as visitors
 
     with pytest.raises(SystemExit) as exit_info:
         visitors.main(["--visitors", "0"])

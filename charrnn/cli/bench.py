@@ -3,6 +3,8 @@
     charrnn bench                       # this machine's GPU if it has one, else its CPU (~3 minutes on 2 cores)
     charrnn bench --device cuda         # LSTMs of 2 x 512 and 3 x 1024 at batches of 64, 256 and 1024
     charrnn bench --device cpu --quick  # tiny shapes, a few steps: checks that the benchmark runs
+    charrnn bench visitors              # many visitors sampling one model at once (--help for its options)
+    charrnn bench corpus --gb 0.2       # encoding a generated corpus of that size
 
 Training: chars/s of charrnn's training step (the batch copied to the device, forward, backward, clip, fused
 AdamW, the moving average) beside a plain nn.Embedding + nn.LSTM + nn.Linear loop with Adam at the same shapes
@@ -17,7 +19,9 @@ with one JSON line of every figure.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import sys
 
 import torch
 
@@ -30,8 +34,19 @@ from charrnn.errors import ArgumentParser, cli_errors
 from charrnn.train.build import hardware_description
 
 
-@cli_errors
+# `charrnn bench <suite> ...`: measurements of their own, each with its own options
+SUITES = {"visitors": "charrnn.cli.bench_visitors", "corpus": "charrnn.cli.bench_corpus"}
+
+
 def main(argv=None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SUITES:
+        return importlib.import_module(SUITES[argv[0]]).main(argv[1:])
+    return speed(argv)
+
+
+@cli_errors
+def speed(argv=None) -> dict:
     parser = ArgumentParser(prog="charrnn bench", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),

@@ -87,3 +87,12 @@ def trained_minutes(job: Job) -> float:
         return metrics.get("train_seconds", 0) / 60
     except (OSError, ValueError):
         return job.budget_minutes
+
+def expired_jobs(jobs: list[Job], limits) -> list[Job]:
+    """The finished jobs to delete: those older than the host keeps them, then the oldest beyond the number it
+    keeps (`limits`: a TrainLimits)."""
+    done = sorted((job for job in jobs if not job.active), key=lambda job: job.created)
+    too_old = time.time() - limits.keep_hours * 3600
+    doomed = [job for job in done if job.created < too_old]
+    kept = [job for job in done if job.created >= too_old]
+    return doomed + kept[:max(len(kept) - limits.kept_models, 0)]

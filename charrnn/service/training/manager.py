@@ -32,11 +32,12 @@ from charrnn.service import inputs
 from charrnn.service.library import ModelLibrary
 from charrnn.service.training import intake, runner
 from charrnn.service.training.intake import TrainingText, describe_text
-from charrnn.service.training.jobs import Job, checked_owner, load_jobs, owner_dir, trained_minutes
+from charrnn.service.training.jobs import Job, checked_owner, expired_jobs, load_jobs, owner_dir, trained_minutes
 from charrnn.service.training.limits import TrainLimits, user_models_dir
 from charrnn.service.training.progress import job_progress
 from charrnn.service.training.runner import signal_pid_file
 from charrnn.service.training.settings import JobSettings
+from charrnn.service.training.sharing import push_job
 from charrnn.service.training.speed import SpeedTable, size_table
 
 
@@ -186,27 +187,8 @@ class TrainingManager:
         return Path(shutil.make_archive(str(out), "zip", job.folder / "best"))
 
     def push(self, owner: str, job_id: str, repo_id, token=None, oauth_token=None) -> str:
-        """Push the job's model to the Hub as `repo_id` (user/name) with a model card; returns the commit URL.
-
-        The token is the visitor's: `token` as typed, else `oauth_token`, that of the visitor signed in with
-        Hugging Face (a gr.OAuthToken, or anything with a `.token`). The host's own login is used only where the
-        host allows it (TrainLimits.host_token)."""
-        from charrnn.hub.card import hub_datasets
-        from charrnn.hub.push import push_to_hub
-        from charrnn.hub.resolve import HUB_ID
-
-        job = self.job(owner, job_id)
-        repo_id = inputs.text(repo_id, "the Hub repository", 200, allow_empty=False).strip()
-        check(HUB_ID.fullmatch(repo_id) is not None, f"{repo_id!r} is not a Hub repository: write user/name")
-        check((job.folder / "best").is_dir(), "this job has no model yet: wait for its first evaluation")
-        signed_in = getattr(oauth_token, "token", None)
-        token = inputs.text(token, "the token", 500).strip() or (signed_in if isinstance(signed_in, str) else "")
-        check(bool(token) or self.limits.host_token,
-              "pushing to the Hub needs your Hugging Face token with write access: sign in with Hugging Face where "
-              "the page offers it, or paste a token from https://huggingface.co/settings/tokens")
-        # The card's Hub metadata names the dataset the text came from (the checkpoint's --dataset is text.txt).
-        datasets = hub_datasets({"dataset": [job.dataset]}) if job.dataset else []
-        return push_to_hub(job.folder, repo_id, token=token or None, datasets=datasets)
+        """Push the job's model to the Hub as `repo_id` with a model card (see sharing.push_job)."""
+        return push_job(self.job(owner, job_id), self.limits, repo_id, token, oauth_token)
 
     # -- running ------------------------------------------------------------------------------------------
     def _pump(self) -> None:
@@ -220,7 +202,7 @@ class TrainingManager:
 
     def _run(self, job: Job) -> None:
         try:
-            returncode = runner.train(self, job)
+            returncode = runner.train(self.run_trainer, job)
         except Exception as err:  # noqa: BLE001 - whatever happens, the job ends with a message
             returncode, job.message = -1, f"training could not start ({type(err).__name__}: {err})"
         with self._lock:
@@ -254,12 +236,7 @@ class TrainingManager:
     def clean_up(self) -> None:
         """Delete trained models older than the host keeps them, then the oldest beyond the number it keeps."""
         with self._lock:
-            done = sorted((job for job in self.jobs.values() if not job.active), key=lambda job: job.created)
-            too_old = time.time() - self.limits.keep_hours * 3600
-            doomed = [job for job in done if job.created < too_old]
-            kept = [job for job in done if job.created >= too_old]
-            doomed += kept[:max(len(kept) - self.limits.kept_models, 0)]
-            for job in doomed:
+            for job in expired_jobs(list(self.jobs.values()), self.limits):
                 self.library.remove(job.model_name)
                 del self.jobs[job.id]
                 shutil.rmtree(job.folder, ignore_errors=True)

@@ -13,13 +13,10 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Callable
 
 from charrnn.paths import IMPORT_ROOT
 from charrnn.service.training.jobs import Job
-
-if TYPE_CHECKING:
-    from charrnn.service.training.manager import TrainingManager
 
 try:  # Hugging Face ZeroGPU: a GPU is attached only inside functions decorated with spaces.GPU
     import spaces
@@ -45,23 +42,23 @@ def error_message(log: Path, returncode: int) -> str:
     return f"training failed (exit code {returncode}): {last[-300:]}" if last else f"training failed ({returncode})"
 
 
-def _gpu_seconds(manager: "TrainingManager", job: Job) -> int:
+def _gpu_seconds(run_trainer: Callable[[Job], int], job: Job) -> int:
     return int(job.budget_minutes * 60) + 120
 
 
-def _train(manager: "TrainingManager", job: Job) -> int:
+def _train(run_trainer: Callable[[Job], int], job: Job) -> int:
     """Run the job's trainer to its end; its exit code. On ZeroGPU this is the app's spaces.GPU function: it
     runs in a forked worker that holds a GPU for the job's minutes (so Stop finds the trainer by its pid file)."""
-    return manager.run_trainer(job)
+    return run_trainer(job)
 
 
 if spaces is not None:  # decorated at import, as ZeroGPU wants; with a duration from the job's minutes
     _train = spaces.GPU(duration=_gpu_seconds)(_train)
 
 
-def train(manager: "TrainingManager", job: Job) -> int:
+def train(run_trainer: Callable[[Job], int], job: Job) -> int:
     """Run the job's trainer to its end (through the spaces.GPU function on ZeroGPU); its exit code."""
-    return _train(manager, job)
+    return _train(run_trainer, job)
 
 
 def trainer_command(job: Job, python: str, threads: int, min_eval_seconds: float) -> list[str]:
