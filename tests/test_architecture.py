@@ -2,7 +2,8 @@
 higher one, modules and classes of a readable size, and the package free of source-tree tools.
 
 Imports are read from the source (ast), including those inside functions: an import moved into a function to
-dodge a cycle is still a cycle.
+dodge a cycle is still a cycle. Imports under `if TYPE_CHECKING:` are left out: they never run, and name the
+type of a parameter (the Trainer that loop.run drives) for the reader.
 """
 
 import ast
@@ -45,7 +46,12 @@ def imported(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     module, else as a.b."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    type_only = {id(inner) for node in ast.walk(tree) if isinstance(node, ast.If)
+                 and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING" for inner in ast.walk(node)}
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

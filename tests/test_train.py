@@ -201,10 +201,10 @@ def test_a_catastrophic_update_just_before_a_save_is_not_saved(text_file, tmp_pa
                                                                 ema_decay, average_hides_it):
     # Steps 0-5 are sane and saved at step 5; the update of step 9 blows the weights up, and step 10 saves.
     sane = learning_rate
-    monkeypatch.setattr("charrnn.train.loop.learning_rate", lambda cfg, step, schedule: 1e30 if step == 9
+    monkeypatch.setattr("charrnn.train.trainer.learning_rate", lambda cfg, step, schedule: 1e30 if step == 9
                         else sane(cfg, step, schedule))
     if average_hides_it:  # late in a long run the moving average barely moves: its validation loss looks fine
-        monkeypatch.setattr("charrnn.train.loop.evaluate_ids", lambda *args, **kwargs: {
+        monkeypatch.setattr("charrnn.train.trainer.evaluate_ids", lambda *args, **kwargs: {
             "nats": 1.0, "bpc": 1.44, "ppl": 2.7, "chars": 99, "tokens": 99})
     with pytest.raises(SystemExit):
         main(tiny_train_args(text_file, tmp_path / "run", "--clip", "0", "--eval-interval", "5",
@@ -304,7 +304,7 @@ def send_signals_at_step(monkeypatch, at_call: int, *signals) -> None:
                 os.kill(os.getpid(), sig)  # the handler runs at once, in this (the main) thread
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr("charrnn.train.loop.train_step", step)
+    monkeypatch.setattr("charrnn.train.trainer.train_step", step)
 
 
 def test_ctrl_c_says_at_once_that_it_saves_then_saves_and_exits_130(text_file, tmp_path, capsys, monkeypatch):
@@ -397,7 +397,7 @@ def test_resume_refuses_settings_it_cannot_change(text_file, tmp_path, capsys):
 
 def test_resume_into_a_new_out_folder_keeps_the_best_checkpoint(text_file, tmp_path, monkeypatch):
     # Every evaluation scores the same, so the resumed part never beats the best of the first part.
-    monkeypatch.setattr("charrnn.train.loop.evaluate_ids", lambda *args, **kwargs: {
+    monkeypatch.setattr("charrnn.train.trainer.evaluate_ids", lambda *args, **kwargs: {
         "nats": 1.0, "bpc": 1.44, "ppl": 2.7, "chars": 99, "tokens": 99})
     main(tiny_train_args(text_file, tmp_path / "run", "--max-steps", "10"))
     summary = main(["--resume", str(tmp_path / "run"), "--out", str(tmp_path / "fork"), "--max-steps", "15",
@@ -487,7 +487,7 @@ def test_a_non_finite_step_stops_the_run_at_the_next_read_and_names_the_step(tex
         loss, norm, hidden = real_step(*args, **kwargs)
         return (loss * math.nan if len(calls) == 7 else loss), norm, hidden
 
-    monkeypatch.setattr("charrnn.train.loop.train_step", step)
+    monkeypatch.setattr("charrnn.train.trainer.train_step", step)
     with pytest.raises(SystemExit):
         main(tiny_train_args(text_file, tmp_path / "run", "--log-interval", "4", "--eval-interval", "5"))
     message = capsys.readouterr().err.strip().splitlines()[-1]
@@ -500,7 +500,7 @@ def test_the_default_batch_size_is_the_devices_and_the_run_records_it_for_resume
     assert default_batch_size(torch.device("cpu")) == 16 and default_batch_size(torch.device("cuda")) == 256
     args = without_batch_size(tiny_train_args(text_file, tmp_path / "run", "--max-steps", "4", "--eval-interval", "4"))
     with monkeypatch.context() as gpu:  # as on a GPU: another default than this CPU's
-        gpu.setattr("charrnn.train.loop.default_batch_size", lambda device: 8)
+        gpu.setattr("charrnn.train.trainer.default_batch_size", lambda device: 8)
         main(args)
     assert load_checkpoint(tmp_path / "run" / "last").meta["training"]["batch_size"] == 8
     main(["--resume", str(tmp_path / "run"), "--max-steps", "6", "--no-progress"])  # here, the default is 16

@@ -28,7 +28,7 @@ import sys
 from charrnn.config import TrainConfig, add_dataclass_arguments
 from charrnn.errors import ArgumentParser, cli_errors
 from charrnn.train import distributed
-from charrnn.train.loop import Trainer
+from charrnn.train.trainer import Trainer
 from charrnn.train.resume import resumed_config
 
 def parse_args(argv=None) -> TrainConfig:

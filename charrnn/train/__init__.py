@@ -1,7 +1,10 @@
 """Training: the Trainer behind `python -m charrnn.train` / `charrnn train` (the command: charrnn.cli.train).
 
     resume.py     what --resume continues, and which flags may change
-    loop.py       the Trainer: set-up, steps, evaluation and checkpoints, the finish
+    trainer.py    the Trainer: a run set up (new or resumed), one step, an evaluation, a save of last/
+    loop.py       the loop that drives it, and the finish
+    exact_state.py what --resume restores besides the weights, bit for bit
+    divergence.py  a diverging run stopped with a message, nothing diverged saved
     state.py      how far a run has come (what --resume restores besides weights and optimizer)
     schedule.py   the learning rate
     step.py       one step of truncated BPTT, the moving average of the weights
@@ -12,7 +15,7 @@
 """
 
 from charrnn.train.build import build_model, make_optimizer
-from charrnn.train.loop import Trainer
+from charrnn.train.trainer import Trainer
 from charrnn.train.run_folder import find_resume_checkpoint
 from charrnn.train.schedule import learning_rate
 from charrnn.train.step import repackage_hidden, train_step
