@@ -8,10 +8,9 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from charrnn.cells import CELL_TABLE, CELLS
 from charrnn.errors import CharRNNError, check
 
-CELLS = ("rnn_tanh", "rnn_relu", "gru", "lstm")
-GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}  # gate blocks per cell: weights per layer scale with it
 TOKENIZERS = ("char", "sp-bpe", "sp-unigram")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -211,7 +210,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
 def count_params(cell: str, hidden_size: int, vocab_size: int, embedding_size: int, num_layers: int,
                  tie_weights: bool = False) -> int:
     """Parameters of a CharRNN with these sizes, without building it."""
-    gates = GATES[check_cell(cell)] * hidden_size
+    gates = CELL_TABLE[check_cell(cell)].weight_blocks * hidden_size
     recurrent = gates * (embedding_size + hidden_size) + 2 * gates  # first layer: W_ih, W_hh, b_ih, b_hh
     recurrent += (num_layers - 1) * (gates * 2 * hidden_size + 2 * gates)
     head = vocab_size + (0 if tie_weights else hidden_size * vocab_size)

@@ -172,3 +172,41 @@ def test_pip_install_ships_the_package_and_no_source_tree_tool():
     found = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
     assert found["include"] == ["charrnn*"]
     assert (ROOT / "tools" / "stress").is_dir() and not (PACKAGE / "stress").exists()
+
+
+def test_knowledge_of_the_cells_has_one_home():
+    """No module but cells.py keeps its own table keyed by cell names (a dict, or a tuple of several names).
+    Tables of the shipped models' names (rnn, gru, lstm, lstm_best: colours, the Compare trio) are about models,
+    not cells: they hold "rnn", which no cell is called."""
+    from charrnn.cells import CELLS
+
+    tables = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "cells.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            keys = node.keys if isinstance(node, ast.Dict) else node.elts if isinstance(node, ast.Tuple) else []
+            names = {key.value for key in keys if isinstance(key, ast.Constant) and key.value in CELLS}
+            model_names = any(isinstance(key, ast.Constant) and key.value == "rnn" for key in keys)
+            if len(names) >= 2 and not model_names:
+                tables.append(f"{path.relative_to(ROOT).as_posix()}:{node.lineno}")
+    assert tables == []
+
+
+def test_each_cells_row_matches_what_torch_and_the_kernels_compute():
+    import torch
+
+    from charrnn.cells import CELL_TABLE
+    from charrnn.config import ModelConfig
+    from charrnn.model import CharRNN
+
+    assert len({cell.kernel_code for cell in CELL_TABLE.values()}) == len(CELL_TABLE)
+    for name, cell in CELL_TABLE.items():
+        model = CharRNN(ModelConfig(vocab_size=5, cell=name, hidden_size=8, embedding_size=4, num_layers=1))
+        w_hh = next(p for n, p in model.named_parameters() if "weight_hh" in n)
+        assert w_hh.shape[0] == cell.weight_blocks * 8, name
+        assert len(cell.blocks) in (0, cell.weight_blocks) and set(cell.gates) <= set(cell.blocks)
+        assert (cell.keep_gate in cell.gates) if cell.gates else cell.keep_gate is None
+        hidden = model.init_hidden(1, torch.device("cpu")) if hasattr(model, "init_hidden") else None
+        if hidden is not None:
+            assert isinstance(hidden, tuple) == cell.has_cell_state, name

@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from charrnn.cells import cell_info
+
 if TYPE_CHECKING:
     from charrnn.analysis.trace import Trace
 
 # The 'cell' / 'new' entries are candidate values, not gates: they are left out of the summaries.
-GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update")}
 MEAN_COLUMNS = ["layer", "gate", "mean", "share > 0.9", "share < 0.1"]
 
 
@@ -18,7 +19,7 @@ def gate_means(trace: Trace, cell: str) -> pd.DataFrame:
     """Mean activation of each gate in each layer over the text (0 = closed, 1 = open)."""
     rows = []
     for layer, gates in enumerate(trace.gates):
-        for name in GATES.get(cell, ()):
+        for name in cell_info(cell).gates:
             values = gates[name]
             rows.append({"layer": layer, "gate": name, "mean": round(float(values.mean()), 4),
                          "share > 0.9": round(float((values > 0.9).float().mean()), 4),
@@ -29,7 +30,7 @@ def gate_means(trace: Trace, cell: str) -> pd.DataFrame:
 def gate_series(trace: Trace, cell: str, layer: int, unit: int) -> pd.DataFrame:
     """Each gate of one unit at every character position (long format, for a line plot)."""
     rows = []
-    for name in GATES.get(cell, ()):
+    for name in cell_info(cell).gates:
         for position, value in enumerate(trace.gates[layer][name][:, unit].tolist()):
             rows.append({"position": position, "gate": name, "value": round(value, 4)})
     return pd.DataFrame(rows, columns=["position", "gate", "value"])

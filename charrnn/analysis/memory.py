@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from charrnn.cells import TEACHING_TRIO, cell_info
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
 from charrnn.tokenizer import CharTokenizer
@@ -22,7 +23,7 @@ from charrnn.tokenizer import CharTokenizer
 ROUTINE = "rbs"  # run, bike, swim, repeat
 SLEEP = "z"  # a rainy day
 TOKENIZER = CharTokenizer(ROUTINE + SLEEP)
-CELLS = ("rnn_tanh", "gru", "lstm")
+CELLS = TEACHING_TRIO
 GAPS = (1, 2, 4, 8, 12, 16, 20, 25, 30, 40, 50, 60)  # rainy-spell lengths the test probes
 
 
@@ -100,7 +101,7 @@ def train_memory_model(cell: str, settings: MemorySettings = MemorySettings(),
 
 def cell_name(cell: str) -> str:
     """The name the rest of the app gives a cell's model: the plain RNN is `rnn`, as in checkpoints/rnn."""
-    return cell.removesuffix("_tanh")
+    return cell_info(cell).short_name
 
 
 def train_models(settings: MemorySettings = MemorySettings(),

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from charrnn.cells import cell_info
 from charrnn.model import CharRNN
 
-GATE_NAMES = {"lstm": ("input", "forget", "cell", "output"), "gru": ("reset", "update", "new"),
-              "rnn_tanh": (), "rnn_relu": ()}
 
 
 @dataclass
@@ -60,7 +59,7 @@ def trace(model: CharRNN, ids) -> Trace:
         w_hh, b_hh = params[f"weight_hh_l{layer}"], params[f"bias_hh_l{layer}"]
         h = torch.zeros(config.hidden_size)
         c = torch.zeros(config.hidden_size) if config.cell == "lstm" else None
-        hs, cs, gs = [], [], {name: [] for name in GATE_NAMES[config.cell]}
+        hs, cs, gs = [], [], {name: [] for name in cell_info(config.cell).blocks}
         for t in range(len(ids)):
             h, c, g = recurrent_step(config.cell, gi_all[t], h, c, w_hh, b_hh)
             hs.append(h)

@@ -18,11 +18,12 @@ import uuid
 import gradio as gr
 from gradio.utils import get_space, get_upload_folder
 
+from charrnn.cells import TEACHING_TRIO, label
 from charrnn.config import TOKENIZERS
 from charrnn.service import ModelLibrary
 from charrnn.service.training import SIZE_PRESETS, JobSettings, TrainingManager, preview_markdown
 
-CELL_CHOICES = [("LSTM", "lstm"), ("GRU", "gru"), ("RNN (tanh)", "rnn_tanh")]
+CELL_CHOICES = [(label(name), name) for name in reversed(TEACHING_TRIO)]  # LSTM first: the default
 POLL_SECONDS = 1.0
 
 HELP = """**Train your own model.** Paste a text, upload files (.txt, .md, .csv, .jsonl, .parquet; several at

@@ -8,11 +8,10 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from charrnn.cells import cell_info
 from charrnn.checkpoint.saving import Checkpoint
 from charrnn.data import load_presets
 
-CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "plain RNN (tanh)", "rnn_relu": "plain RNN (ReLU)"}
-CELL_TAGS = {"lstm": "lstm", "gru": "gru", "rnn_tanh": "rnn", "rnn_relu": "rnn"}
 CURVE_ROWS = 12  # evaluations shown in the card's validation-curve table
 
 
@@ -96,7 +95,7 @@ def build_card(checkpoint: Checkpoint, repo_id: str, *, sample: str = "", sample
                               dataset_split=val_split, metric_type="bpc", metric_name="validation bits per character",
                               metric_value=round(bpc, 4))]
     data = ModelCardData(library_name="charrnn", pipeline_tag="text-generation", license=license,
-                         tags=["char-rnn", CELL_TAGS.get(config.cell, config.cell), "pytorch"],
+                         tags=["char-rnn", cell_info(config.cell).hub_tag, "pytorch"],
                          datasets=datasets or None, model_name=name, eval_results=results)
 
     tokens = (f"one token per character ({tokenizer.vocab_size} ids; unseen characters map to `<unk>`)"
@@ -108,7 +107,7 @@ def build_card(checkpoint: Checkpoint, repo_id: str, *, sample: str = "", sample
     quality = (f"**{bpc:.4f} bits per character** ({nats:.4f} nats/char) on the {val_split} split of {trained_on}"
                + (f", {metrics['val_chars']:,} predicted characters{sample}" if metrics.get("val_chars") else "") + "."
                if bpc is not None else "This checkpoint carries no validation figure.")
-    what = (f"A character-level language model: a {config.num_layers}-layer {CELL_NAMES.get(config.cell, config.cell)} "
+    what = (f"A character-level language model: a {config.num_layers}-layer {cell_info(config.cell).long_label} "
             f"with {config.hidden_size} units per layer, {config.embedding_size}-dimensional embeddings and "
             f"{checkpoint.model.num_params():,} parameters, reading and writing {tokens}. Made with charrnn, which "
             "trains RNN, GRU and LSTM models on a plain CPU and samples them at thousands of characters per second.")

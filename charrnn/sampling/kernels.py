@@ -23,6 +23,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
+from charrnn.cells import CELL_TABLE
 from charrnn.sampling import bf16
 
 # The cell kernels use fast-math without `nnan`/`ninf` (so not fastmath=True, LLVM's `fast`, which includes
@@ -234,7 +235,7 @@ def _layer_inputs(layer, tokens, table, b_in, out):
             out[b, :] = b_in[layer]
 
 
-CELL_CODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}  # `cell` of stack_step, by config name
+CELL_CODES = {name: cell.kernel_code for name, cell in CELL_TABLE.items()}  # `cell` of stack_step, by config name
 
 
 @njit(**_JIT)

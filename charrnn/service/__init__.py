@@ -14,7 +14,7 @@ import importlib
 
 from charrnn.service.library import (SHIPPED_ORDER, LoadedModel, ModelLibrary, check_all,
                                      check_folders, warm_up)
-from charrnn.service.presentation import (CELL_NAMES, COMPARE_DEFAULT, COMPARISON_COLUMNS, comparison_table,
+from charrnn.service.presentation import (COMPARE_DEFAULT, COMPARISON_COLUMNS, comparison_table,
                                           model_card, model_summary, score_columns, validation_charts,
                                           validation_curves)
 
@@ -29,7 +29,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'charrnn.service' has no attribute {name!r}")
 
 
-__all__ = ["CELL_NAMES", "COMPARE_DEFAULT", "COMPARISON_COLUMNS", "MAX_LENGTH", "MAX_SAMPLES",
+__all__ = ["COMPARE_DEFAULT", "COMPARISON_COLUMNS", "MAX_LENGTH", "MAX_SAMPLES",
            "SHIPPED_ORDER", "UPDATE_INTERVAL", "LoadedModel", "ModelLibrary", "check_all", "check_folders",
            "compare_stream",
            "comparison_table", "cross_scores", "generate_stream", "model_card", "model_summary", "prompt_notes",

@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from charrnn.cells import GATED, cell_info
 from charrnn.analysis import gates as gate_analysis
 from charrnn.analysis import neurons as neuron_analysis
 from charrnn.analysis.render import colored_text
@@ -84,7 +85,7 @@ def neurons(library: ModelLibrary, text: str, name: str, layer: int = -1, unit: 
     config = checkpoint.model.config
     layer = config.num_layers - 1 if layer is None or int(layer) < 0 else int(layer)
     check(layer < config.num_layers, f"{name} has layers 0..{config.num_layers - 1}, not {layer}")
-    check(state == "hidden" or config.cell == "lstm", "only an LSTM has a cell state; choose 'hidden'")
+    check(state == "hidden" or cell_info(config.cell).has_cell_state, "only an LSTM has a cell state; choose 'hidden'")
     recorded = trace(checkpoint.model, checkpoint.tokenizer.encode(text))
     ranked = neuron_analysis.interpretable_units(recorded, text)
     table = pd.DataFrame([{"feature": s.feature, "layer": s.layer, "state": s.state, "unit": s.unit,
@@ -155,7 +156,7 @@ GATE_MEAN_COLUMNS = gate_analysis.MEAN_COLUMNS
 
 def gated_models(library: ModelLibrary) -> list[str]:
     """The models that have gates (LSTM and GRU): the only ones the Gates view can show."""
-    return [n for n in library.names() if library.info(n)["model"]["cell"] in gate_analysis.GATES]
+    return [n for n in library.names() if library.info(n)["model"]["cell"] in GATED]
 
 
 def gates(library: ModelLibrary, text: str, name: str, layer: int = 0, unit: int = 0) -> tuple[pd.DataFrame, dict, str]:
@@ -168,11 +169,11 @@ def gates(library: ModelLibrary, text: str, name: str, layer: int = 0, unit: int
     unit = inputs.integer(unit, "the unit", 0, MAX_UNITS, default=0)
     checkpoint = _char_model(library, name)
     config = checkpoint.model.config
-    check(config.cell in gate_analysis.GATES, f"{name} is a plain RNN: it has no gates. Pick an LSTM or a GRU")
+    check(config.cell in GATED, f"{name} is a plain RNN: it has no gates. Pick an LSTM or a GRU")
     check(0 <= int(layer) < config.num_layers, f"{name} has layers 0..{config.num_layers - 1}, not {layer}")
     check(0 <= int(unit) < config.hidden_size, f"{name} has units 0..{config.hidden_size - 1}, not {unit}")
     recorded = trace(checkpoint.model, checkpoint.tokenizer.encode(text))
-    keep = "forget" if config.cell == "lstm" else "update"
+    keep = cell_info(config.cell).keep_gate
     values = recorded.gates[int(layer)][keep][:, int(unit)].numpy()
     tips = [f"{ch!r}: {keep} gate {v:.3f}" for ch, v in zip(text, values)]
     html = colored_text(list(text), values, tips, 0.0, 1.0,

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from charrnn.cells import label
 from charrnn.service import charts, inputs
 from charrnn.service.library import ModelLibrary
 
 COMPARE_DEFAULT = ("rnn", "gru", "lstm")
-CELL_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN (tanh)", "rnn_relu": "RNN (ReLU)"}
 
 
 def _round(value, digits=3):
@@ -28,7 +28,7 @@ def model_summary(library: ModelLibrary, name: str) -> dict:
     model, metrics = info["model"], info.get("metrics", {})
     return {
         "model": name,
-        "cell": CELL_NAMES.get(model["cell"], model["cell"]),
+        "cell": label(model["cell"]),
         "layers x hidden": f"{model['num_layers']} x {model['hidden_size']}",
         "parameters": info.get("num_params"),
         "val bpc": _round(metrics.get("val_bpc")),

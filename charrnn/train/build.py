@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from charrnn.config import GATES, ModelConfig, TrainConfig, count_params, hidden_size_for_params, parse_count
+from charrnn.cells import cell_info
+from charrnn.config import ModelConfig, TrainConfig, count_params, hidden_size_for_params, parse_count
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN
 
@@ -45,7 +46,7 @@ def check_fits(config: ModelConfig, batch_size: int, seq_len: int, device: torch
                           config.num_layers, config.tie_weights)
     # Kept for backward, per character of the batch: each layer's gates, cell and output, the embedding, and
     # the logits with their softmax and gradient.
-    per_char = config.num_layers * (GATES[config.cell] + 2) * config.hidden_size + config.embedding_size
+    per_char = config.num_layers * (cell_info(config.cell).weight_blocks + 2) * config.hidden_size + config.embedding_size
     needed = params * BYTES_PER_PARAM + batch_size * seq_len * (per_char + 3 * config.vocab_size) * 4
     available = memory_of(device)
     if available is not None and needed > available:
