@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import math
 import re
+import typing
 from dataclasses import dataclass, field
 
 from charrnn.cells import CELL_TABLE, CELLS
@@ -190,21 +191,37 @@ def format_count(count: int) -> str:
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
-    """One --flag per dataclass field, with its default, type and help."""
+    """One --flag per dataclass field, with its default, its type (from the field's annotation) and help."""
+    hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         meta = dict(f.metadata)
         help_text = meta.pop("help", "")
         flag = "--" + f.name.replace("_", "-")
-        if isinstance(f.default, bool):
+        if hints[f.name] is bool:
             parser.add_argument(flag, default=f.default, action=argparse.BooleanOptionalAction, help=help_text)
             continue
-        kind = {int: int, float: float}.get(type(f.default), str)
-        if f.name in ("batch_size", "max_steps", "steps_this_run", "schedule_steps", "threads"):
-            kind = int
-        elif f.name == "time_budget":
-            kind = float
-        parser.add_argument(flag, default=f.default, type=kind,
-                            help=f"{help_text} (default: {f.default})", **meta)
+        parser.add_argument(flag, default=f.default, type=hints[f.name], help=f"{help_text} (default: {f.default})",
+                            **meta)
+
+
+def to_argv(config, names) -> list[str]:
+    """The flags that give `config`'s values of the fields `names` (add_dataclass_arguments reads them back):
+    how the app builds the command line of a training job from a TrainConfig. Unset (None) fields are left out."""
+    argv = []
+    for name in names:
+        value, flag = getattr(config, name), "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, (list, tuple)):
+            argv += [flag, *map(str, value)]
+        elif value is not None:
+            argv += [flag, repr(value) if isinstance(value, float) else str(value)]  # repr: a float read back exactly
+    return argv
+
+
+def default_of(cls, name: str):
+    """The default of a dataclass field (the app's settings start from TrainConfig's)."""
+    return cls.__dataclass_fields__[name].default
 
 
 def count_params(cell: str, hidden_size: int, vocab_size: int, embedding_size: int, num_layers: int,

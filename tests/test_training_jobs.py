@@ -289,3 +289,28 @@ def test_old_and_surplus_models_are_deleted(tmp_path):
     manager.clean_up()
     assert [job.id for job in jobs if job.id in manager.jobs] == ["0.3-id", "0.1-id"]
     assert not jobs[0].folder.exists() and jobs[3].folder.exists()
+
+
+def test_the_tabs_settings_are_train_configs_defaults_except_where_the_app_says_why():
+    from charrnn.config import CPU_BATCH_SIZE, TrainConfig, default_of
+    from charrnn.service.training.settings import APP_DEFAULTS
+
+    settings = JobSettings()
+    for name in ("cell", "dropout", "lr", "seq_len", "tokenizer"):
+        expected = APP_DEFAULTS.get(name, default_of(TrainConfig, name))
+        assert getattr(settings, name) == expected, name
+    assert settings.batch_size == CPU_BATCH_SIZE
+    with pytest.raises(CharRNNError, match="dropout"):
+        JobSettings(dropout=-0.1).checked(TrainLimits())
+
+
+def test_a_jobs_command_line_reads_back_as_the_train_config_it_was_made_from(tmp_path):
+    from charrnn.cli.train import parse_args
+    from charrnn.service.training.jobs import Job
+    from charrnn.service.training.runner import trainer_command, trainer_config
+
+    job = Job("a" * 32, ALICE, TINY.checked(TrainLimits()), tmp_path, budget_minutes=1.5, val_fraction=0.123456789,
+              data_name="my letters")
+    argv = trainer_command(job, "python", threads=2, min_eval_seconds=5)
+    assert argv[:3] == ["python", "-m", "charrnn.train"]
+    assert parse_args(argv[3:]) == trainer_config(job, threads=2, min_eval_seconds=5)

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Callable
 
+from charrnn.config import TrainConfig, to_argv
 from charrnn.paths import IMPORT_ROOT
 from charrnn.service.training.jobs import Job
 
@@ -61,26 +62,35 @@ def train(run_trainer: Callable[[Job], int], job: Job) -> int:
     return _train(run_trainer, job)
 
 
-def trainer_command(job: Job, python: str, threads: int, min_eval_seconds: float) -> list[str]:
-    """The trainer's command line. It runs in the job's folder with paths relative to it, so the command and
-    the config it stores in the checkpoint (shown on the model cards, pushed to the Hub) hold no server path;
-    --data-name gives the cards the text's name as the person gave it."""
-    s = job.settings
+# The TrainConfig fields a job's command line sets: what the person chose, then how the run reports and where
+# it runs (only the latter on --resume, which keeps the run's own settings).
+JOB_FIELDS = ("dataset", "data_name", "val_fraction", "cell", "params", "dropout", "lr", "batch_size", "seq_len",
+              "tokenizer")
+RUN_FIELDS = ("time_budget", "eval_seconds", "eval_interval", "log_interval", "sample_chars", "progress", "out",
+              "device", "threads")
+
+
+def trainer_config(job: Job, threads: int, min_eval_seconds: float) -> TrainConfig:
+    """The job as `charrnn train` settings. It runs in the job's folder with paths relative to it, so the
+    command and the config it stores in the checkpoint (shown on the model cards, pushed to the Hub) hold no
+    server path; data_name gives the cards the text's name as the person gave it."""
     gpu = ZERO_GPU or _has_cuda()
     # A training point every few steps, and a validation point (with a sample) every ~5% of the run,
-    # between every `eval_seconds` and every 30 seconds: a live curve on a slow CPU and on a fast GPU.
+    # between every `min_eval_seconds` and every 30 seconds: a live curve on a slow CPU and on a fast GPU.
     eval_seconds = min(max(job.budget_minutes * 60 / 20, min_eval_seconds), 30)
-    common = ["--time-budget", f"{job.budget_minutes:g}", "--eval-seconds", f"{eval_seconds:g}",
-              "--eval-interval", "1000000000", "--log-interval", "25" if gpu else "5",
-              "--sample-chars", str(SAMPLE_CHARS), "--no-progress", "--out", "."]
-    common += ["--device", "cuda"] if gpu else ["--device", "cpu", "--threads", str(threads)]
+    return job.settings.train_config(
+        ["text.txt"], data_name=job.data_name or None, val_fraction=round(job.val_fraction, 6),
+        time_budget=job.budget_minutes, eval_seconds=eval_seconds, eval_interval=1_000_000_000,
+        log_interval=25 if gpu else 5, sample_chars=SAMPLE_CHARS, progress=False, out=".",
+        device="cuda" if gpu else "cpu", threads=None if gpu else threads)
+
+
+def trainer_command(job: Job, python: str, threads: int, min_eval_seconds: float) -> list[str]:
+    """The trainer's command line: `python -m charrnn.train` with the job's settings, or --resume."""
+    config = trainer_config(job, threads, min_eval_seconds)
     if (job.folder / "last").is_dir():
-        return [python, "-m", "charrnn.train", "--resume", ".", *common]
-    named = ["--data-name", job.data_name] if job.data_name else []
-    return [python, "-m", "charrnn.train", "--dataset", "text.txt", *named,
-            "--val-fraction", f"{job.val_fraction:.6f}", "--cell", s.cell, "--params", str(s.param_budget),
-            "--dropout", f"{s.dropout:g}", "--lr", f"{s.lr:g}", "--batch-size", str(s.batch_size),
-            "--seq-len", str(s.seq_len), "--tokenizer", s.tokenizer, *common]
+        return [python, "-m", "charrnn.train", "--resume", ".", *to_argv(config, RUN_FIELDS)]
+    return [python, "-m", "charrnn.train", *to_argv(config, JOB_FIELDS + RUN_FIELDS)]
 
 
 def run_trainer(job: Job, command: list[str], threads: int, nice: int, lock) -> int:

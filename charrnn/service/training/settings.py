@@ -1,16 +1,29 @@
-"""What a person chooses for a training job in the Train tab, checked value by value."""
+"""What a person chooses for a training job in the Train tab, checked value by value.
+
+The settings are a subset of `charrnn train`'s (TrainConfig): their defaults are TrainConfig's, and each job's
+settings are checked by TrainConfig.validate() too. Where the app differs, it says why (APP_DEFAULTS and the
+host's upper bounds below).
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from charrnn.config import CELLS, TOKENIZERS, parse_count
+from charrnn.cells import CELLS
+from charrnn.config import CPU_BATCH_SIZE, TOKENIZERS, TrainConfig, default_of, parse_count
 from charrnn.errors import check
 from charrnn.service import inputs
 from charrnn.service.training.limits import TrainLimits
 
 SIZE_PRESETS = {"tiny": 200_000, "small": 800_000, "medium": 3_000_000}  # parameters
+# Where the app's defaults differ from `charrnn train`'s: a person's text is usually far smaller than a corpus,
+# and a model of a small text overfits within minutes, so the tab starts with more dropout.
+APP_DEFAULTS = {"dropout": 0.2}
+# Upper bounds a public host puts on one visitor's job (memory and time), tighter than what TrainConfig accepts;
+# the lower bounds are TrainConfig's own.
+HOST_MAX = {"dropout": 0.9, "lr": 0.1, "batch_size": 512, "seq_len": 1024}
+MIN_LR = 1e-5  # below this a few minutes of training change nothing: the tab refuses it rather than waste a job
 
 
 @dataclass(frozen=True)
@@ -18,15 +31,15 @@ class JobSettings:
     """What a person chooses for a job. `params` is used with size "custom"."""
 
     name: str = "my-model"
-    cell: str = "lstm"
+    cell: str = default_of(TrainConfig, "cell")
     size: str = "small"
     params: str | None = None
     minutes: float = 3
-    dropout: float = 0.2
-    lr: float = 3e-3
-    batch_size: int = 16
-    seq_len: int = 64
-    tokenizer: str = "char"
+    dropout: float = APP_DEFAULTS["dropout"]
+    lr: float = default_of(TrainConfig, "lr")
+    batch_size: int = CPU_BATCH_SIZE  # TrainConfig's default on a CPU (its own default, None, means "by device")
+    seq_len: int = default_of(TrainConfig, "seq_len")
+    tokenizer: str = default_of(TrainConfig, "tokenizer")
 
     def checked(self, limits: TrainLimits) -> "JobSettings":
         """The same settings with every value checked (values arrive raw from the page or the API)."""
@@ -40,16 +53,24 @@ class JobSettings:
             params = inputs.text(self.params, "the parameter count", 20, allow_empty=False)
             count = parse_count(params)
             check(10_000 <= count <= 50_000_000, f"the parameter count must be between 10k and 50M, got {params}")
-        return JobSettings(
+        settings = JobSettings(
             name=name,
             cell=inputs.choice(self.cell, "the cell", CELLS),
             size=size, params=params,
             minutes=inputs.number(self.minutes, "the minutes of training", 0.1, limits.max_minutes),
-            dropout=inputs.number(self.dropout, "the dropout", 0, 0.9),
-            lr=inputs.number(self.lr, "the learning rate", 1e-5, 0.1),
-            batch_size=inputs.integer(self.batch_size, "the batch size", 1, 512),
-            seq_len=inputs.integer(self.seq_len, "the sequence length", 2, 1024),
+            dropout=inputs.number(self.dropout, "the dropout", 0, HOST_MAX["dropout"]),
+            lr=inputs.number(self.lr, "the learning rate", MIN_LR, HOST_MAX["lr"]),
+            batch_size=inputs.integer(self.batch_size, "the batch size", 1, HOST_MAX["batch_size"]),
+            seq_len=inputs.integer(self.seq_len, "the sequence length", 2, HOST_MAX["seq_len"]),
             tokenizer=inputs.choice(self.tokenizer, "the tokenizer", TOKENIZERS))
+        settings.train_config(["text.txt"]).validate()  # the trainer's own checks, so the two never disagree
+        return settings
+
+    def train_config(self, dataset: list[str], **run) -> TrainConfig:
+        """The `charrnn train` settings of a job on `dataset`, with `run`'s other TrainConfig fields."""
+        return TrainConfig(dataset=dataset, cell=self.cell, params=str(self.param_budget), dropout=self.dropout,
+                           lr=self.lr, batch_size=self.batch_size, seq_len=self.seq_len, tokenizer=self.tokenizer,
+                           **run)
 
     @property
     def param_budget(self) -> int:
