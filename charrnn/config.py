@@ -96,11 +96,9 @@ class TrainConfig:
     weight_drop: float = _flag(0.0, "DropConnect rate on the recurrent weights W_hh while training (AWD-LSTM)")
     tie_weights: bool = _flag(False, "share embedding and output weights (needs --embedding == --hidden)")
     params: str = _flag(None, "parameter budget, e.g. 3M: picks the hidden size that gives it for this cell")
-    # optimisation. Small steps (16 x 64 characters) learn most in a short budget: in 3-minute probes on Tiny
-    # Shakespeare, 16 x 64 reached 1.62 nats/char where 32 x 128 reached 1.81. 10-minute runs (nats/char):
-    # dropout 0.1 1.453, 0.2 1.466; weight decay 0.05 -> 0.1 1.451; + the moving average (--ema-decay) 1.449;
-    # + weight drop 0.2 1.481 (too slow to learn in 10 minutes). Longer runs need more dropout (best LSTM: 0.5,
-    # and --input-dropout 0.2).
+    # optimisation. Small steps (16 x 64 characters) learn most in a CPU's short budget, and the defaults below
+    # are what did best in 10-minute runs; longer runs need more dropout (the probes' figures: docs/benchmarks.md,
+    # "How the training defaults were chosen").
     batch_size: int = _flag(None, f"number of parallel text streams per step (default: {CPU_BATCH_SIZE}, or "
                                   f"{GPU_BATCH_SIZE} on a CUDA GPU; the run records it)")
     seq_len: int = _flag(64, "characters per stream per step (truncated BPTT length)")

@@ -3,8 +3,8 @@ Lake, Sapphire Rapids and later).
 
 One `vdpbf16ps` instruction multiplies 32 pairs of bfloat16 values and adds them, two by two, into 16 float32
 sums: twice the products of a float32 FMA, and the weights need no conversion (the half-precision path widens
-every weight to float32 before its FMA). docs/benchmarks.md gives what it gains on the project's 2-core AMD EPYC
-(`python -m charrnn.bench.visitors` times both precisions).
+every weight to float32 before its FMA). docs/benchmarks.md gives what it gains (`charrnn bench visitors` times
+both precisions).
 
 The price is in the inputs: each row's activations are rounded to bfloat16 (8 bits of mantissa) before the
 product, as torch's bf16 autocast does in training (which is how the shipped models were trained); the products

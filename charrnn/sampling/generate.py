@@ -84,9 +84,9 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str) -> tuple[np.ndarray, list[s
 
 
 PROMPT_CHUNK = 4096  # prompt tokens per pass through the recurrent stack: memory stays flat however long the prompt
-# A prompt of at most this many tokens is read by the Stepper, a compiled step per token, not by torch: on a 2-core
-# CPU one torch call for a short prompt took 10-190 ms against 3-15 ms stepped (lstm_best, 6 and 30 tokens), and
-# torch's OpenMP threads keep spinning on the other core after each call, slowing every sampling thread.
+# A prompt of at most this many tokens is read by the Stepper, a compiled step per token, not by torch: for a short
+# prompt one torch call costs more than stepping it (docs/benchmarks.md), and torch's OpenMP threads keep spinning
+# on the other cores after each call, slowing every sampling thread.
 STEPPED_PROMPT = 200
 
 

@@ -38,7 +38,7 @@ class Limits:
     upload_mb: int = 20  # any upload to the server (Gradio's max_file_size)
     retrain_seconds: int = 60  # the memory test's live retraining
     # Browser sessions whose page state the server keeps (Gradio's state_session_capacity, default 10,000):
-    # each holds a copy of every component's value, ~2 MB here, so the default would let visitors fill memory.
+    # each holds a copy of every component's value (megabytes for this page), so the default would let visitors fill memory.
     sessions: int = 200
     # Generate and Compare calls that run at once (the rest queue): they share one batched step per model
     # (charrnn.sampling.engine), so more at once costs little more per step; the cap bounds the batch.

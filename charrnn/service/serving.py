@@ -11,7 +11,7 @@ from charrnn.service.allocator import return_freed_memory
 def skip_missing_matplotlib() -> None:
     """Gradio imports matplotlib around every event it runs, each streamed update included, to switch its
     backend. Where matplotlib is not installed (charrnn draws with Altair), each of those imports searches
-    sys.path and fails: ~30% of the event loop's time with 20 visitors streaming. Marking it absent makes
+    sys.path and fails: a large share of the event loop's time with many visitors streaming. Marking it absent makes
     the import fail at once."""
     if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
         sys.modules["matplotlib"] = None  # `import matplotlib` now raises ImportError without a search

@@ -74,6 +74,6 @@ def make_optimizer(model: CharRNN, cfg: TrainConfig) -> torch.optim.AdamW:
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and not n.startswith("embedding")]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or n.startswith("embedding")]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    # The fused kernel updates all parameters in one pass (1.8 ms a step for 2 x 512 on this CPU, 5.2 unfused).
+    # The fused kernel updates all parameters in one pass, several times faster than one kernel per parameter.
     fused = next(model.parameters()).device.type in ("cpu", "cuda")
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99), fused=fused)
