@@ -6,9 +6,9 @@
 {
 set -euo pipefail
 data=${DATA:-../shared/data/tiny_shakespeare}
-# The comparison trio was trained at commit ef4a2f9, before --ema-decay existed (it now defaults to 0.995) and
-# when the default weight decay was 0.05 (now 0.1); --ema-decay 0 --weight-decay 0.05 here make today's code
-# do the same. lstm_best was trained at commit 03fac8d with today's defaults.
+# The comparison trio was trained before --ema-decay existed (it now defaults to 0.995) and when the default
+# weight decay was 0.05 (now 0.1); --ema-decay 0 --weight-decay 0.05 here make today's code do the same.
+# lstm_best was trained with today's defaults. checkpoints/README.md names the commits.
 mkdir -p runs
 
 ship() {  # ship NAME: copy a finished run's best checkpoint and its training log into checkpoints/NAME
