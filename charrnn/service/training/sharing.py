@@ -4,7 +4,6 @@ the host allows it."""
 from __future__ import annotations
 
 from charrnn.errors import check
-from charrnn.hub.card import hub_datasets
 from charrnn.hub.resolve import HUB_ID
 from charrnn.service import inputs
 from charrnn.service.training.jobs import Job
@@ -17,7 +16,9 @@ def push_job(job: Job, limits: TrainLimits, repo_id, token=None, oauth_token=Non
     The token is the visitor's: `token` as typed, else `oauth_token`, that of the visitor signed in with
     Hugging Face (a gr.OAuthToken, or anything with a `.token`). The host's own login is used only where the
     host allows it (TrainLimits.host_token)."""
-    from charrnn.hub.push import push_to_hub  # torch, and the sampler for the card's sample: on first push
+    # Imported on the first push: the card reads checkpoints with torch, and the page is built without torch.
+    from charrnn.hub.card import hub_datasets
+    from charrnn.hub.push import push_to_hub
 
     repo_id = inputs.text(repo_id, "the Hub repository", 200, allow_empty=False).strip()
     check(HUB_ID.fullmatch(repo_id) is not None, f"{repo_id!r} is not a Hub repository: write user/name")
