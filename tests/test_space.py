@@ -1,17 +1,24 @@
 """The folder deploys as a Hugging Face Space under the Hub's rules of 2026: the README's front matter passes the
-Hub's checks, and every binary file is routed to Xet/LFS by .gitattributes (the Hub refuses binaries in plain git).
+Hub's checks, the exported requirements build on ZeroGPU and on CPU hardware (docs/spaces_support.json), and every
+binary file is routed to Xet/LFS by .gitattributes (the Hub refuses binaries in plain git).
 """
 
+import json
+import os
 import re
 import shutil
 import subprocess
+import tomllib
 
 import pytest
 from huggingface_hub import metadata_load
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 from tests.conftest import ROOT
 
-ZEROGPU_PYTHONS = {"3.10", "3.12", "3.10.13", "3.12.12"}  # what ZeroGPU runs; free accounts get only ZeroGPU
+SUPPORT = json.loads((ROOT / "docs" / "spaces_support.json").read_text())  # what the Hub builds, per hardware
+SPACE_TORCH = re.compile(r"sed -i 's/\^torch==\.\*/torch==([\d.]+)/'")  # docs/deploy.md's export sets it
 HARDWARE = {"cpu-basic", "cpu-upgrade", "zero-a10g", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large"}
 COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
 MAX_PLAIN_FILE = 10 * 1024 * 1024  # the Hub refuses larger files outside Xet/LFS
@@ -24,6 +31,13 @@ PIN = re.compile(r"^([\w-]+)(\[[\w,-]+\])?==(\S+)", re.MULTILINE)  # name, [extr
 
 def pins() -> dict:
     return {name: version for name, _, version in PIN.findall((ROOT / "requirements.txt").read_text())}
+
+
+def space_pins() -> dict:
+    """requirements.txt as docs/deploy.md exports it to the Space: with the Space's own torch pin."""
+    torch = SPACE_TORCH.findall((ROOT / "docs" / "deploy.md").read_text())
+    assert len(torch) == 1, "docs/deploy.md's export sets the Space's torch pin once"
+    return {**pins(), "torch": torch[0]}
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +53,46 @@ def test_the_front_matter_names_a_gradio_space_with_the_pinned_version(front_mat
     assert (ROOT / front_matter["app_file"]).is_file()
 
 
-def test_the_python_version_is_one_zerogpu_runs(front_matter):
+def test_the_python_version_is_one_zerogpu_and_cpu_hardware_run(front_matter):
     version = front_matter["python_version"]
     assert isinstance(version, str), "quote python_version: YAML reads 3.10 as the number 3.1"
-    assert version in ZEROGPU_PYTHONS
+    assert re.fullmatch(r"3\.\d+(\.\d+)?", version), SUPPORT["cpu"]["python"]
+    assert any(listed == version or listed.startswith(version + ".") for listed in SUPPORT["zerogpu"]["python"])
+
+
+def test_the_exported_requirements_build_on_zerogpu(front_matter):
+    zerogpu, space = SUPPORT["zerogpu"], space_pins()
+    assert space["torch"] in zerogpu["torch"], f"ZeroGPU builds only torch {', '.join(zerogpu['torch'])}"
+    assert Version(str(front_matter["sdk_version"])) >= Version(zerogpu["gradio_min"])
+    assert "spaces" in space  # the decorator of the Train tab's GPU function
+
+
+def test_both_torch_pins_lie_in_the_packages_range():
+    """The quick start's torch and the Space's are both releases the package says it supports."""
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    torch = next(Requirement(line) for line in dependencies if Requirement(line).name == "torch")
+    for version in (pins()["torch"], space_pins()["torch"]):
+        assert torch.specifier.contains(version), f"torch {version} is outside pyproject.toml's {torch}"
+
+
+@pytest.mark.skipif(os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true"), reason="on ZeroGPU")
+def test_spaces_gpu_off_zerogpu_leaves_the_train_tab_function_as_it_is():
+    """requirements.txt installs `spaces` everywhere; off ZeroGPU its decorator hands back the function, so the
+    Train tab runs the trainer in this process, as with no `spaces` at all."""
+    spaces = pytest.importorskip("spaces")
+    from charrnn.service.training import runner
+
+    def run(manager, job):
+        return 0
+
+    assert spaces.GPU(duration=runner._gpu_seconds)(run) is run and spaces.GPU(run) is run
+    assert runner.spaces is spaces and not runner.ZERO_GPU
+
+    class Manager:
+        def run_trainer(self, job):
+            return f"trained {job}"
+
+    assert runner.train(Manager(), "job-1") == "trained job-1"
 
 
 def test_the_card_fields_fit_the_hubs_limits(front_matter):
