@@ -116,9 +116,10 @@ def test_inside_endpoints_name_their_inputs(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     names = {api: [p["parameter_name"] for p in endpoints[api]["parameters"]]
              for api in ("/surprise", "/neurons", "/gradient_flow", "/gates", "/memory")}
-    assert names == {"/surprise": ["text", "model", "all_cells"],
-                     "/neurons": ["text", "model", "layer", "unit", "state"],
-                     "/gradient_flow": ["text", "max_distance"], "/gates": ["text", "model", "layer", "unit"],
+    assert names == {"/surprise": ["text", "model", "all_cells", "session_key"],
+                     "/neurons": ["text", "model", "layer", "unit", "state", "session_key"],
+                     "/gradient_flow": ["text", "max_distance"],
+                     "/gates": ["text", "model", "layer", "unit", "session_key"],
                      "/memory": ["retrain"]}
     html, _ = client.predict(text=TEXT, model="gru", all_cells=False, api_name="/surprise")
     assert "gru:" in html

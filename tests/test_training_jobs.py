@@ -281,7 +281,7 @@ def test_old_and_surplus_models_are_deleted(tmp_path):
     jobs = []
     for age_hours in (5, 0.5, 0.3, 0.1):
         folder = tmp_path / "user-models" / f"job{age_hours}"
-        folder.mkdir(parents=True)
+        (folder / "best").mkdir(parents=True)
         job = Job(f"{age_hours}-id", ALICE, JobSettings(), folder, created=time.time() - age_hours * 3600,
                   state="finished")
         manager.jobs[job.id] = job
@@ -289,6 +289,40 @@ def test_old_and_surplus_models_are_deleted(tmp_path):
     manager.clean_up()
     assert [job.id for job in jobs if job.id in manager.jobs] == ["0.3-id", "0.1-id"]
     assert not jobs[0].folder.exists() and jobs[3].folder.exists()
+
+
+def finished_job(manager, root, owner, name, age_hours, with_model=True, state="finished"):
+    from charrnn.service.training import Job
+    from charrnn.service.training.jobs import owner_dir
+
+    folder = root / owner_dir(owner) / name
+    (folder / "best" if with_model else folder).mkdir(parents=True)
+    (folder / "text.txt").write_text("x")
+    job = Job(name, owner_dir(owner), JobSettings(), folder, created=time.time() - age_hours * 3600, state=state)
+    manager.jobs[job.id] = job
+    return job
+
+
+def test_jobs_that_made_nothing_never_evict_a_finished_model_and_each_owner_loses_their_own_first(tmp_path):
+    root = tmp_path / "user-models"
+    manager = TrainingManager(ModelLibrary(tmp_path / "checkpoints", hub_ids=[]), root,
+                              TrainLimits(kept_models=3, kept_per_owner=2, keep_hours=24))
+    alice = finished_job(manager, root, ALICE, "alice-model", 3)
+    # Churn from throw-away sessions: many jobs started and stopped before they made anything.
+    churn = [finished_job(manager, root, f"throwaway-key-{i}", f"nothing-{i}", 0.1, with_model=False,
+                          state="failed") for i in range(8)]
+    manager.clean_up()
+    assert alice.id in manager.jobs and (alice.folder / "best").is_dir()
+    assert all(job.id in manager.jobs for job in churn)  # their messages stay for a while...
+    for job in churn:
+        job.created -= 2 * 3600
+    manager.clean_up()  # ...then they go, with their empty owner folders; Alice's model stays
+    assert alice.id in manager.jobs and not any(job.id in manager.jobs for job in churn)
+    assert sorted(p.name for p in root.iterdir()) == [alice.folder.parent.name]
+    # Bob trains three models: his own oldest goes, not Alice's.
+    bobs = [finished_job(manager, root, BOB, f"bob-{i}", 2 - i * 0.5) for i in range(3)]
+    manager.clean_up()
+    assert alice.id in manager.jobs and [job.id in manager.jobs for job in bobs] == [False, True, True]
 
 
 def test_the_tabs_settings_are_train_configs_defaults_except_where_the_app_says_why():

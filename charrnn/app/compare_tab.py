@@ -6,24 +6,26 @@ import gradio as gr
 
 from charrnn import service
 from charrnn.app.handlers import plot, user_errors
+from charrnn.app.session import PageSession
 from charrnn.app.texts import CELLS_HELP
 from charrnn.service.inputs import LIMITS
 
 
-def compare_tab(library: service.ModelLibrary, names: list[str]) -> None:
+def compare_tab(session: PageSession, names: list[str]) -> None:
+    library = session.library  # the public models: the page's defaults
     default_model = names[0] if names else None
     compare_models = [n if n in names else default_model for n in service.COMPARE_DEFAULT]
 
     @user_errors
-    def chosen_models(model_a, model_b, model_c):
-        chosen = [model_a, model_b, model_c]
+    def chosen_models(model_a, model_b, model_c, session_key=None):
+        chosen, library = [model_a, model_b, model_c], session.view(session_key)
         by_time, by_step = service.validation_charts(library, chosen)
         return (service.comparison_table(library, chosen), plot(by_time), plot(by_step),
                 gr.Dataframe(headers=service.score_columns(chosen), value=None))
 
     @user_errors
-    def compare(prompt, model_a, model_b, model_c, temperature, length, seed):
-        chosen = [model_a, model_b, model_c]
+    def compare(prompt, model_a, model_b, model_c, temperature, length, seed, session_key=None):
+        chosen, library = [model_a, model_b, model_c], session.view(session_key)
         by_time, by_step = (plot(chart) for chart in service.validation_charts(library, chosen))
         texts, table = [prompt] * 3, service.comparison_table(library, chosen)
         no_scores = gr.Dataframe(headers=service.score_columns(chosen), value=None)
@@ -61,9 +63,9 @@ def compare_tab(library: service.ModelLibrary, names: list[str]) -> None:
                               label="Each generated text (prompt excluded) scored by every model, bits/char: "
                                     "lower = more plausible to that model")
         for picker in pickers:
-            picker.change(chosen_models, pickers, [table, by_time, by_step, scores], api_visibility="private",
+            picker.change(chosen_models, [*pickers, session.key], [table, by_time, by_step, scores], api_visibility="private",
                           preprocess=False)
         compare_button.click(
-            compare, [compare_prompt, *pickers, compare_temperature, compare_length, compare_seed],
+            compare, [compare_prompt, *pickers, compare_temperature, compare_length, compare_seed, session.key],
             [*(t for _, t in columns), table, by_time, by_step, scores], api_name="compare", preprocess=False,
             concurrency_limit=LIMITS.streams, concurrency_id="sampling")

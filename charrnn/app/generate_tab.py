@@ -6,6 +6,7 @@ import gradio as gr
 
 from charrnn import service
 from charrnn.app.handlers import user_errors
+from charrnn.app.session import PageSession
 from charrnn.app.texts import SAMPLING_HELP
 from charrnn.errors import CharRNNError
 from charrnn.service.inputs import LIMITS
@@ -17,10 +18,11 @@ def _format_samples(texts: list[str]) -> str:
     return "\n\n".join(f"--- sample {i + 1} ---\n{text}" for i, text in enumerate(texts))
 
 
-def generate_tab(library: service.ModelLibrary, names: list[str]) -> None:
+def generate_tab(session: PageSession, names: list[str]) -> None:
     default_model = names[0] if names else None
 
-    def card(name):
+    def card(name, session_key=None):
+        library = session.view(session_key)
         try:
             text = service.model_card(library, name) if name else "No checkpoints found under checkpoints/."
         except CharRNNError as err:
@@ -31,8 +33,8 @@ def generate_tab(library: service.ModelLibrary, names: list[str]) -> None:
         return text
 
     @user_errors
-    def generate(prompt, model, temperature, top_k, top_p, length, seed, num_samples):
-        for texts, status in service.generate_stream(library, model, prompt, length, temperature, top_k,
+    def generate(prompt, model, temperature, top_k, top_p, length, seed, num_samples, session_key=None):
+        for texts, status in service.generate_stream(session.view(session_key), model, prompt, length, temperature, top_k,
                                                      top_p, seed, num_samples):
             yield _format_samples(texts), status, status
 
@@ -60,13 +62,13 @@ def generate_tab(library: service.ModelLibrary, names: list[str]) -> None:
                 seed = gr.Number(value=42, precision=0, label="Seed (-1 = random)")
                 num_samples = gr.Slider(1, LIMITS.samples, value=1, step=1, label="Samples")
                 gr.Markdown(SAMPLING_HELP)
-        model.change(card, model, model_card, api_visibility="private", preprocess=False)
+        model.change(card, [model, session.key], model_card, api_visibility="private", preprocess=False)
         # The status so far is also kept on the server (a State is not part of the API): Stop reads it
         # there, as the page's copy may lag behind the stream. Stop writes its line once the cancel has
         # gone through; written with it, the cancelled event's last update could cover it.
         status_so_far = gr.State("")
         event = generate_button.click(
-            generate, [prompt, model, temperature, top_k, top_p, length, seed, num_samples],
+            generate, [prompt, model, temperature, top_k, top_p, length, seed, num_samples, session.key],
             [output, status, status_so_far], api_name="generate", preprocess=False,
             concurrency_limit=LIMITS.streams, concurrency_id="sampling")
         stop_button.click(None, None, None, cancels=[event], api_visibility="private").then(

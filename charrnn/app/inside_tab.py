@@ -6,12 +6,14 @@ import gradio as gr
 
 from charrnn import service
 from charrnn.app.handlers import plot, user_errors
+from charrnn.app.session import PageSession
 from charrnn.app.texts import INSIDE_HELP, INSIDE_TEXT
 from charrnn.service import inputs, inside
 
 
-def inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
+def inside_tab(session: PageSession, names: list[str]) -> None:
     """The Inside tab: five views of what the cells compute, each one a named API endpoint."""
+    library = session.library  # the public models: the page's defaults and the three cells compared
     char_models = names
     gated = inside.gated_models(library)
     trio = [n for n in service.COMPARE_DEFAULT if n in names] or names[:3]
@@ -19,12 +21,12 @@ def inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
     gated_default = default if default in gated else (gated[0] if gated else None)
 
     @user_errors
-    def surprise(text, model=default, all_cells=False):
-        return inside.surprise(library, text, trio if inputs.flag(all_cells, "all cells") else [model])
+    def surprise(text, model=default, all_cells=False, session_key=None):
+        return inside.surprise(session.view(session_key), text, trio if inputs.flag(all_cells, "all cells") else [model])
 
     @user_errors
-    def neurons(text, model=default, layer=-1, unit=-1, state="hidden"):
-        return inside.neurons(library, text, model, layer, unit, state)
+    def neurons(text, model=default, layer=-1, unit=-1, state="hidden", session_key=None):
+        return inside.neurons(session.view(session_key), text, model, layer, unit, state)
 
     @user_errors
     def gradient_flow(text, max_distance=60):
@@ -32,8 +34,8 @@ def inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
         return plot(flow), plot(norms), clipping
 
     @user_errors
-    def gates(text, model=gated_default, layer=0, unit=0):
-        means, series, html = inside.gates(library, text, model, layer, unit)
+    def gates(text, model=gated_default, layer=0, unit=0, session_key=None):
+        means, series, html = inside.gates(session.view(session_key), text, model, layer, unit)
         return means, plot(series), html
 
     @user_errors
@@ -52,7 +54,7 @@ def inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
                 s_button = gr.Button("Show surprise", variant="primary")
             s_table = gr.Dataframe(headers=inside.SURPRISE_COLUMNS, label="Bits per character", interactive=False)
             s_html = gr.HTML()
-            s_button.click(surprise, [text, s_model, s_all], [s_html, s_table], api_name="surprise", preprocess=False)
+            s_button.click(surprise, [text, s_model, s_all, session.key], [s_html, s_table], api_name="surprise", preprocess=False)
         with gr.Tab("Neurons") as tab:
             text_tabs.append(tab)
             gr.Markdown(INSIDE_HELP["neurons"])
@@ -66,7 +68,7 @@ def inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
             n_html = gr.HTML()
             n_table = gr.Dataframe(headers=inside.NEURON_COLUMNS, label="Units (of every layer and state) that "
                                    "track a feature of the text", interactive=False)
-            n_button.click(neurons, [text, n_model, n_layer, n_unit, n_state], [n_html, n_table], api_name="neurons",
+            n_button.click(neurons, [text, n_model, n_layer, n_unit, n_state, session.key], [n_html, n_table], api_name="neurons",
                            preprocess=False)
         with gr.Tab("Gradient flow") as tab:
             text_tabs.append(tab)
@@ -93,7 +95,7 @@ def inside_tab(library: service.ModelLibrary, names: list[str]) -> None:
             t_means = gr.Dataframe(headers=inside.GATE_MEAN_COLUMNS, label="Mean gate activations", interactive=False)
             t_plot = gr.Plot(show_label=False, elem_classes="chart")
             t_html = gr.HTML()
-            t_button.click(gates, [text, t_model, t_layer, t_unit], [t_means, t_plot, t_html], api_name="gates",
+            t_button.click(gates, [text, t_model, t_layer, t_unit, session.key], [t_means, t_plot, t_html], api_name="gates",
                            preprocess=False)
         with gr.Tab("Memory test") as memory_tab:
             gr.Markdown(INSIDE_HELP["memory"])

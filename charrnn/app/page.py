@@ -9,19 +9,22 @@ from charrnn.app.compare_tab import compare_tab
 from charrnn.app.generate_tab import generate_tab
 from charrnn.app.handlers import Blocks, user_errors
 from charrnn.app.inside_tab import inside_tab
+from charrnn.app.session import PageSession
 from charrnn.app.texts import INTRO, TITLE
 from charrnn.app.train_tab import model_pickers, train_tab
-from charrnn.service.training import TrainingManager
+from charrnn.service.sessions import SessionKeys
+from charrnn.service.training import TrainingManager, user_models_dir
 
 
 def build_app(library: service.ModelLibrary | None = None, manager: TrainingManager | None = None) -> gr.Blocks:
     library = library or service.ModelLibrary()
-    manager = manager or TrainingManager(library)
+    manager = manager or TrainingManager(library, sessions=SessionKeys.for_host(user_models_dir()))
     names = library.names()
     with Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
-        generate_tab(library, names)
-        compare_tab(library, names)
-        inside_tab(library, names)
-        train_tab(demo, library, manager, model_pickers(demo), user_errors)
+        session = PageSession(library, manager)  # outside the tabs: a tab's components mount only when shown
+        generate_tab(session, names)
+        compare_tab(session, names)
+        inside_tab(session, names)
+        train_tab(demo, session, model_pickers(demo), user_errors)
     return demo

@@ -13,14 +13,13 @@ import importlib.util
 import os
 import re
 import sys
-import uuid
 
 import gradio as gr
 from gradio.utils import get_space, get_upload_folder
 
 from charrnn.cells import TEACHING_TRIO, label
 from charrnn.config import TOKENIZERS
-from charrnn.service import ModelLibrary
+from charrnn.app.session import PageSession
 from charrnn.service.training import SIZE_PRESETS, JobSettings, TrainingManager, preview_markdown
 
 CELL_CHOICES = [(label(name), name) for name in reversed(TEACHING_TRIO)]  # LSTM first: the default
@@ -95,10 +94,10 @@ def _status(manager: TrainingManager, key: str | None) -> tuple[str, str]:
     return "\n".join(lines), bar
 
 
-def train_tab(demo: gr.Blocks, library: ModelLibrary, manager: TrainingManager, pickers: list[gr.Dropdown],
-              wrap) -> None:
+def train_tab(demo: gr.Blocks, session: PageSession, pickers: list[gr.Dropdown], wrap) -> None:
     """The Train tab of `demo`. `pickers`: the other tabs' model dropdowns, updated when a model is ready; `wrap`: the
     app's handler wrapper that turns a CharRNNError into a message on the page."""
+    library, manager = session.library, session.manager
     limits = manager.limits
     upload_dirs = [get_upload_folder()]
     built_names = library.names()  # what the pickers list as built
@@ -124,8 +123,7 @@ def train_tab(demo: gr.Blocks, library: ModelLibrary, manager: TrainingManager, 
                               batch_size=batch, seq_len=seq_len)
 
     def on_load(stored_key):
-        key = stored_key if isinstance(stored_key, str) and len(stored_key) >= 8 else uuid.uuid4().hex
-        manager.claim(key)
+        key = session.restored(stored_key)
         status, bar = _status(manager, key)
         job = manager.latest(key)
         updates, shown = picker_updates(key, built_names)
@@ -195,8 +193,7 @@ def train_tab(demo: gr.Blocks, library: ModelLibrary, manager: TrainingManager, 
 
     with gr.Tab("Train"):
         gr.Markdown(HELP)
-        stored_key = gr.BrowserState(None, storage_key="charrnn-train-session")
-        key = gr.Textbox(visible=False, label="Session key")
+        stored_key, key = session.stored, session.key
         shown = gr.State(built_names)
         timer = gr.Timer(POLL_SECONDS, active=False)
         with gr.Row():

@@ -46,6 +46,8 @@ class ModelLibrary:
         # Models added while the app runs (trained in the Train tab): name -> folder. Not in names(): who may
         # pick one is the training manager's to say.
         self.extra: dict[str, Path] = {}
+        self.owners: dict[str, str] = {}  # a trained model -> the hash of its owner's session key
+        self.share_trained = False  # the host lists trained models to everyone (CHARRNN_SHARE_TRAINED=1)
 
     def names(self) -> list[str]:
         """Text models: shipped ones first, then any other checkpoint folder under the root. A folder whose
@@ -94,12 +96,16 @@ class ModelLibrary:
             raise CharRNNError(f"no model named {name!r} under {self.root}; available: {', '.join(names) or 'none'}")
         return path
 
-    def add(self, name: str, path: Path | str) -> None:
-        """Make a checkpoint folder outside the root loadable by name (a model trained in the app)."""
+    def add(self, name: str, path: Path | str, owner: str | None = None) -> None:
+        """Make a checkpoint folder outside the root loadable by name (a model trained in the app); `owner`: the
+        hash of the session key that may use it (see for_viewer)."""
         self.extra[name] = Path(path)
+        if owner is not None:
+            self.owners[name] = owner
 
     def remove(self, name: str) -> None:
         self.extra.pop(name, None)
+        self.owners.pop(name, None)
         with self._lock:
             self._loaded.pop(name, None)
 
@@ -181,3 +187,33 @@ def warm_up(library: ModelLibrary) -> None:
             ready.remove(name)
     print(f"charrnn: {len(ready)} models ready ({', '.join(ready) or 'none'}); "
           f"{len(library.skipped)} broken folders skipped", file=sys.stderr, flush=True)
+
+
+class LibraryView:
+    """The library as one visitor sees it: every model, except the trained models of other visitors (unless the
+    host shares them), which answer as if they did not exist. The app hands each request a view, so every
+    endpoint that takes a model name checks it; the service functions take a view where they take a library."""
+
+    def __init__(self, library: ModelLibrary, viewer: str | None):
+        self.library, self.viewer = library, viewer  # viewer: the hash of the visitor's session key, or None
+
+    def __getattr__(self, name):  # skipped, sampler, hub_ids, ...: as the library has them
+        return getattr(self.library, name)
+
+    def may_use(self, name) -> bool:
+        owner = self.library.owners.get(name) if isinstance(name, str) else None
+        return owner is None or self.library.share_trained or owner == self.viewer
+
+    def _checked(self, name):
+        if not self.may_use(name):
+            raise CharRNNError(f"no model named {name!r} on this host for this session")
+        return name
+
+    def path(self, name: str) -> Path:
+        return self.library.path(self._checked(name))
+
+    def info(self, name: str) -> dict:
+        return self.library.info(self._checked(name))
+
+    def load(self, name: str) -> LoadedModel:
+        return self.library.load(self._checked(name))

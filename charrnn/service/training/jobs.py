@@ -9,6 +9,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from charrnn.errors import check
 from charrnn.service.training.settings import JobSettings
@@ -22,8 +23,9 @@ def owner_dir(owner: str) -> str:
 
 
 def checked_owner(value) -> str:
+    """The owner a session key stands for: the key's hash (jobs, folders and models are stored by it)."""
     check(isinstance(value, str) and 8 <= len(value) <= 200, "this page has no session key; reload the page")
-    return value
+    return owner_dir(value)
 
 
 @dataclass
@@ -44,7 +46,6 @@ class Job:
     val_fraction: float = 0.1
     data_name: str = ""  # what the model card calls the text (TrainingText.name)
     dataset: str | None = None  # the dataset named, if any
-    owner_key_hash: str = ""  # for a job found on disk at start: whose it is, until that session comes back
 
     @property
     def model_name(self) -> str:
@@ -54,30 +55,52 @@ class Job:
     def active(self) -> bool:
         return self.state in ("queued", "running", "stopping")
 
+    def end(self, returncode: int, error: str) -> None:
+        """The state and message of a job whose trainer exited with `returncode` (-1: it could not start;
+        `error`: what went wrong), saved. A job that made no model keeps no text: there is nothing to resume."""
+        has_model = (self.folder / "best").is_dir()
+        if returncode == 0 and not self.stop_requested:
+            self.state, self.message = "finished", "finished"
+        elif self.stop_requested or returncode == 130:
+            self.state = "stopped" if has_model else "failed"
+            self.message = "stopped; Resume continues it" if has_model else "stopped before its first evaluation"
+        else:
+            self.state, self.message = "failed", error
+            if has_model:
+                self.message += " (the best weights so far are kept)"
+        if not has_model:
+            (self.folder / "text.txt").unlink(missing_ok=True)
+        self.save()
+
     def save(self) -> None:
-        record = {"id": self.id, "owner": owner_dir(self.owner), "settings": asdict(self.settings),
+        record = {"id": self.id, "owner": self.owner, "settings": asdict(self.settings),
                   "created": self.created, "state": self.state, "message": self.message,
                   "budget_minutes": self.budget_minutes, "data_name": self.data_name, "dataset": self.dataset}
         (self.folder / "job.json").write_text(json.dumps(record), encoding="utf-8")
 
 
 # -- what is kept -------------------------------------------------------------------------------------
-def load_jobs(root: Path) -> list[Job]:
-    """Jobs of earlier runs of the app: their models are listed again (a job cut off by a restart is
-    marked stopped, and can be resumed)."""
+def load_jobs(root: Path, stop_trainer: Callable[[Path], bool]) -> list[Job]:
+    """Jobs of earlier runs of the app, as they were: a queued job waits again; a job cut off by a restart is
+    stopped (`stop_trainer` stops its trainer if it still runs, before anything in its folder is touched) and can
+    be resumed. What is on disk is updated to agree."""
     jobs = []
     for record_file in sorted(root.glob("*/*/job.json")):
         try:
             record = json.loads(record_file.read_text(encoding="utf-8"))
-            job = Job(record["id"], "", JobSettings(**record["settings"]), record_file.parent,
+            job = Job(record["id"], record["owner"], JobSettings(**record["settings"]), record_file.parent,
                       created=record["created"], state=record["state"], message=record["message"],
                       budget_minutes=record["budget_minutes"], data_name=record.get("data_name", ""),
                       dataset=record.get("dataset"))
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        job.owner_key_hash = record["owner"]
-        if job.state in ("queued", "running", "stopping"):
-            job.state, job.message = "stopped", "stopped when the app restarted; Resume continues it"
+        if job.state in ("running", "stopping"):
+            stop_trainer(job.folder)
+            has_model = (job.folder / "best").is_dir()
+            job.state = "stopped" if has_model else "failed"
+            job.message = ("stopped when the app restarted; Resume continues it" if has_model
+                           else "stopped by a restart of the app before its first evaluation")
+            job.save()
         jobs.append(job)
     return jobs
 
@@ -87,12 +110,3 @@ def trained_minutes(job: Job) -> float:
         return metrics.get("train_seconds", 0) / 60
     except (OSError, ValueError):
         return job.budget_minutes
-
-def expired_jobs(jobs: list[Job], limits) -> list[Job]:
-    """The finished jobs to delete: those older than the host keeps them, then the oldest beyond the number it
-    keeps (`limits`: a TrainLimits)."""
-    done = sorted((job for job in jobs if not job.active), key=lambda job: job.created)
-    too_old = time.time() - limits.keep_hours * 3600
-    doomed = [job for job in done if job.created < too_old]
-    kept = [job for job in done if job.created >= too_old]
-    return doomed + kept[:max(len(kept) - limits.kept_models, 0)]

@@ -32,7 +32,9 @@ from charrnn.service import inputs
 from charrnn.service.library import ModelLibrary
 from charrnn.service.training import intake, runner
 from charrnn.service.training.intake import TrainingText, describe_text
-from charrnn.service.training.jobs import Job, checked_owner, expired_jobs, load_jobs, owner_dir, trained_minutes
+from charrnn.service.sessions import SessionKeys
+from charrnn.service.training.jobs import Job, checked_owner, load_jobs, trained_minutes
+from charrnn.service.training.storage import FULL, delete_expired, has_room
 from charrnn.service.training.limits import TrainLimits, user_models_dir
 from charrnn.service.training.progress import job_progress
 from charrnn.service.training.runner import signal_pid_file
@@ -45,8 +47,11 @@ class TrainingManager:
     """Training jobs on this host: a queue of at most `limits.jobs` running trainers, each a child process."""
 
     def __init__(self, library: ModelLibrary, root: Path | str | None = None, limits: TrainLimits | None = None,
-                 python: str = sys.executable, nice: int = 10, threads: int | None = None, eval_seconds: float = 5):
-        self.library = library
+                 python: str = sys.executable, nice: int = 10, threads: int | None = None, eval_seconds: float = 5,
+                 sessions: SessionKeys | None = None):
+        """`sessions`: the host's signed session keys (the app's); without, any key of 8 or more characters is
+        taken as it is (scripts and tests)."""
+        self.library, self.sessions = library, sessions
         self.root = Path(root) if root is not None else user_models_dir()
         self.limits = limits or TrainLimits.from_env()
         self.python, self.nice, self.eval_seconds = python, nice, eval_seconds
@@ -56,11 +61,15 @@ class TrainingManager:
         self.queue: list[str] = []  # ids of queued jobs, first = next
         self._lock = threading.RLock()
         self.speeds = SpeedTable(self.threads)
-        for job in load_jobs(self.root):
+        library.share_trained = self.limits.share
+        for job in load_jobs(self.root, lambda folder: runner.stop_recorded_trainer(folder / runner.PID_FILE)):
             self.jobs[job.id] = job
             if (job.folder / "best").is_dir():
-                self.library.add(job.model_name, job.folder / "best")
+                self.library.add(job.model_name, job.folder / "best", owner=job.owner)
+        self.queue = [job.id for job in sorted(self.jobs.values(), key=lambda job: job.created)
+                      if job.state == "queued"]
         self.clean_up()
+        self._pump()
 
     def gather(self, pasted=None, files=None, dataset=None, dataset_config=None, text_column=None,
                allowed_upload_dirs: list[Path] | None = None, batch_size: int = 16, seq_len: int = 64
@@ -82,9 +91,22 @@ class TrainingManager:
         command = runner.trainer_command(job, self.python, self.threads, self.eval_seconds)
         return runner.run_trainer(job, command, self.threads, self.nice, self._lock)
 
-    # -- jobs ---------------------------------------------------------------------------------------------
+    def owner(self, key) -> str:
+        """The owner a session key stands for (its hash), once the key is checked."""
+        if self.sessions is not None:
+            self.sessions.check(key)
+        return checked_owner(key)
+
+    def viewer(self, key) -> str | None:
+        """The owner a page's key stands for, or None for no key or a bad one (such a visitor sees only the
+        public models)."""
+        try:
+            return self.owner(key)
+        except CharRNNError:
+            return None
+
     def submit(self, owner: str, text: TrainingText, settings: JobSettings) -> Job:
-        owner = checked_owner(owner)
+        owner = self.owner(owner)
         settings = settings.checked(self.limits)
         if settings.batch_size * settings.seq_len + settings.seq_len + 1 > text.preview["training characters"]:
             describe_text(text.text, settings.batch_size, settings.seq_len)  # raises with the message
@@ -92,8 +114,13 @@ class TrainingManager:
             busy = next((job for job in self.jobs.values() if job.owner == owner and job.active), None)
             if busy is not None:
                 raise CharRNNError(f"your model {busy.settings.name!r} is still training or queued; stop it first")
+            check(len(self.queue) < self.limits.queued, f"{len(self.queue)} jobs are waiting to train on this host, "
+                  "as many as it queues; try again in a few minutes")
+            if not has_room(self.root, self.limits, len(text.text.encode("utf-8"))):
+                self.clean_up()
+                check(has_room(self.root, self.limits, len(text.text.encode("utf-8"))), FULL)
             job_id = uuid.uuid4().hex
-            folder = self.root / owner_dir(owner) / f"{settings.name.replace(' ', '-')}-{job_id[:6]}"
+            folder = self.root / owner / f"{settings.name.replace(' ', '-')}-{job_id[:6]}"
             folder.mkdir(parents=True)
             (folder / "text.txt").write_text(text.text, encoding="utf-8", newline="")
             job = Job(job_id, owner, settings, folder, budget_minutes=settings.minutes,
@@ -133,6 +160,8 @@ class TrainingManager:
                 self.queue.remove(job.id)
                 job.state = "stopped" if (job.folder / "best").is_dir() else "failed"
                 job.message = "stopped before it started" if job.state == "failed" else "stopped"
+                if job.state == "failed":
+                    (job.folder / "text.txt").unlink(missing_ok=True)
                 job.save()
             elif job.state == "running":
                 job.stop_requested = True
@@ -146,7 +175,7 @@ class TrainingManager:
         return job
 
     def job(self, owner: str, job_id: str) -> Job:
-        owner = checked_owner(owner)
+        owner = self.owner(owner)
         job = self.jobs.get(job_id) if isinstance(job_id, str) else None
         if job is None or (job.owner != owner and not self.limits.share):
             raise CharRNNError("no such training job in this session")
@@ -154,7 +183,7 @@ class TrainingManager:
 
     def latest(self, owner: str) -> Job | None:
         """The session's most recent job (to show again after a page reload)."""
-        owner = checked_owner(owner)
+        owner = self.owner(owner)
         mine = [job for job in self.jobs.values() if job.owner == owner]
         return max(mine, key=lambda job: job.created) if mine else None
 
@@ -163,11 +192,12 @@ class TrainingManager:
         with self._lock:
             return self.queue.index(job.id) + 1 if job.id in self.queue else None
 
-    def model_names(self, owner: str | None) -> list[str]:
+    def model_names(self, key: str | None) -> list[str]:
         """Trained models this session may pick (all of them when the host shares them), newest first."""
+        owner = self.viewer(key)
         with self._lock:
             jobs = [job for job in self.jobs.values()
-                    if job.model_name in self.library.extra and (self.limits.share or job.owner == owner)]
+                    if job.model_name in self.library.extra and (self.limits.share or (owner and job.owner == owner))]
         return [job.model_name for job in sorted(jobs, key=lambda job: -job.created)]
 
     def wait(self, owner: str, job_id: str, timeout: float = 60) -> Job:
@@ -190,7 +220,6 @@ class TrainingManager:
         """Push the job's model to the Hub as `repo_id` with a model card (see sharing.push_job)."""
         return push_job(self.job(owner, job_id), self.limits, repo_id, token, oauth_token)
 
-    # -- running ------------------------------------------------------------------------------------------
     def _pump(self) -> None:
         """Start queued jobs while fewer than `limits.jobs` run."""
         with self._lock:
@@ -202,41 +231,22 @@ class TrainingManager:
 
     def _run(self, job: Job) -> None:
         try:
-            returncode = runner.train(self.run_trainer, job)
+            returncode, error = runner.train(self.run_trainer, job), ""
         except Exception as err:  # noqa: BLE001 - whatever happens, the job ends with a message
-            returncode, job.message = -1, f"training could not start ({type(err).__name__}: {err})"
+            returncode, error = -1, f"training could not start ({type(err).__name__}: {err})"
         with self._lock:
             job.process = None
-            has_model = (job.folder / "best").is_dir()
-            if returncode == 0 and not job.stop_requested:
-                job.state, job.message = "finished", "finished"
-            elif job.stop_requested or returncode == 130:
-                job.state = "stopped" if has_model else "failed"
-                job.message = "stopped; Resume continues it" if has_model else "stopped before its first evaluation"
-            else:
-                job.state = "failed"
-                if returncode != -1:
-                    job.message = runner.error_message(job.folder / "log.txt", returncode)
-                if has_model:
-                    job.message += " (the best weights so far are kept)"
-            if has_model:
-                self.library.add(job.model_name, job.folder / "best")
-            job.save()
+            if returncode not in (0, -1):
+                error = runner.error_message(job.folder / "log.txt", returncode)
+            job.end(returncode, error)
+            if (job.folder / "best").is_dir():
+                self.library.add(job.model_name, job.folder / "best", owner=job.owner)
             self._pump()
         self.clean_up()
 
-    def claim(self, owner: str) -> None:
-        """Give a returning session its jobs from an earlier run of the app (stored by the key's hash)."""
-        owner = checked_owner(owner)
-        with self._lock:
-            for job in self.jobs.values():
-                if not job.owner and job.owner_key_hash == owner_dir(owner):
-                    job.owner = owner
-
     def clean_up(self) -> None:
-        """Delete trained models older than the host keeps them, then the oldest beyond the number it keeps."""
+        """Delete what the host no longer keeps (see storage.delete_expired)."""
         with self._lock:
-            for job in expired_jobs(list(self.jobs.values()), self.limits):
+            for job in delete_expired(list(self.jobs.values()), self.root, self.limits):
                 self.library.remove(job.model_name)
                 del self.jobs[job.id]
-                shutil.rmtree(job.folder, ignore_errors=True)

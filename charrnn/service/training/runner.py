@@ -8,7 +8,9 @@ best/ and exits; Resume runs it again with --resume.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 import shutil
 import signal
 import subprocess
@@ -26,6 +28,7 @@ except ImportError:  # anywhere else the decorator does nothing
 
 ZERO_GPU = spaces is not None and os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")  # a GPU to use
 SAMPLE_CHARS = 200  # written by the trainer at each evaluation
+PID_FILE = "trainer.pid"  # the running trainer's pid and start time, in the job's folder
 
 
 def error_message(log: Path, returncode: int) -> str:
@@ -105,13 +108,13 @@ def run_trainer(job: Job, command: list[str], threads: int, nice: int, lock) -> 
         job.process = subprocess.Popen(
             [*nice, *command], stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
             cwd=job.folder, start_new_session=True)
-        (job.folder / "trainer.pid").write_text(str(job.process.pid))
+        write_pid_file(job.folder / PID_FILE, job.process.pid)
         if job.stop_requested:  # Stop arrived while it was starting
             job.process.send_signal(signal.SIGTERM)
     try:
         return _wait(job.process, job.budget_minutes * 60)
     finally:
-        (job.folder / "trainer.pid").unlink(missing_ok=True)
+        (job.folder / PID_FILE).unlink(missing_ok=True)
 
 
 def _wait(process: subprocess.Popen, budget_seconds: float) -> int:
@@ -128,11 +131,49 @@ def _wait(process: subprocess.Popen, budget_seconds: float) -> int:
             return process.wait()
 
 
-def signal_pid_file(pid_file: Path) -> None:
+def process_start_time(pid: int) -> int | None:
+    """When a process started, in clock ticks since boot (Linux's /proc), or None where that cannot be read: with
+    the pid it names one process, where a pid alone may since have been given to another."""
     try:
-        os.kill(int(pid_file.read_text()), signal.SIGTERM)
-    except (OSError, ValueError):  # not started yet, or already gone
-        pass
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])  # field 22; the name before ")" may hold spaces
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def write_pid_file(pid_file: Path, pid: int) -> None:
+    pid_file.write_text(f"{pid} {process_start_time(pid) or 0}")
+
+
+def recorded_trainer(pid_file: Path) -> int | None:
+    """The pid of the trainer a pid file names, if that very process still runs (same pid, same start time)."""
+    try:
+        pid, started = map(int, pid_file.read_text().split())
+    except (OSError, ValueError):
+        return None
+    return pid if started and process_start_time(pid) == started else None
+
+
+def signal_pid_file(pid_file: Path, signum: int = signal.SIGTERM) -> None:
+    pid = recorded_trainer(pid_file)
+    if pid is not None:
+        with contextlib.suppress(OSError):  # gone in between
+            os.kill(pid, signum)
+
+
+def stop_recorded_trainer(pid_file: Path, grace_seconds: float = 20) -> bool:
+    """Stop the trainer a pid file names, if it still runs (an app restarted while a job trained): SIGTERM, on
+    which it saves and exits, then SIGKILL after `grace_seconds`. Whether one was running."""
+    pid = recorded_trainer(pid_file)
+    if pid is None:
+        return False
+    signal_pid_file(pid_file)
+    deadline = time.monotonic() + grace_seconds
+    while recorded_trainer(pid_file) is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    signal_pid_file(pid_file, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+    return True
 
 
 def _has_cuda() -> bool:
