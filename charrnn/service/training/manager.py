@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -31,6 +30,7 @@ from charrnn.errors import CharRNNError, check
 from charrnn.service import inputs
 from charrnn.service.library import ModelLibrary
 from charrnn.service.training import intake, runner
+from charrnn.service.training.downloads import Downloads
 from charrnn.service.training.intake import TrainingText, describe_text
 from charrnn.service.training.jobs import Job, checked_owner, load_jobs, owner_dir, trained_minutes
 from charrnn.service.training.limits import TrainLimits, user_models_dir
@@ -55,6 +55,7 @@ class TrainingManager:
         self.queue: list[str] = []  # ids of queued jobs, first = next
         self._lock = threading.RLock()
         self.speeds = SpeedTable(self.threads)
+        self.downloads = Downloads()
         for job in load_jobs(self.root):
             self.jobs[job.id] = job
             if (job.folder / "best").is_dir():
@@ -179,11 +180,11 @@ class TrainingManager:
 
     # -- downloads and the Hub ----------------------------------------------------------------------------
     def zip(self, owner: str, job_id: str) -> Path:
-        """A zip of the job's best/ checkpoint (model.safetensors and config.json), in a temporary folder."""
+        """A zip of the job's best/ checkpoint (model.safetensors and config.json), for a few minutes (see
+        downloads.py)."""
         job = self.job(owner, job_id)
         check((job.folder / "best").is_dir(), "this job has no model yet: wait for its first evaluation")
-        out = Path(tempfile.mkdtemp(prefix="charrnn-model-")) / job.model_name.split("/")[1]
-        return Path(shutil.make_archive(str(out), "zip", job.folder / "best"))
+        return self.downloads.zip(job.id, job.model_name.split("/")[1], job.folder / "best")
 
     def push(self, owner: str, job_id: str, repo_id, token=None, oauth_token=None) -> str:
         """Push the job's model to the Hub as `repo_id` (user/name) with a model card; returns the commit URL.
@@ -263,3 +264,4 @@ class TrainingManager:
                 self.library.remove(job.model_name)
                 del self.jobs[job.id]
                 shutil.rmtree(job.folder, ignore_errors=True)
+                self.downloads.remove(job.id)
