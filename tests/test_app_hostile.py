@@ -5,6 +5,7 @@ would refuse most of them before sending.
 """
 
 import math
+from pathlib import Path
 
 import httpx
 import pytest
@@ -81,6 +82,30 @@ def test_messages_say_what_was_wrong(app_url, points):
         assert "10,001 characters long; at most 10,000" in outcome.message
         too_few = call(client, base, generate.fn_index, defaults(generate)[:-1])
         assert too_few.kind == MESSAGE and "takes 9 input values, got 8" in too_few.message
+
+
+def test_what_a_visitor_typed_comes_back_as_text_and_no_server_path_comes_back(app_url, points):
+    """The page's error toast shows a message as HTML, and messages can hold what a visitor typed: markup in it
+    comes back escaped. A dataset name no file can have gets a message, not an internal error; a damaged upload
+    is named as the visitor named it, not by where the server keeps it."""
+    preview, base = points["preview_text"], app_url.rstrip("/")
+    dataset, files = 2, 1  # the inputs of /preview_text
+    with httpx.Client() as client:
+        data = defaults(preview)
+        data[dataset] = '<img src=x onerror="alert(1)">'
+        outcome = call(client, base, preview.fn_index, data)
+        assert outcome.kind == MESSAGE and "&lt;img src=x onerror=\"alert(1)\"&gt;" in outcome.message
+        assert "<img" not in outcome.message
+        data[dataset] = "x" * 300
+        outcome = call(client, base, preview.fn_index, data)
+        assert outcome.kind == MESSAGE and "preset or Hub id (user/name, at most 96 characters)" in outcome.message
+        uploaded = client.post(f"{base}/gradio_api/upload",
+                               files=[("files", ("notes.parquet", b"PAR1 not parquet at all"))]).json()[0]
+        data = defaults(preview)
+        data[files] = [{"path": uploaded, "orig_name": "notes.parquet", "meta": {"_type": "gradio.FileData"}}]
+        outcome = call(client, base, preview.fn_index, data)
+        assert outcome.kind == MESSAGE and outcome.message.startswith("notes.parquet could not be read as parquet")
+        assert str(Path(uploaded).parent) not in outcome.message
 
 
 def test_memory_retrains_only_on_true(app_url, points):

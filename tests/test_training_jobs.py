@@ -1,8 +1,10 @@
 """Training jobs (charrnn.service.training): text in, the real trainer as a child process, progress, the model out."""
 
 import json
+import os
 import re
 import time
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -348,3 +350,37 @@ def test_a_jobs_command_line_reads_back_as_the_train_config_it_was_made_from(tmp
     argv = trainer_command(job, "python", threads=2, min_eval_seconds=5)
     assert argv[:3] == ["python", "-m", "charrnn.train"]
     assert parse_args(argv[3:]) == trainer_config(job, threads=2, min_eval_seconds=5)
+
+
+def test_a_model_downloaded_again_replaces_its_zip_which_goes_after_minutes_or_with_its_job(tmp_path):
+    from charrnn.service.training import Job
+    from charrnn.service.training.downloads import KEEP_SECONDS, Downloads
+    from charrnn.service.training.jobs import owner_dir
+
+    library = ModelLibrary(tmp_path / "checkpoints", hub_ids=[])
+    manager = TrainingManager(library, tmp_path / "user-models", TrainLimits(kept_models=1))
+    jobs = []
+    for i in range(2):
+        folder = tmp_path / "user-models" / f"job{i}"
+        (folder / "best").mkdir(parents=True)
+        (folder / "best" / "config.json").write_text("{}")
+        job = Job(f"{i}-id", owner_dir(ALICE), JobSettings(name=f"novel {i}"), folder, created=time.time() + i,
+                  state="finished")
+        manager.jobs[job.id] = job
+        jobs.append(job)
+    zips = [manager.zip(ALICE, jobs[0].id) for _ in range(3)]
+    assert zips == [zips[0]] * 3 and manager.downloads.archives() == [zips[0]]  # one zip, rebuilt each time
+    assert zips[0].name == "novel-0-0-id.zip" and zipfile.ZipFile(zips[0]).namelist() == ["config.json"]
+    second = manager.zip(ALICE, jobs[1].id)
+    manager.clean_up()  # one model kept: the first job goes, and its zip with it
+    assert manager.downloads.archives() == [second]
+    long_ago = time.time() - KEEP_SECONDS - 1
+    os.utime(second, (long_ago, long_ago))
+    manager.downloads.expire()
+    assert manager.downloads.archives() == [] and list(manager.downloads.folder.iterdir()) == []
+
+    soon = Downloads(keep_seconds=0.2)  # nobody downloads again: a timer removes it
+    soon.zip("job", "model", jobs[1].folder / "best")
+    wait_for(lambda: soon.archives() == [], timeout=20, what="the zip to expire")
+    folder = Downloads().folder
+    assert not folder.exists()  # the folder goes with the app's Downloads

@@ -4,6 +4,7 @@ traceback), long inputs not kept in the session, and the service's Vega-Lite cha
 from __future__ import annotations
 
 import functools
+import html
 import inspect
 import json
 import sys
@@ -15,15 +16,22 @@ from gradio.components.plot import AltairPlotData
 from charrnn.errors import CharRNNError
 
 
+def error(message: str) -> gr.Error:
+    """A message for the page's error toast, which shows it as HTML: a message can hold what a visitor typed (a
+    file or dataset name, `<img src=x onerror=...>`), so its <, > and & are escaped to show as themselves. Quotes
+    are left as they are: the HTML shows them as written, and API clients, which get the message as text, read it
+    as written too."""
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
+
+
 def _message(err: Exception) -> gr.Error:
     """What the visitor sees. A CharRNNError is their input's fault: its message, and no traceback in the log (it
     is not a fault of the server). Any other exception is ours: a message that says so, and the traceback in the
     log to fix it."""
     if isinstance(err, CharRNNError):
-        return gr.Error(str(err), print_exception=False)
+        return error(str(err))
     traceback.print_exception(err, file=sys.stderr)
-    return gr.Error(f"internal error ({type(err).__name__}); the request was not completed. Please report it.",
-                    print_exception=False)
+    return error(f"internal error ({type(err).__name__}); the request was not completed. Please report it.")
 
 
 def user_errors(fn):
@@ -59,15 +67,13 @@ class Blocks(gr.Blocks):
 
     async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
         if len(inputs) < len(block_fn.inputs):
-            raise gr.Error(f"this endpoint takes {len(block_fn.inputs)} input values, got {len(inputs)}",
-                           print_exception=False)
+            raise error(f"this endpoint takes {len(block_fn.inputs)} input values, got {len(inputs)}")
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)
         except gr.Error:
             raise
         except Exception as err:  # noqa: BLE001 - a value of the wrong form, from outside
-            raise gr.Error(f"an input value has the wrong form ({type(err).__name__}: {str(err)[:200]})",
-                           print_exception=False) from None
+            raise error(f"an input value has the wrong form ({type(err).__name__}: {str(err)[:200]})") from None
         finally:
             _forget_long_inputs(block_fn, inputs, state)
 

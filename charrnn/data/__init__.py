@@ -3,6 +3,7 @@
     sources.py   a --dataset argument as a Source: a preset, text files, data files, a dataset folder, a Hub id
     loading.py   the `datasets` side: a builder, its splits streamed as rows, the text column, a fingerprint
     reading.py   a source's text in chunks: text files decoded block by block, rows joined batch by batch
+    tables.py    the text column of one uploaded .csv, .jsonl or .parquet file, a batch of rows at a time
     encoding.py  the character census, tokenizer training, ids written to .npy files chunk by chunk
     cache.py     the encoded-corpus cache (load_corpus): found without reading the text, opened as memory maps
     batching.py  StreamBatcher: batches for truncated backpropagation through time

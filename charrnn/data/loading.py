@@ -9,12 +9,14 @@ rows (`train[:10%]`) needs the prepared Arrow copy, as streams cannot slice.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from charrnn.data.sources import Source, file_fingerprint
 from charrnn.errors import CharRNNError, check
 from charrnn.paths import data_dir
 
+BATCH_ROWS = 1000  # dataset rows read at a time
 LOCAL_PATH_HINT = ("pass a local path instead: a folder of .txt or .parquet files (or arrow/json/csv), or text or "
                    "data files (e.g. --dataset my_novel.txt)")
 
@@ -63,8 +65,12 @@ def dataset_builder(source: Source):
     cache_dir = str(data_dir() / "downloads")
     with dataset_errors(source):
         if source.builder:
-            return datasets.load_dataset_builder(source.builder, data_files=source.paths, cache_dir=cache_dir)
-        return datasets.load_dataset_builder(path, source.config, cache_dir=cache_dir)
+            builder = datasets.load_dataset_builder(source.builder, data_files=source.paths, cache_dir=cache_dir)
+        else:
+            builder = datasets.load_dataset_builder(path, source.config, cache_dir=cache_dir)
+    if builder.name == "csv":  # read 10,000 rows at a time, and a row of a compressed file can be long
+        builder.config.chunksize = min(builder.config.chunksize, BATCH_ROWS)  # read only when rows are
+    return builder
 
 
 def split_names(builder) -> list[str]:
@@ -72,13 +78,43 @@ def split_names(builder) -> list[str]:
     return list(builder.config.data_files or builder.info.splits or {})
 
 
+@dataclass
+class ParquetSplit:
+    """A split of parquet files, read by pyarrow a few rows at a time (ParquetFile.iter_batches) instead of by
+    datasets' parquet reader, which unpacks a whole row group at once (it scans with pyarrow.dataset): a row group
+    of a small compressed file can unpack to gigabytes, and reading that stops after a few million characters
+    would still have unpacked all of it. The files are datasets' listing of the split (local paths, or hf:// URLs
+    that fsspec opens)."""
+
+    files: list[str]
+    features: object  # datasets.Features: from the dataset card, else the first file's schema
+
+
+@contextlib.contextmanager
+def _parquet_file(file: str):
+    import fsspec
+    import pyarrow.parquet as pq
+
+    with fsspec.open(file, "rb") as f:
+        yield pq.ParquetFile(f)
+
+
 def open_split(builder, source: Source, name: str):
-    """One split (a name, no `+`) as an iterable of rows: streamed, or, for a slice like `train[:10%]`, the
-    prepared Arrow copy."""
+    """One split (a name, no `+`) as an iterable of rows: streamed (parquet files as a ParquetSplit), or, for a
+    slice like `train[:10%]`, the prepared Arrow copy."""
+    import datasets
+
     with dataset_errors(source):
         if "[" in name:
             builder.download_and_prepare()
             return builder.as_dataset(split=name)
+        files = (builder.config.data_files or {}).get(name)
+        if builder.name == "parquet" and files:
+            features = builder.info.features
+            if not features:
+                with _parquet_file(files[0]) as table:
+                    features = datasets.Features.from_arrow_schema(table.schema_arrow)
+            return ParquetSplit(list(files), features)
         return builder.as_streaming_dataset(split=name)
 
 
@@ -111,6 +147,12 @@ def _features_of_first_rows(dataset):
 
 def column_batches(dataset, column: str, rows: int):
     """The text column in Arrow batches of `rows` rows, read as they are needed."""
+    if isinstance(dataset, ParquetSplit):
+        for file in dataset.files:
+            with _parquet_file(file) as table:
+                for batch in table.iter_batches(batch_size=rows, columns=[column]):
+                    yield batch.column(0)
+        return
     for table in dataset.select_columns([column]).with_format("arrow").iter(batch_size=rows):
         yield table.column(column)
 
@@ -121,6 +163,14 @@ def has_one_row(dataset) -> bool:
 
     if isinstance(dataset, datasets.Dataset):
         return len(dataset) == 1
+    if isinstance(dataset, ParquetSplit):  # the files' footers: stop once two rows are counted
+        rows = 0
+        for file in dataset.files:
+            with _parquet_file(file) as table:
+                rows += table.metadata.num_rows
+            if rows > 1:
+                break
+        return rows == 1
     return sum(table.num_rows for table in dataset.take(2).with_format("arrow").iter(batch_size=2)) == 1
 
 

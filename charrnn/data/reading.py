@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import codecs
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
-from charrnn.data.loading import (builder_fingerprint, column_batches, dataset_builder, dataset_errors, has_one_row,
-                                  open_split, split_names, text_column)
+from charrnn.data.loading import (BATCH_ROWS, builder_fingerprint, column_batches, dataset_builder, dataset_errors,
+                                  has_one_row, open_split, split_names, text_column)
 from charrnn.data.sources import Source, file_fingerprint
 from charrnn.errors import CharRNNError, check
 
-CHUNK_SIZE = 1 << 21  # bytes of a text file, or characters of dataset rows, handled at a time
-BATCH_ROWS = 1000  # dataset rows read at a time
+CHUNK_SIZE = 1 << 21  # bytes of a text file, or of rows, handled at a time
 
 Progress = Callable[[int], object]  # told how many bytes of the source have just been read
 
@@ -54,32 +53,73 @@ def text_file_chunks(path: str | Path, progress: Progress | None = None) -> Iter
         raise CharRNNError(f"cannot read {path}: {err.strerror}") from None
 
 
-def _not_utf8(path, byte: int, reason: str) -> CharRNNError:
-    return CharRNNError(f"{path} is not UTF-8 text (byte {byte}: {reason}); convert it first, "
-                        f"e.g. iconv -f latin1 -t utf-8 {path} > {Path(path).stem}.utf8.txt")
+class NotUTF8(CharRNNError):
+    """A text file whose bytes are not UTF-8: where (`byte`) and why (`reason`), for a caller to word its own."""
+
+    def __init__(self, message: str, byte: int, reason: str):
+        super().__init__(message)
+        self.byte, self.reason = byte, reason
 
 
-def _pieces(text: str, size: int) -> Iterator[str]:
-    for start in range(0, len(text), size):
-        yield text[start:start + size]
+def _not_utf8(path, byte: int, reason: str) -> NotUTF8:
+    return NotUTF8(f"{path} is not UTF-8 text (byte {byte}: {reason}); convert it first, "
+                   f"e.g. iconv -f latin1 -t utf-8 {path} > {Path(path).stem}.utf8.txt", byte, reason)
 
 
 def rows_chunks(dataset, column: str, separator: str, progress: Progress | None = None) -> Iterator[str]:
-    """The rows of one split joined with `separator`, BATCH_ROWS rows at a time, in pieces of at most
-    CHUNK_SIZE characters."""
+    """The rows of one split joined with `separator`, BATCH_ROWS rows read at a time (see rows_text)."""
+    import pyarrow.compute as pc
+
+    def batches():
+        for batch in column_batches(dataset, column, BATCH_ROWS):
+            if progress:
+                progress(pc.sum(pc.binary_length(batch)).as_py() or 0)
+            yield batch
+
+    return rows_text(batches(), separator)
+
+
+def rows_text(batches: Iterable, separator: str) -> Iterator[str]:
+    """Batches of rows (Arrow string arrays, chunked or not) as one text: the rows joined with `separator`, rows
+    that are null skipped, in chunks of at most about CHUNK_SIZE bytes of text.
+
+    A batch becomes Python strings a slice at a time, and a row longer than a chunk is decoded a chunk at a
+    time, so however many rows a batch holds and however long one row is, a reader that stops early has made
+    only what it kept. A compressed file can hold rows of any length (one value repeated from a dictionary)."""
+    import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     started = False
-    for batch in column_batches(dataset, column, BATCH_ROWS):
-        if progress:
-            progress(pc.sum(pc.binary_length(batch)).as_py() or 0)
-        rows = [row for row in batch.to_pylist() if row is not None]
-        if not rows:
-            continue
-        if started:
-            yield separator
-        started = True
-        yield from _pieces(separator.join(rows), CHUNK_SIZE)
+    for batch in batches:
+        for array in batch.chunks if isinstance(batch, pa.ChunkedArray) else [batch]:
+            if pa.types.is_dictionary(array.type):
+                array = array.dictionary_decode()
+            array = array.drop_null()
+            ends = np.cumsum(pc.binary_length(array).to_numpy(zero_copy_only=False))  # bytes up to each row's end
+            start = 0
+            while start < len(array):
+                before = ends[start - 1] if start else 0
+                stop = int(np.searchsorted(ends, before + CHUNK_SIZE, side="right"))  # rows that fit in a chunk
+                if started:
+                    yield separator
+                started = True
+                if stop > start:
+                    yield separator.join(array.slice(start, stop - start).to_pylist())
+                    start = stop
+                else:
+                    yield from _decoded(array[start].as_buffer())
+                    start += 1
+
+
+def _decoded(data) -> Iterator[str]:
+    """One long row's UTF-8 bytes (an Arrow buffer, not copied) as text, CHUNK_SIZE bytes at a time."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    for start in range(0, len(view), CHUNK_SIZE):
+        text = decoder.decode(view[start:start + CHUNK_SIZE], final=start + CHUNK_SIZE >= len(view))
+        if text:
+            yield text
 
 
 def split_chunks(source: Source, split: str, builder=None, progress: Progress | None = None) -> Iterator[str]:

@@ -7,6 +7,7 @@
     runner.py     the trainer as a child process (and the ZeroGPU function that runs it)
     progress.py   the live curves and sample, from the run's metrics.jsonl
     speed.py      how fast each size trains here
+    downloads.py  zips of trained models to download, kept for minutes
     manager.py    TrainingManager: the queue, who owns what, stop, resume, download, push
 """
 

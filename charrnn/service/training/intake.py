@@ -8,8 +8,6 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from charrnn.errors import CharRNNError, check
 from charrnn.service import inputs
 from charrnn.service.inputs import LIMITS
@@ -39,32 +37,17 @@ class TrainingText:
         return f"{', '.join(self.sources[:5])} and {len(self.sources) - 5} more"
 
 
-def _read_table(path: Path, suffix: str, where: str) -> str:
-    """The text column of a .csv, .jsonl or .parquet file, one row per line."""
-    try:
-        if suffix == ".csv":
-            frame = pd.read_csv(path)
-        elif suffix == ".jsonl":
-            frame = pd.read_json(path, lines=True)
-        else:
-            frame = pd.read_parquet(path)
-    except Exception as err:  # noqa: BLE001 - pandas and pyarrow raise many types for a damaged file
-        raise CharRNNError(f"{where} could not be read as {suffix[1:]} ({type(err).__name__}: {err})") from None
-    strings = [c for c in frame.columns if frame[c].map(lambda value: isinstance(value, str)).any()]
-    column = "text" if "text" in strings else (strings[0] if len(strings) == 1 else None)
-    check(column is not None, f"{where} has no single text column (its columns: {', '.join(map(str, frame.columns))});"
-                              " name the text column 'text'")
-    return "\n".join(value for value in frame[column] if isinstance(value, str))
-
-
 def _file_label(name: str) -> str:
     """An uploaded file's name as the preview and the model card show it: no folder, printable, without the
     characters that would end a Markdown table cell or code span, at most 80 characters."""
     return "".join(ch if ch.isprintable() and ch not in "|`<>" else "_" for ch in Path(name).name)[:80] or "a file"
 
 
-def read_upload(path: str | Path, name: str | None = None, max_mb: int = LIMITS.upload_mb) -> str:
-    """The text of one uploaded file: .txt/.md as UTF-8, the text column of .csv/.jsonl/.parquet."""
+def read_upload(path: str | Path, name: str | None = None, max_mb: int = LIMITS.upload_mb,
+                limit: int = TrainLimits.max_chars) -> tuple[str, bool]:
+    """At most `limit` characters of one uploaded file's text, and whether it was cut: .txt/.md as UTF-8, the text
+    column of .csv/.jsonl/.parquet. Reading stops at the limit (read_at_most), so a file costs what is kept of it,
+    not what it unpacks to: a parquet file of kilobytes can hold hundreds of millions of characters."""
     path = Path(path)
     name = name or path.name
     suffix = Path(name).suffix.lower()
@@ -72,20 +55,21 @@ def read_upload(path: str | Path, name: str | None = None, max_mb: int = LIMITS.
           f"{name}: only {', '.join(TEXT_FILES + TABLE_FILES)} files are read; save your text as .txt")
     try:
         size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(65536)
     except OSError:
         raise CharRNNError(f"{name} could not be read: the upload is gone; upload it again") from None
     check(size <= max_mb * 1_000_000, f"{name} is {size / 1e6:.1f} MB; files of at most {max_mb} MB are accepted")
-    with open(path, "rb") as f:
-        head = f.read(1024)
     check(not head.startswith(b"%PDF"), f"{name} is a PDF, not text: copy its text into a .txt file and upload that")
+    from charrnn.data import reading, tables  # torch: not needed to build the page
+
     if suffix in TABLE_FILES:
-        return _read_table(path, suffix, name)
-    data = path.read_bytes()
-    check(b"\x00" not in data[:65536], f"{name} looks like a binary file (it holds NUL bytes), not text")
+        return read_at_most(tables.table_chunks(path, suffix[1:], name), limit)
+    check(b"\x00" not in head, f"{name} looks like a binary file (it holds NUL bytes), not text")
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise CharRNNError(f"{name} is not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8 and "
+        return read_at_most(reading.text_file_chunks(path), limit)
+    except reading.NotUTF8 as err:
+        raise CharRNNError(f"{name} is not UTF-8 text (byte {err.byte}: {err.reason}); save it as UTF-8 and "
                            "upload it again") from None
 
 
@@ -167,12 +151,29 @@ def gather(limits: TrainLimits, pasted=None, files=None, dataset=None, dataset_c
            ) -> TrainingText:
     """The text of a job from pasted text, uploaded files (paths, or (path, name) pairs) and/or a dataset
     name, checked, with its preview. `allowed_upload_dirs`: where uploaded files may be (the app's upload
-    folder); a path elsewhere is refused unless the host allows local paths."""
-    parts, sources = [], []
+    folder); a path elsewhere is refused unless the host allows local paths.
+
+    Pasted text longer than the host accepts is refused (it is already in memory); a file or a dataset that
+    would make the text longer is cut, and read only up to the cut, and the preview says so."""
+    parts, sources, notes = [], [], []
+
+    def add(text: str, source: str, cut: bool) -> None:
+        parts.append(text)
+        sources.append(f"{source} (its first {len(text):,} characters)" if cut else source)
+        if cut:
+            notes.append(f"the text may be at most {limits.max_chars:,} characters on this host, so only the "
+                         f"first {len(text):,} characters of {source} are used (up to the end of a line)")
+
+    def room(what: str) -> int:
+        """Characters left for `what` (+ 1: the newline joining the parts)."""
+        left = limits.max_chars - sum(len(part) + 1 for part in parts)
+        check(left > 0, f"the pasted text and files already hold the {limits.max_chars:,} characters this host "
+                        f"accepts; leave out {what}, or some of the text")
+        return left
+
     pasted = inputs.text(pasted, "the pasted text", limits.max_chars)
     if pasted.strip():
-        parts.append(pasted)
-        sources.append(f"pasted text ({len(pasted):,} characters)")
+        add(pasted, f"pasted text ({len(pasted):,} characters)", False)
     if files:
         check(isinstance(files, (list, tuple)), "the files must be a list of uploaded files")
         check(len(files) <= 100, f"at most 100 files at once, got {len(files)}")
@@ -183,20 +184,13 @@ def gather(limits: TrainLimits, pasted=None, files=None, dataset=None, dataset_c
                 resolved = path.resolve()
                 check(any(resolved.is_relative_to(Path(d).resolve()) for d in allowed_upload_dirs),
                       f"{name or path.name} is not an uploaded file")
-            parts.append(read_upload(path, name, limits.upload_mb))
-            sources.append(_file_label(name or path.name))
+            label = _file_label(name or path.name)
+            kept, cut = read_upload(path, name, limits.upload_mb, room(label))
+            add(kept, label, cut)
     dataset = inputs.text(dataset, "the dataset name", 300).strip()
-    notes = []
     if dataset:
-        room = limits.max_chars - sum(len(part) + 1 for part in parts)  # + 1: the newline joining the parts
-        check(room > 0, f"the pasted text and files already hold the {limits.max_chars:,} characters this host "
-                        "accepts; leave out the dataset, or some of the text")
-        kept, cut = _dataset_text(limits, dataset, dataset_config or None, text_column or None, room)
-        parts.append(kept)
-        sources.append(f"{dataset} (its first {len(kept):,} characters)" if cut else dataset)
-        if cut:
-            notes.append(f"the text may be at most {limits.max_chars:,} characters on this host, so only the "
-                         f"first {len(kept):,} characters of {dataset} are used (up to the end of a line)")
+        kept, cut = _dataset_text(limits, dataset, dataset_config or None, text_column or None, room("the dataset"))
+        add(kept, dataset, cut)
     check(bool(parts), "give some text: paste it, upload files, or name a dataset")
     text = "\n".join(parts)
     check(bool(text.strip()), "the text is empty (only spaces and newlines); give some text")
@@ -206,6 +200,7 @@ def gather(limits: TrainLimits, pasted=None, files=None, dataset=None, dataset_c
     preview["notes"] = notes
     return TrainingText(text, sources, preview["validation share"], preview, dataset or None)
 
+
 def _dataset_text(limits: TrainLimits, name: str, config: str | None, column: str | None, room: int) -> tuple[str, bool]:
     """The training split of a named dataset, at most `room` characters of it, and whether it was cut.
 
@@ -214,11 +209,13 @@ def _dataset_text(limits: TrainLimits, name: str, config: str | None, column: st
     millions of characters of a corpus are a fair sample of its text. The text is read in chunks and reading
     stops at the cap, so a corpus of gigabytes costs only the characters kept; the preview says what was cut.
     """
-    looks_local = name.startswith(("/", ".", "~")) or Path(name).exists() or "\\" in name
+    from charrnn.data import reading, resolve_source  # torch: not needed to build the page
+    from charrnn.data.sources import exists
+
+    looks_local = name.startswith(("/", ".", "~")) or exists(name) or "\\" in name
     if looks_local and not limits.local_paths:
         raise CharRNNError(f"{name!r} is a path on the server, and this host does not read its own folders "
                            "(CHARRNN_TRAIN_LOCAL_PATHS=1 allows it); upload the files instead")
-    from charrnn.data import reading, resolve_source  # torch: not needed to build the page
 
     try:
         source = resolve_source(name, config, text_column=column)

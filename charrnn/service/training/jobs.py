@@ -72,6 +72,20 @@ class Job:
             (self.folder / "text.txt").unlink(missing_ok=True)
         self.save()
 
+    def requeue(self, minutes: float, max_minutes: float) -> None:
+        """Queue a stopped or finished job for `minutes` more training (it continues from its last/ checkpoint),
+        within the host's `max_minutes` per model."""
+        check(self.state in ("stopped", "finished"), f"the model {self.settings.name!r} is {self.state}; only a "
+              "stopped or finished one can be resumed")
+        check((self.folder / "last").is_dir(), "this job stopped before its first checkpoint; train it again")
+        done = trained_minutes(self)
+        check(done + minutes <= max_minutes + 1e-9, f"{self.settings.name!r} has trained {done:.1f} minutes; this "
+              f"host allows {max_minutes} per model, so at most {max(max_minutes - done, 0):.1f} more")
+        self.budget_minutes = done + minutes
+        self.state, self.stop_requested = "queued", False
+        self.message = f"resuming for {minutes:g} more minutes"
+        self.save()
+
     def save(self) -> None:
         record = {"id": self.id, "owner": self.owner, "settings": asdict(self.settings),
                   "created": self.created, "state": self.state, "message": self.message,

@@ -16,10 +16,8 @@ from the environment (TrainLimits.from_env), with defaults safe for a public Spa
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -31,9 +29,10 @@ from charrnn.errors import CharRNNError, check
 from charrnn.service import inputs
 from charrnn.service.library import ModelLibrary
 from charrnn.service.training import intake, runner
+from charrnn.service.training.downloads import Downloads
 from charrnn.service.training.intake import TrainingText, describe_text
 from charrnn.service.sessions import SessionKeys
-from charrnn.service.training.jobs import Job, checked_owner, load_jobs, trained_minutes
+from charrnn.service.training.jobs import Job, checked_owner, load_jobs
 from charrnn.service.training.storage import FULL, delete_expired, has_room
 from charrnn.service.training.limits import TrainLimits, user_models_dir
 from charrnn.service.training.progress import job_progress
@@ -61,6 +60,7 @@ class TrainingManager:
         self.queue: list[str] = []  # ids of queued jobs, first = next
         self._lock = threading.RLock()
         self.speeds = SpeedTable(self.threads)
+        self.downloads = Downloads()
         library.share_trained = self.limits.share
         for job in load_jobs(self.root, lambda folder: runner.stop_recorded_trainer(folder / runner.PID_FILE)):
             self.jobs[job.id] = job
@@ -136,19 +136,9 @@ class TrainingManager:
         """Train a stopped or finished job for `minutes` more (it continues from its last/ checkpoint)."""
         job = self.job(owner, job_id)
         with self._lock:
-            check(job.state in ("stopped", "finished"), f"the model {job.settings.name!r} is {job.state}; only a "
-                  "stopped or finished one can be resumed")
-            check((job.folder / "last").is_dir(), "this job stopped before its first checkpoint; train it again")
-            minutes = inputs.number(minutes, "the minutes of training", 0.1, self.limits.max_minutes)
-            done = trained_minutes(job)
-            check(done + minutes <= self.limits.max_minutes + 1e-9,
-                  f"{job.settings.name!r} has trained {done:.1f} minutes; this host allows "
-                  f"{self.limits.max_minutes} per model, so at most {max(self.limits.max_minutes - done, 0):.1f} more")
-            job.budget_minutes = done + minutes
-            job.state, job.stop_requested = "queued", False
-            job.message = f"resuming for {minutes:g} more minutes"
+            job.requeue(inputs.number(minutes, "the minutes of training", 0.1, self.limits.max_minutes),
+                        self.limits.max_minutes)
             self.queue.append(job.id)
-            job.save()
             self._pump()
             return job
 
@@ -158,11 +148,7 @@ class TrainingManager:
         with self._lock:
             if job.state == "queued":
                 self.queue.remove(job.id)
-                job.state = "stopped" if (job.folder / "best").is_dir() else "failed"
-                job.message = "stopped before it started" if job.state == "failed" else "stopped"
-                if job.state == "failed":
-                    (job.folder / "text.txt").unlink(missing_ok=True)
-                job.save()
+                job.end(130, "")  # as a trainer stopped by a signal: a job with no model keeps nothing
             elif job.state == "running":
                 job.stop_requested = True
                 job.state = "stopping"
@@ -210,11 +196,11 @@ class TrainingManager:
 
     # -- downloads and the Hub ----------------------------------------------------------------------------
     def zip(self, owner: str, job_id: str) -> Path:
-        """A zip of the job's best/ checkpoint (model.safetensors and config.json), in a temporary folder."""
+        """A zip of the job's best/ checkpoint (model.safetensors and config.json), for a few minutes (see
+        downloads.py)."""
         job = self.job(owner, job_id)
         check((job.folder / "best").is_dir(), "this job has no model yet: wait for its first evaluation")
-        out = Path(tempfile.mkdtemp(prefix="charrnn-model-")) / job.model_name.split("/")[1]
-        return Path(shutil.make_archive(str(out), "zip", job.folder / "best"))
+        return self.downloads.zip(job.id, job.model_name.split("/")[1], job.folder / "best")
 
     def push(self, owner: str, job_id: str, repo_id, token=None, oauth_token=None) -> str:
         """Push the job's model to the Hub as `repo_id` with a model card (see sharing.push_job)."""
@@ -250,3 +236,4 @@ class TrainingManager:
             for job in delete_expired(list(self.jobs.values()), self.root, self.limits):
                 self.library.remove(job.model_name)
                 del self.jobs[job.id]
+                self.downloads.remove(job.id)
