@@ -135,8 +135,8 @@ def process_start_time(pid: int) -> int | None:
     """When a process started, in clock ticks since boot (Linux's /proc), or None where that cannot be read: with
     the pid it names one process, where a pid alone may since have been given to another."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat.rsplit(")", 1)[1].split()[19])  # field 22; the name before ")" may hold spaces
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # the name before ")" may hold spaces
+        return None if fields[0] in ("Z", "X") else int(fields[19])  # field 22; an exited process counts as gone
     except (OSError, ValueError, IndexError):
         return None
 
