@@ -34,6 +34,12 @@ LIMITS = ("max_steps", "time_budget", "schedule_steps")  # when one changes on r
 READ_EVERY = 500  # steps whose figures may wait unread on the device, whatever --log-interval (each holds memory)
 
 
+def _figure(name: str, value: float) -> str:
+    """A figure in a divergence message: "validation loss 3.2e+05", or "validation loss became nan" (or inf),
+    which a bare "loss nan" would not say as plainly."""
+    return f"{name} {value:.4g}" if math.isfinite(value) else f"{name} became {value}"
+
+
 class Trainer:
     """Owns one training run: model, optimizer, data position, metrics, checkpoints."""
 
@@ -110,7 +116,7 @@ class Trainer:
         hidden = self.hidden
         hidden = list(hidden) if isinstance(hidden, tuple) else ([hidden] if hidden is not None else [])
         state = {"optimizer": self.optimizer.state_dict(), **self.progress.to_state(self._elapsed()),
-                 "cpu_rng": torch.get_rng_state(),
+                 "cpu_rng": torch.get_rng_state(), "torch_threads": torch.get_num_threads(),
                  "hidden": [self.dist.gather_rows(h, 1).cpu() for h in hidden]}  # (layers, B, H)
         if self.dist.world_size > 1:
             rng = torch.get_rng_state().to(self.dist.device)[None]
@@ -147,6 +153,13 @@ class Trainer:
             torch.manual_seed(hash((cfg.seed, rank, self.progress.step)) % 2**63)
         if "cuda_rng" in state and self.device.type == "cuda" and rank == 0:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        threads = state.get("torch_threads")  # None in runs saved before it was kept
+        if self.device.type == "cpu" and threads not in (None, torch.get_num_threads()) and self.dist.is_main:
+            # A sum split over another number of threads rounds differently: the continuation is as good, but no
+            # longer the same bits as the run would have had without the stop.
+            print(f"note: this run's torch thread count was {threads} and is {torch.get_num_threads()} now, so it "
+                  f"does not continue bit for bit as without the stop (--threads {threads} keeps it exact)",
+                  file=sys.stderr)
         hidden = [h[:, self.rows].to(self.device) for h in state["hidden"]]  # this process's streams
         self.hidden = None if not hidden else (tuple(hidden) if len(hidden) == 2 else hidden[0])
 
@@ -178,7 +191,7 @@ class Trainer:
         p = self.progress
         result = self._validate(self.eval_model, self.amp_dtype)
         if self.exploded(result["nats"]):
-            raise self.diverged(f"validation loss {result['nats']:.4g}")
+            raise self.diverged(_figure("validation loss", result["nats"]))
         record = {"step": p.step, "elapsed_s": round(self.total_seconds(), 2), "val_nats": result["nats"],
                   "val_bpc": result["bpc"], "val_ppl": result["ppl"], "val_tokens_scored": result["tokens"]}
         p.curve.append(record)
@@ -221,7 +234,7 @@ class Trainer:
         if self.last_batch is not None:
             loss = self.loss_after_update()
             if self.exploded(loss):
-                raise self.diverged(f"loss after the last update {loss:.4g}")
+                raise self.diverged(_figure("loss after the last update", loss))
         state = self._state()  # every process takes part in gathering it
         if self.dist.is_main:
             save_checkpoint(self.out / "last", self.model, self.corpus.tokenizer, "float32",
@@ -290,7 +303,7 @@ class Trainer:
         for step, (loss, norm) in enumerate(steps, p.step - len(steps) + 1):
             # With a loss scaler an infinite gradient is a scale set too high (the scaler skipped the update).
             if self.exploded(loss) or not (math.isfinite(norm) or self.scaler is not None):
-                raise self.diverged(f"loss {loss:.4g}, gradient norm {norm:.4g}", step)
+                raise self.diverged(f"{_figure('loss', loss)}, {_figure('gradient norm', norm)}", step)
             if math.isfinite(norm):  # an fp16 step the scaler skipped has none
                 p.count_norm(norm, self.cfg.clip)
 
