@@ -1,5 +1,10 @@
+import os
+import platform
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,6 +44,24 @@ def test_a_rows_step_is_bit_identical_whatever_batch_it_is_stepped_in(cell, prec
             part_logits, part_hidden = stepper.step(tokens[rows], hidden[:, rows])
             assert np.array_equal(part_logits, logits[rows]), (size, start)
             assert np.array_equal(part_hidden, new_hidden[:, rows])
+
+
+# An AVX2-only x86 CPU as numba compiles for it (NUMBA_CPU_NAME alone keeps the host's features, AVX-512 included)
+AVX2_ONLY = {"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "+avx2,+fma,+f16c,-avx512f"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="emulates an x86 CPU")
+def test_a_rows_step_is_bit_identical_whatever_batch_also_on_a_cpu_with_avx2_but_no_avx512(tmp_path):
+    """The test above, in a process whose kernels are compiled for an AVX2-only CPU, so that a machine with
+    AVX-512 checks that path too: LLVM once split the dot products differently by batch there, and only there.
+    A cache folder of its own, or kernels compiled for this CPU would be loaded instead."""
+    test = f"{Path(__file__).resolve()}::test_a_rows_step_is_bit_identical_whatever_batch_it_is_stepped_in"
+    env = {**os.environ, **AVX2_ONLY, "NUMBA_CACHE_DIR": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+                         cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert f"{2 * len(CELLS)} passed" in run.stdout  # float32 and half for every cell; bf16 needs AVX-512
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ issue 24: every reload used to start a new session, so a visitor lost their job 
 
 import socket
 
-import pytest
 
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, pytestmark  # noqa: F401 - the same skip
 

@@ -177,7 +177,13 @@ def test_evaluate_cli_gives_what_scoring_the_text_in_memory_gives(tiny_checkpoin
     for flags, scored, unknown in (([], held_out, ["🎉"]), (["--all"], text, ["Ω", "🎉"])):
         result = main(["--checkpoint", str(tiny_checkpoint), "--dataset", str(path), *flags])
         expected = evaluate_text(checkpoint.model, checkpoint.tokenizer, scored)
-        assert {k: result[k] for k in expected} == expected and expected["unknown_chars"] == unknown
+        # The command scores its own load of the checkpoint on the ids it reads back from the encoded cache: the
+        # same tokens and counts, and the same sums up to rounding (equal on some machines, 1e-6 apart on an
+        # Intel Xeon)
+        scores = {k for k, v in expected.items() if isinstance(v, float)}  # nats, bpc, ...
+        assert {k: result[k] for k in expected.keys() - scores} == {k: expected[k] for k in expected.keys() - scores}
+        assert {k: result[k] for k in scores} == pytest.approx({k: expected[k] for k in scores}, rel=1e-5)
+        assert expected["unknown_chars"] == unknown
 
 
 def test_evaluate_cli_memory_does_not_grow_with_the_text(tmp_path, monkeypatch):

@@ -3,7 +3,8 @@
     generate.py   the front door: SamplingSettings, stream() (a generator of each sample's new text), generate()
     stepper.py    one step of the model outside torch, on the compiled kernels (float32, half or bfloat16 weights)
     kernels.py    the compiled cell step (numba) and the per-row token draw
-    bf16.py       the bfloat16 dot-product tiles for CPUs with AVX512-BF16
+    tiles.py      matrix products in tiles, summed in an order that does not depend on the batch (float32, half)
+    bf16.py       the bfloat16 dot product on those tiles, for CPUs with AVX512-BF16
     engine.py     SamplingEngine: callers of one model stepped together in one batch (continuous batching)
     process.py    the engine in a child process of its own, so the web server's work never holds up sampling
 

@@ -10,14 +10,15 @@ The price is in the inputs: each row's activations are rounded to bfloat16 (8 bi
 product, as torch's bf16 autocast does in training (which is how the shipped models were trained); the products
 and sums stay float32. docs/benchmarks.md gives what it does to the shipped models' bits per character.
 
-Every output element goes through the same instructions wherever it sits in a tile: a chain of `vdpbf16ps` over
-the 32-wide column chunks, then a fixed halving sum of the 16 lanes. So a row's result does not depend on the
-batch it is stepped in (tests/test_batching.py checks this exactly). Matrices are bfloat16 bit patterns in int16
+The product runs on charrnn.sampling.tiles' tiles: every output element goes through the same instructions wherever
+it sits in a tile, a chain of `vdpbf16ps` over the 32-wide column chunks, then a fixed halving sum of the 16
+lanes. So a row's result does not depend on the batch it is stepped in (tests/test_batching.py checks this
+exactly). Matrices are bfloat16 bit patterns in int16
 arrays (int16, where half-precision matrices are uint16, so the kernels can tell them apart), their columns
 padded with zeros to a multiple of 32.
 
 numba caches compiled kernels per source file: kernels.stack_step's cached code holds this module's code, and is
-recompiled only when kernels.py changes. After editing this file, delete charrnn/__pycache__/*.nb* as well.
+recompiled only when kernels.py changes. After editing this file, delete charrnn/sampling/__pycache__/*.nb* too.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ import llvmlite.binding
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.core import cgutils, codegen, config
-from numba.extending import intrinsic
+from numba.core import cgutils, config
+
+from charrnn.sampling import tiles
 
 LANES = 32  # bfloat16 values per 512-bit register: the column chunk, and what matrix columns are padded to
 
@@ -38,17 +40,13 @@ def _numba_targets_bf16() -> bool:
     An instruction the target lacks would stop the process in LLVM, not raise."""
     if config.CPU_NAME not in (None, "host") or llvmlite.binding.llvm_version_info < (16,):
         return False
-    try:
-        features = config.CPU_FEATURES or codegen.get_host_cpu_features()
-    except RuntimeError:  # a host LLVM cannot query
-        return False
-    return "+avx512bf16" in features.split(",")
+    return "avx512bf16" in tiles.target_features()
 
 
 SUPPORTED = _numba_targets_bf16()
 
 # Set explicitly: numba would otherwise give these functions the fast-math flags of the kernel that first calls
-# them, and reassociation could reorder the lanes' sum differently in different tiles.
+# them, and reassociation could reorder the lanes' sum differently in different tiles (see tiles.matmul).
 _JIT = dict(nogil=True, cache=True, boundscheck=False, fastmath=False, error_model="python")
 
 
@@ -94,76 +92,21 @@ def _round_rows(x, out):
             out[b, j] = 0
 
 
-def _lane_sum(builder, vector):
-    """The 16 lanes' sum, halving: lanes 0-7 + 8-15, then 0-3 + 4-7, ...; the same order for every element."""
-    width = vector.type.count
-    while width > 1:
-        half = width // 2
-        low, high = (builder.shuffle_vector(vector, vector, ir.Constant(ir.VectorType(ir.IntType(32), half),
-                                                                         list(range(start, start + half))))
-                     for start in (0, half))
-        vector = builder.fadd(low, high)
-        width = half
-    return builder.extract_element(vector, ir.Constant(ir.IntType(32), 0))
+def _load(builder, pointer, dtype, count):
+    """32 bfloat16 values (a matrix's or the rounded inputs' int16 bits), as the dot-product instruction takes them."""
+    return builder.load(builder.bitcast(pointer, _BFLOATS.as_pointer()), align=2)
 
 
-def _tile(out_rows: int, batch_rows: int):
-    """A compiled tile: out[b:b+batch_rows, i:i+out_rows] += x[b:...] @ weight[i:...].T, weight (rows, cols) and
-    x (B, cols) bfloat16 bits with cols a multiple of 32. Each of the out_rows x batch_rows sums keeps its own
-    16-lane accumulator, so a tile of any shape gives every element the same instructions."""
-
-    @intrinsic
-    def tile(typingctx, weight, x, out, i, b):
-        if not all(isinstance(a, types.Array) and a.layout == "C" for a in (weight, x, out)):
-            return None  # rows are read as contiguous vectors
-
-        def build(context, builder, signature, args):
-            weight_type, x_type, out_type = signature.args[:3]
-            weight_array, x_array, out_array = (context.make_array(t)(context, builder, a)
-                                                for t, a in zip(signature.args[:3], args[:3]))
-            intp = context.get_value_type(types.intp)
-
-            def at(offset, index):
-                return builder.add(index, ir.Constant(intp, offset))
-
-            def pointer(array_type, array, row, col):
-                return cgutils.get_item_pointer(context, builder, array_type, array, [row, col])
-
-            zero = ir.Constant(intp, 0)
-            weight_rows = [pointer(weight_type, weight_array, at(r, args[3]), zero) for r in range(out_rows)]
-            x_rows = [pointer(x_type, x_array, at(c, args[4]), zero) for c in range(batch_rows)]
-            sums = [[cgutils.alloca_once_value(builder, ir.Constant(_FLOATS, [0.0] * 16)) for _ in range(batch_rows)]
-                    for _ in range(out_rows)]
-            dot_type = ir.FunctionType(_FLOATS, [_FLOATS, _BFLOATS, _BFLOATS])
-            dot = cgutils.get_or_insert_function(builder.module, dot_type, "llvm.x86.avx512bf16.dpbf16ps.512")
-            chunks = builder.udiv(builder.extract_value(weight_array.shape, 1), ir.Constant(intp, LANES))
-            with cgutils.for_range(builder, chunks) as loop:
-                offset = builder.mul(loop.index, ir.Constant(intp, LANES))
-
-                def load(row_pointer):
-                    return builder.load(builder.bitcast(builder.gep(row_pointer, [offset]), _BFLOATS.as_pointer()),
-                                        align=2)
-
-                weights = [load(p) for p in weight_rows]
-                inputs = [load(p) for p in x_rows]
-                for r in range(out_rows):
-                    for c in range(batch_rows):
-                        total = builder.call(dot, [builder.load(sums[r][c]), weights[r], inputs[c]])
-                        builder.store(total, sums[r][c])
-            for r in range(out_rows):
-                for c in range(batch_rows):
-                    target = pointer(out_type, out_array, at(c, args[4]), at(r, args[3]))
-                    builder.store(builder.fadd(builder.load(target), _lane_sum(builder, builder.load(sums[r][c]))),
-                                  target)
-            return context.get_dummy_value()
-
-        return types.void(weight, x, out, i, b), build
-
-    return tile
+def _dot(builder, sums, weights, inputs):
+    """sums (16 floats) + the products of 32 pairs, two by two: one vdpbf16ps."""
+    dot_type = ir.FunctionType(_FLOATS, [_FLOATS, _BFLOATS, _BFLOATS])
+    dot = cgutils.get_or_insert_function(builder.module, dot_type, "llvm.x86.avx512bf16.dpbf16ps.512")
+    return builder.call(dot, [sums, weights, inputs])
 
 
 # Tiles of 4 x 4 (16 sums in registers, 8 loads per 16 products) and their edges.
-_tile_4x4, _tile_4x1, _tile_1x4, _tile_1x1 = _tile(4, 4), _tile(4, 1), _tile(1, 4), _tile(1, 1)
+_tiles = tiles.matmul(tiles.Product(columns=LANES, lanes=16, load=_load, multiply_add=_dot, columns_one_by_one=False,
+                                    weights=(types.int16,), inputs=(types.int16,)), 4, 4)
 
 
 @njit(**_JIT)
@@ -171,19 +114,6 @@ def matmul_add(weight, x, out):
     """out (B, rows) += x (B, cols) @ weight.T, weight (rows, padded cols) bfloat16 bits, x float32."""
     if weight.shape[1] % LANES != 0 or x.shape[1] > weight.shape[1]:
         raise ValueError("bf16.matmul_add: the weight's columns must be padded to a multiple of 32 (to_bf16_bits)")
-    batch, rows = x.shape[0], weight.shape[0]
-    rounded = np.empty((batch, weight.shape[1]), np.int16)
+    rounded = np.empty((x.shape[0], weight.shape[1]), np.int16)
     _round_rows(x, rounded)
-    row_blocks, batch_blocks = rows - rows % 4, batch - batch % 4
-    # Weight rows outside, batch rows inside: a block of weight rows is read from memory once per call and
-    # reused from L1 for every batch row (the batch's rounded rows stay in L1/L2).
-    for i in range(0, row_blocks, 4):
-        for b in range(0, batch_blocks, 4):
-            _tile_4x4(weight, rounded, out, i, b)
-        for b in range(batch_blocks, batch):
-            _tile_4x1(weight, rounded, out, i, b)
-    for i in range(row_blocks, rows):
-        for b in range(0, batch_blocks, 4):
-            _tile_1x4(weight, rounded, out, i, b)
-        for b in range(batch_blocks, batch):
-            _tile_1x1(weight, rounded, out, i, b)
+    _tiles(weight, rounded, out)

@@ -1,13 +1,12 @@
 """Continuous batching: the samples of every caller of one model advance together, one Stepper step for all.
 
-Twenty visitors generating from the same model as twenty separate loops each read every weight at every step
-and each give up and retake the GIL at every step. Workers that stack their callers' hidden states read each
-weight once per step for all of them, in tiles of four rows (charrnn.sampling.bf16, or kernels._widened_matmul_add for
-half and float32 matrices), draw the next tokens of all rows in one call (each row with its caller's settings and
-random numbers), and take the GIL once per step for all (`charrnn bench visitors` measures it against one loop
-per visitor; docs/benchmarks.md has the figures).
-This is what LLM servers call continuous batching: a caller joins a running batch at the next step and leaves it
-when its text is done, without waiting for the others.
+Twenty visitors generating from the same model as twenty separate loops each read every weight at every step and
+each give up and retake the GIL at every step. Workers that stack their callers' hidden states read each weight
+once per step for all of them, in tiles of rows (charrnn.sampling.tiles), draw the next tokens of all rows in one
+call (each row with its caller's settings and random numbers), and take the GIL once per step for all
+(`charrnn bench visitors` measures it against one loop per visitor; docs/benchmarks.md has the figures). This is
+what LLM servers call continuous batching: a caller joins a running batch at the next step and leaves it when its
+text is done, without waiting for the others.
 
 A caller's text does not depend on who else is in the batch: its prompt is read on its own thread (as
 `sample.stream` does), it draws from its own random generator, and the kernels give each row the same result

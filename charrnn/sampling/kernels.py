@@ -7,11 +7,12 @@ releases the GIL, so streams of several models (the Compare tab) run on separate
 
 A step reads every weight once, so at batch 1 its speed is set by how many bytes the weights take: matrices may
 be given as IEEE half precision (float16 bit patterns in uint16 arrays, since numba has no float16 type), which
-halves the bytes and converts to float32 in registers (2 x 512 LSTM: ~1.4x faster than float32 matrices here),
-or, on CPUs with AVX512-BF16, as bfloat16 (int16 arrays; charrnn.sampling.bf16), whose dot-product instruction does twice
-the work of a float32 FMA. Vectors, biases and all other arithmetic are float32. Arrays are C-contiguous; weights
-keep PyTorch's layout (out_features, in_features) and gate order (LSTM: i, f, g, o; GRU: r, z, n). Each kernel
-works on a batch of rows, writing into `out` arrays.
+halves the bytes and converts to float32 in registers (charrnn.sampling.tiles), or, on CPUs with AVX512-BF16, as
+bfloat16 (int16 arrays; charrnn.sampling.bf16), whose dot-product instruction does twice the work of a float32
+FMA. Both products sum each row in an order that does not depend on the batch, on every CPU. Vectors, biases and
+all other arithmetic are float32. Arrays are C-contiguous; weights keep PyTorch's layout (out_features,
+in_features) and gate order (LSTM: i, f, g, o; GRU: r, z, n). Each kernel works on a batch of rows, writing into
+`out` arrays.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 from charrnn.cells import CELL_TABLE
-from charrnn.sampling import bf16
+from charrnn.sampling import bf16, tiles
 
 # The cell kernels use fast-math without `nnan`/`ninf` (so not fastmath=True, LLVM's `fast`, which includes
-# them): reassociation lets LLVM vectorize the dot products, but a sigmoid's exp can overflow to inf, and with
-# those two flags LLVM may assume no value is ever infinite or NaN. The draw masks with -inf and must notice NaN
+# them): the flags let LLVM vectorize and fuse the gate arithmetic (the matrix products are compiled without
+# them, so that their sums keep one order: charrnn.sampling.tiles), but a sigmoid's exp can overflow to inf, and
+# with those two flags LLVM may assume no value is ever infinite or NaN. The draw masks with -inf and must notice NaN
 # scores, and is cheap next to a step, so it uses exact IEEE arithmetic (an approximate reciprocal would also
 # turn 0 / a tiny temperature into 0 * inf = NaN).
 # error_model "numpy": a division by zero gives inf or NaN instead of raising, so numba adds no check and branch
@@ -41,33 +43,10 @@ _JIT = dict(nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp", "afn"}, 
 _EXACT = dict(nogil=False, cache=True, boundscheck=False)
 
 
-def to_half_bits(array: np.ndarray) -> np.ndarray:
-    """float32 -> float16 bit patterns (uint16), the form the kernels take half-precision matrices in."""
-    return np.ascontiguousarray(array.astype(np.float16).view(np.uint16))
-
-
-@intrinsic
-def _half_to_float(typingctx, bits):
-    """Reinterpret 16 bits as an IEEE half and widen it to float32 (one vcvtph2ps per 16 values, vectorized)."""
-    def codegen(context, builder, signature, args):
-        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
-    return types.float32(types.uint16), codegen
-
-
-def _widen(value):
-    """A matrix element as float32: half bit patterns are converted, float32 is passed through."""
-
-
-@overload(_widen)
-def _widen_overload(value):
-    if value == types.uint16:
-        return lambda value: _half_to_float(value)
-    return lambda value: value
-
-
 def _matmul_add(weight, x, out):
     """out (B, out) += x (B, in) @ weight.T: the bfloat16 product (charrnn.sampling.bf16) for int16 weights, else
-    _widened_matmul_add. Compiled kernels only (see the overload below)."""
+    the float32 and half-precision one (charrnn.sampling.tiles). Both sum in an order that does not depend on the
+    batch. Compiled kernels only (see the overload below)."""
     raise NotImplementedError("_matmul_add is only callable from compiled kernels")
 
 
@@ -75,43 +54,7 @@ def _matmul_add(weight, x, out):
 def _matmul_add_overload(weight, x, out):
     if weight.dtype == types.int16:
         return lambda weight, x, out: bf16.matmul_add(weight, x, out)
-    return lambda weight, x, out: _widened_matmul_add(weight, x, out)
-
-
-@njit(**_JIT)
-def _widened_matmul_add(weight, x, out):
-    """out (B, out) += x (B, in) @ weight.T, weight (out, in) float32 or half bits.
-
-    Batch rows go four at a time: each weight element is widened once and used for four rows, and the four sums
-    are independent chains the CPU overlaps (one chain waits on its own additions); ~1.5x the rows per second of
-    one row at a time at batch 8-32 on a 2-core AMD EPYC. The rows left over go one at a time. Either way each
-    row sums in the same order, so a row's result does not depend on the batch it is in (tests/test_batching.py
-    checks this exactly): a seeded sample is the same text whether it ran alone or beside other visitors'."""
-    rows, cols = weight.shape
-    batch = x.shape[0]
-    blocked = batch - batch % 4
-    for b in range(0, blocked, 4):
-        for i in range(rows):
-            acc0 = np.float32(0.0)
-            acc1 = np.float32(0.0)
-            acc2 = np.float32(0.0)
-            acc3 = np.float32(0.0)
-            for j in range(cols):
-                w = _widen(weight[i, j])
-                acc0 += w * x[b, j]
-                acc1 += w * x[b + 1, j]
-                acc2 += w * x[b + 2, j]
-                acc3 += w * x[b + 3, j]
-            out[b, i] += acc0
-            out[b + 1, i] += acc1
-            out[b + 2, i] += acc2
-            out[b + 3, i] += acc3
-    for b in range(blocked, batch):
-        for i in range(rows):
-            acc = np.float32(0.0)
-            for j in range(cols):
-                acc += _widen(weight[i, j]) * x[b, j]
-            out[b, i] += acc
+    return lambda weight, x, out: tiles.matmul_add(weight, x, out)
 
 
 # The gates' sigmoid and tanh, written as arithmetic so that the gate loops vectorize: libm's expf and tanhf are

@@ -14,9 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from charrnn.sampling import bf16
-from charrnn.sampling import kernels
 from charrnn.model import CharRNN, Hidden
+from charrnn.sampling import bf16, kernels, tiles
 
 # Hidden state here: one (S, B, H) float32 array, each layer's h and then (LSTM) each layer's c: nn.LSTM's
 # (h, c) stacked, or nn.RNN/GRU's h.
@@ -79,7 +78,7 @@ class Stepper:
         elif precision == "half" and not fits_half:
             precision = "float32"
         self.precision = precision
-        to_bits = {"bf16": bf16.to_bf16_bits, "half": kernels.to_half_bits}.get(precision)
+        to_bits = {"bf16": bf16.to_bf16_bits, "half": tiles.to_half_bits}.get(precision)
         if to_bits:
             self.w_ih, self.w_hh, self.head_w = (to_bits(m) for m in matrices)
         self._no_rows = np.zeros((0, self.w_hh.shape[-1]), self.w_hh.dtype)

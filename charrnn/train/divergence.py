@@ -15,6 +15,12 @@ if TYPE_CHECKING:
     from charrnn.train.trainer import Trainer
 
 
+def figure(name: str, value: float) -> str:
+    """A figure in a divergence message: "validation loss 3.2e+05", or "validation loss became nan" (or inf),
+    which a bare "loss nan" would not say as plainly."""
+    return f"{name} {value:.4g}" if math.isfinite(value) else f"{name} became {value}"
+
+
 def exploded(loss: float, vocab_size: int) -> bool:
     # A healthy run starts near ln(V) (uniform guessing) and goes down; far above it, it has exploded.
     return not math.isfinite(loss) or loss > 5 * math.log(vocab_size) + 5
@@ -56,6 +62,6 @@ def read_steps(trainer: Trainer) -> None:
     for step, (loss, norm) in enumerate(steps, p.step - len(steps) + 1):
         # With a loss scaler an infinite gradient is a scale set too high (the scaler skipped the update).
         if exploded(loss, trainer.model.config.vocab_size) or not (math.isfinite(norm) or trainer.scaler is not None):
-            raise diverged(trainer, f"loss {loss:.4g}, gradient norm {norm:.4g}", step)
+            raise diverged(trainer, f"{figure('loss', loss)}, {figure('gradient norm', norm)}", step)
         if math.isfinite(norm):  # an fp16 step the scaler skipped has none
             p.count_norm(norm, trainer.cfg.clip)

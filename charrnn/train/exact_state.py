@@ -3,6 +3,7 @@ moving average, the loss scaler, the random state of every process and the hidde
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import torch
@@ -22,7 +23,7 @@ def gather_state(trainer: Trainer) -> dict:
     hidden = trainer.hidden
     hidden = list(hidden) if isinstance(hidden, tuple) else ([hidden] if hidden is not None else [])
     state = {"optimizer": trainer.optimizer.state_dict(), **trainer.progress.to_state(trainer._elapsed()),
-             "cpu_rng": torch.get_rng_state(),
+             "cpu_rng": torch.get_rng_state(), "torch_threads": torch.get_num_threads(),
              "hidden": [trainer.dist.gather_rows(h, 1).cpu() for h in hidden]}  # (layers, B, H)
     if trainer.dist.world_size > 1:
         rng = torch.get_rng_state().to(trainer.dist.device)[None]
@@ -61,5 +62,12 @@ def restore_state(trainer: Trainer, state: dict, stored: dict) -> None:
         torch.manual_seed(hash((cfg.seed, rank, trainer.progress.step)) % 2**63)
     if "cuda_rng" in state and trainer.device.type == "cuda" and rank == 0:
         torch.cuda.set_rng_state(state["cuda_rng"], trainer.device)
+    threads = state.get("torch_threads")  # None in runs saved before it was kept
+    if trainer.device.type == "cpu" and threads not in (None, torch.get_num_threads()) and trainer.dist.is_main:
+        # A sum split over another number of threads rounds differently: the continuation is as good, but no
+        # longer the same bits as the run would have had without the stop.
+        print(f"note: this run's torch thread count was {threads} and is {torch.get_num_threads()} now, so it "
+              f"does not continue bit for bit as without the stop (--threads {threads} keeps it exact)",
+              file=sys.stderr)
     hidden = [h[:, trainer.rows].to(trainer.device) for h in state["hidden"]]  # this process's streams
     trainer.hidden = None if not hidden else (tuple(hidden) if len(hidden) == 2 else hidden[0])

@@ -24,7 +24,7 @@ from charrnn.sampling.generate import generate
 from charrnn.train.build import build_model, hardware_description, make_optimizer
 from charrnn.train import loop
 from charrnn.train.distributed import setup
-from charrnn.train.divergence import diverged, exploded, loss_after_update, read_steps
+from charrnn.train.divergence import diverged, exploded, figure, loss_after_update, read_steps
 from charrnn.train.exact_state import gather_state, restore_state
 from charrnn.train.metrics import LogWindow, run_metrics
 from charrnn.train.run_folder import append_metrics, check_run_folder, find_resume_checkpoint, open_run_folder
@@ -132,7 +132,7 @@ class Trainer:
         p = self.progress
         result = self._validate(self.eval_model, self.amp_dtype)
         if exploded(result["nats"], self.model.config.vocab_size):
-            raise diverged(self, f"validation loss {result['nats']:.4g}")
+            raise diverged(self, figure("validation loss", result["nats"]))
         record = {"step": p.step, "elapsed_s": round(self.total_seconds(), 2), "val_nats": result["nats"],
                   "val_bpc": result["bpc"], "val_ppl": result["ppl"], "val_tokens_scored": result["tokens"]}
         p.curve.append(record)
@@ -175,7 +175,7 @@ class Trainer:
         if self.last_batch is not None:
             loss = loss_after_update(self)
             if exploded(loss, self.model.config.vocab_size):
-                raise diverged(self, f"loss after the last update {loss:.4g}")
+                raise diverged(self, figure("loss after the last update", loss))
         state = gather_state(self)  # every process takes part in gathering it
         if self.dist.is_main:
             save_checkpoint(self.out / "last", self.model, self.corpus.tokenizer, "float32",
