@@ -42,3 +42,22 @@ def test_nan_stays_nan_so_a_broken_model_is_still_caught_at_the_draw():
     nan = np.array([np.nan], np.float32)
     for function in (kernels._exp, kernels._sigmoid, kernels._tanh):
         assert np.isnan(evaluate(function, nan)).all(), function
+
+
+def test_an_edit_to_any_kernel_source_file_makes_the_cached_kernels_stale(tmp_path, monkeypatch):
+    """kernels.py's functions inline tiles.py's and bf16.py's code: numba's cache stamps them with all three."""
+    from charrnn.sampling import jit_cache, kernels
+
+    assert jit_cache.install()
+    locator = kernels.stack_step._cache._impl.locator
+    assert type(locator).__name__.startswith("KernelSources")
+    before = locator.get_source_stamp()
+    copies = tmp_path / "sampling"
+    copies.mkdir()
+    for name in jit_cache.KERNEL_SOURCES:
+        (copies / name).write_bytes((jit_cache.HERE / name).read_bytes())
+    monkeypatch.setattr(jit_cache, "HERE", copies)
+    assert locator.get_source_stamp() == before
+    with open(copies / "tiles.py", "a") as f:
+        f.write("\n# an edit\n")
+    assert locator.get_source_stamp() != before

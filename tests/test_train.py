@@ -248,7 +248,7 @@ def test_divergence_stops_with_a_message_and_saves_nothing_diverged(text_file, t
 
 @pytest.mark.parametrize("loss", [math.nan, math.inf])
 def test_a_validation_loss_that_is_not_a_number_is_named_as_such(text_file, tmp_path, capsys, monkeypatch, loss):
-    monkeypatch.setattr("charrnn.train.loop.evaluate_ids", lambda *args, **kwargs: {
+    monkeypatch.setattr("charrnn.train.trainer.evaluate_ids", lambda *args, **kwargs: {
         "nats": loss, "bpc": loss, "ppl": loss, "chars": 99, "tokens": 99})
     with pytest.raises(SystemExit):
         main(tiny_train_args(text_file, tmp_path / "run", "--max-steps", "5", "--eval-interval", "5"))

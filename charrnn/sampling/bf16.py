@@ -17,8 +17,8 @@ exactly). Matrices are bfloat16 bit patterns in int16
 arrays (int16, where half-precision matrices are uint16, so the kernels can tell them apart), their columns
 padded with zeros to a multiple of 32.
 
-numba caches compiled kernels per source file: kernels.stack_step's cached code holds this module's code, and is
-recompiled only when kernels.py changes. After editing this file, delete charrnn/sampling/__pycache__/*.nb* too.
+numba's cache of the compiled kernels is stamped with all of their source files (jit_cache.py), so an edit here
+recompiles kernels.py's functions that inline this code.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils, config
 
+from charrnn.sampling import jit_cache  # noqa: F401 - first: the kernels below are cached through it
 from charrnn.sampling import tiles
 
 LANES = 32  # bfloat16 values per 512-bit register: the column chunk, and what matrix columns are padded to

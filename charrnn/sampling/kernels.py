@@ -24,6 +24,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
+from charrnn.sampling import jit_cache  # noqa: F401 - first: the kernels below are cached through it
 from charrnn.cells import CELL_TABLE
 from charrnn.sampling import bf16, tiles
 

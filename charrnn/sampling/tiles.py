@@ -17,8 +17,8 @@ rows: 4 x 4 tiles of 16-float vectors where numba targets AVX-512 (32 vector reg
 arrays, widened to float32 in registers) use `matmul_add` here; bfloat16 weights use bf16.py's product on the
 same tiles.
 
-numba caches compiled kernels per source file: kernels.stack_step's cached code holds this module's code, and is
-recompiled only when kernels.py changes. After editing this file, delete charrnn/sampling/__pycache__/*.nb* too.
+numba's cache of the compiled kernels is stamped with all of their source files (jit_cache.py), so an edit here
+recompiles kernels.py's functions that inline this code.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils, codegen, config
 from numba.extending import intrinsic
+
+from charrnn.sampling import jit_cache  # noqa: F401 - first: the kernels below are cached through it
 
 
 def target_features() -> set[str]:
