@@ -14,6 +14,8 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PRESETS_FILE = PACKAGE_DIR / "presets.json"  # package data: installed with the code
+PAGE_TEMPLATE = PACKAGE_DIR / "export" / "page.html"  # package data: the exported page, filled in per model
+PAGE_TOKENIZER = PACKAGE_DIR / "export" / "tokenizer.js"  # package data: inlined into that page
 IMPORT_ROOT = PACKAGE_DIR.parent  # on sys.path of a child process that runs `python -m charrnn...`
 SOURCE_TREE = IMPORT_ROOT if (IMPORT_ROOT / "pyproject.toml").is_file() else None
 README = IMPORT_ROOT / "README.md"  # a checkout's or a Space's: its front matter lists the app's Hub models

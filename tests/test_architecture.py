@@ -20,7 +20,7 @@ LAYERS = [
     ("core", ["charrnn.tokenizer", "charrnn.model", "charrnn.device", "charrnn.hub.reach"]),
     ("storage", ["charrnn.checkpoint", "charrnn.data"]),
     ("computation", ["charrnn.evaluate", "charrnn.sampling", "charrnn.analysis", "charrnn.hub.resolve",
-                     "charrnn.hub.card"]),
+                     "charrnn.hub.card", "charrnn.export"]),
     ("training", ["charrnn.train"]),
     ("sharing", ["charrnn.hub.push", "charrnn.hub"]),
     ("service", ["charrnn.service", "charrnn.bench"]),

@@ -18,6 +18,7 @@ COMMANDS = {
                                "Hub dataset"),
     "sample": ("charrnn.cli.sample", "write text with a model (a checkpoint folder or a Hub id user/name)"),
     "evaluate": ("charrnn.cli.evaluate", "bits per character of a model on a dataset, a file or a text"),
+    "export": ("charrnn.cli.export", "write a static web page that runs a model in the browser (ONNX Runtime Web)"),
     "push": ("charrnn.cli.push", "share a model on the Hugging Face Hub with a generated model card"),
     "bench": ("charrnn.cli.bench", "measure training and sampling speed on this machine"),
 }
