@@ -1,14 +1,6 @@
 """Corpus benchmark: encode a generated multi-GB text file through load_corpus and print the figures.
 
-    charrnn bench corpus             # 2 GB (about 5 minutes on 2 cores; needs ~5 GB of free disk)
-    charrnn bench corpus --gb 0.2    # a quick look
-
-It writes English-like text into a temporary folder: words drawn with a fixed seed from a built-in list, with
-speakers, line breaks, and now and then a non-ASCII word (an accent, a curly quote), as in most real corpora,
-so every chunk takes the general encoding path (`--ascii` leaves them out, for the faster ASCII path). Then,
-each in a fresh process so that the generator's memory does not count: encodes it (MB/s of the file, peak
-resident memory), opens the cache a second time, and builds the default model and takes its first training
-step from the cache. The folder is deleted at the end. Ends with one JSON line of figures.
+The measurement behind `charrnn bench corpus` (charrnn/cli/bench_corpus.py), which describes what it does.
 """
 
 from __future__ import annotations

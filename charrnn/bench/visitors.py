@@ -1,15 +1,6 @@
 """Many visitors sampling one model at once: the batching engine beside one sampling loop per visitor.
 
-    charrnn bench visitors --checkpoint checkpoints/lstm_best --visitors 20 --chars 600
-
-Each visitor is a thread that samples `--chars` characters from its own seed, as the app's Generate does. The
-ways are timed in alternation, so the machine's noise hits them alike:
-- loops: each visitor runs its own `sample.stream` loop (how the app sampled before charrnn.sampling.engine);
-- engine: every visitor's samples advance in one step of the model's SamplingEngine;
-- engine-half: the same with half-precision matrices, where the default precision is bf16.
-Each is timed alone and beside a thread that runs Python without pause, as the server's event loop does while
-it streams to many clients: a step that gives up the GIL has to wait to get it back. Prints a table and, last,
-one JSON line with every figure.
+The measurement behind `charrnn bench visitors` (charrnn/cli/bench_visitors.py), which describes what it does.
 """
 
 from __future__ import annotations

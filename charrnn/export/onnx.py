@@ -71,7 +71,7 @@ def check_packages() -> None:
     missing = [name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None]
     if missing:
         raise CharRNNError(f"exporting a model for the browser needs {', '.join(missing)}: "
-                           "pip install 'charrnn[export]' (or pip install -r requirements.txt)")
+                           "pip install 'charrnn[export]' (or pip install -r requirements-dev.txt)")
 
 
 def reference_copy(model: CharRNN) -> CharRNN:
