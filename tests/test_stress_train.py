@@ -18,8 +18,7 @@ def test_the_parquet_bomb_is_kilobytes_that_unpack_to_hundreds_of_millions_of_ch
 
 @pytest.mark.slow
 def test_the_train_round_finds_what_the_tab_promises(tmp_path):
-    # Two app starts, a tiny model stopped after its first evaluation, two throw-away sessions: ~70 s on an idle
-    # 2-core machine, each wait bounded.
+    # Two app starts, a tiny model stopped after its first evaluation, two throw-away sessions; each wait bounded.
     result = run(tmp_path, churn_sessions=2, max_chars=300_000)
     assert "stopped_by" not in result, result
     for probe in ("bombs", "other_sessions", "churn", "reload", "kill_and_restart"):
