@@ -108,3 +108,18 @@ def test_a_stale_trainer_is_stopped_within_its_grace_then_killed(tmp_path):
     assert stop_recorded_trainer(tmp_path / PID_FILE, grace_seconds=1)
     assert stubborn.wait(timeout=10) == -signal.SIGKILL and time.monotonic() - start < 10
     assert not (tmp_path / PID_FILE).exists()
+
+
+def test_a_job_a_restart_cut_off_before_its_first_model_keeps_no_text(tmp_path):
+    """As a job that ends without a model: nothing to resume, so its text goes (found by the stress's Train round:
+    a Space's container restarted while a trainer started)."""
+    from charrnn.service.training.jobs import Job, load_jobs
+    from charrnn.service.training.settings import JobSettings
+
+    folder = tmp_path / "owner" / "job"
+    folder.mkdir(parents=True)
+    (folder / "text.txt").write_text("the text of the job", encoding="utf-8")
+    Job("job-id", "owner", JobSettings(), folder, state="running").save()
+    (job,) = load_jobs(tmp_path, lambda folder: False)  # its trainer is gone
+    assert job.state == "failed" and not (folder / "text.txt").exists()
+    assert json.loads((folder / "job.json").read_text())["state"] == "failed"

@@ -1,12 +1,14 @@
 """Stress the app as a public Space is stressed, and print the figures.
 
     python -m tools.stress                        # everything, with the issue's sizes (about 10 minutes)
-    python -m tools.stress --fuzz 200 --clients 5 --seconds 15 --kills 3   # a quick look
+    python -m tools.stress --fuzz 200 --clients 5 --seconds 15 --kills 3 --train-churn 3   # a quick look
 
 It starts `python app.py` on 127.0.0.1 (only; nothing else is contacted) with the shipped checkpoints plus a
 folder of every kind of broken checkpoint beside them, then: fuzzes every event handler, runs concurrent
-clients for a while, and kills a training run with SIGKILL at random moments. Every loop is bounded in count
-and time. Ends with one JSON line of figures.
+clients for a while, and kills a training run with SIGKILL at random moments. The Train tab's round
+(train_tab.py) starts an app of its own with small training limits: upload bombs, other sessions' models,
+throw-away sessions, the app killed while it trains, a reloaded page. Every loop is bounded in count and time.
+Ends with one JSON line of figures.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from charrnn.checkpoint.saving import find_checkpoints
 from charrnn.errors import cli_errors
-from tools.stress import fuzz, kills, load
+from tools.stress import fuzz, kills, load, train_tab
 from tools.stress.broken import make_broken_checkpoints
 from charrnn.paths import SOURCE_TREE
 from tools.stress.server import AppServer
@@ -47,9 +49,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "as a browser tab or a gradio_client Client keeps)")
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs of a training run (0 = skip)")
     parser.add_argument("--kill-seconds", type=float, default=600, help="no new kill round starts after this")
+    parser.add_argument("--train-probes", action=argparse.BooleanOptionalAction, default=True,
+                        help="the Train tab's round: bombs, other sessions, churn, a kill and restart, a reload")
+    parser.add_argument("--train-churn", type=int, default=10,
+                        help="throw-away sessions that start and stop a job in the Train round (0 = skip that probe)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    for name in ("fuzz", "clients", "compare_clients", "kills", "length"):
+    for name in ("fuzz", "clients", "compare_clients", "kills", "length", "train_churn"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must be 0 or more")
     if not 0 < args.seconds <= 3600:
@@ -80,6 +86,9 @@ def main(argv=None) -> dict:
             if figures["server_tracebacks"]:
                 shutil.copy(server.log, "stress-app.log")
                 figures["server_log"] = "stress-app.log"
+        if args.train_probes:
+            figures["train_tab"] = train_tab.run(workdir / "train", args.train_churn, seed=args.seed)
+            print(json.dumps({"train_tab": figures["train_tab"]}), flush=True)
     if args.kills:
         figures["kills"] = kills.run(args.kills, seconds=args.kill_seconds, seed=args.seed)
     print(json.dumps(figures))

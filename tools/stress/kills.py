@@ -36,13 +36,18 @@ WORDS = ("the", "king", "and", "queen", "of", "a", "night", "speak", "hear", "me
          "rather", "to", "die", "than", "famish", "all", "you", "are", "first", "proceed", "any", "further")
 
 
-def write_corpus(path: Path, rng: random.Random, chars: int = 40_000) -> None:
+def corpus_text(rng: random.Random, chars: int) -> str:
+    """About `chars` characters of sentences of WORDS, one a line."""
     lines, size = [], 0
     while size < chars:
         line = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12))).capitalize() + "."
         lines.append(line)
         size += len(line) + 1
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "\n".join(lines) + "\n"
+
+
+def write_corpus(path: Path, rng: random.Random, chars: int = 40_000) -> None:
+    path.write_text(corpus_text(rng, chars), encoding="utf-8")
 
 
 def train_command(corpus: Path, run_dir: Path, resume: bool, steps: int | None = None) -> list[str]:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,7 +42,11 @@ class AppServer:
         self._log_file = open(log, "w", encoding="utf-8")
         self.process = subprocess.Popen([sys.executable, str(app)], cwd=SOURCE_TREE, env=environment,
                                         stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True)
-        self.started_seconds = self._wait_until_ready(start_timeout)
+        try:
+            self.started_seconds = self._wait_until_ready(start_timeout)
+        except BaseException:
+            self.stop()  # an app that did not come up is not left running
+            raise
 
     def _wait_until_ready(self, timeout: float) -> float:
         start = time.perf_counter()
@@ -91,6 +96,14 @@ class AppServer:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def kill(self) -> None:
+        """SIGKILL the app's processes (the server and its sampling process) at once, as a crash does: nothing of
+        the app cleans up. A trainer runs in a session of its own, outside this group, and runs on."""
+        if self.alive():
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self._log_file.close()
+
     def stop(self) -> None:
         if self.alive():
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -106,3 +119,31 @@ class AppServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class MemoryWatch:
+    """The app's resident memory (all its processes) sampled in a thread while a call runs; `growth_mb`: the
+    highest sample over the figure before the call."""
+
+    def __init__(self, server: AppServer, interval: float = 0.05):
+        self.server, self.interval = server, interval
+        self.before = self.highest = server.memory_mb()["now"]
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.wait(self.interval):
+            self.highest = max(self.highest, self.server.memory_mb()["now"])
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+        self.highest = max(self.highest, self.server.memory_mb()["now"])
+
+    @property
+    def growth_mb(self) -> float:
+        return round(self.highest - self.before, 1)

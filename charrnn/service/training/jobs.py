@@ -114,6 +114,8 @@ def load_jobs(root: Path, stop_trainer: Callable[[Path], bool]) -> list[Job]:
             job.state = "stopped" if has_model else "failed"
             job.message = ("stopped when the app restarted; Resume continues it" if has_model
                            else "stopped by a restart of the app before its first evaluation")
+            if not has_model:  # as in Job.end: nothing to resume, so the text goes
+                (job.folder / "text.txt").unlink(missing_ok=True)
             job.save()
         jobs.append(job)
     return jobs
