@@ -320,7 +320,7 @@ def test_jobs_that_made_nothing_never_evict_a_finished_model_and_each_owner_lose
         job.created -= 2 * 3600
     manager.clean_up()  # ...then they go, with their empty owner folders; Alice's model stays
     assert alice.id in manager.jobs and not any(job.id in manager.jobs for job in churn)
-    assert sorted(p.name for p in root.iterdir()) == [alice.folder.parent.name]
+    assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == [alice.folder.parent.name]
     # Bob trains three models: his own oldest goes, not Alice's.
     bobs = [finished_job(manager, root, BOB, f"bob-{i}", 2 - i * 0.5) for i in range(3)]
     manager.clean_up()
@@ -384,3 +384,15 @@ def test_a_model_downloaded_again_replaces_its_zip_which_goes_after_minutes_or_w
     wait_for(lambda: soon.archives() == [], timeout=20, what="the zip to expire")
     folder = Downloads().folder
     assert not folder.exists()  # the folder goes with the app's Downloads
+
+
+def test_the_apps_download_folder_is_emptied_when_it_starts_so_a_killed_apps_zips_do_not_stay(tmp_path):
+    from charrnn.service.training.downloads import DOWNLOADS
+
+    left = tmp_path / "user-models" / DOWNLOADS / "some-job" / "model.zip"
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"zip of an app that was killed")
+    manager = TrainingManager(ModelLibrary(tmp_path / "checkpoints", hub_ids=[]), tmp_path / "user-models")
+    assert manager.downloads.folder == tmp_path / "user-models" / DOWNLOADS and not left.exists()
+    manager.clean_up()  # the cleanup of empty owner folders leaves the app's own alone
+    assert manager.downloads.folder.is_dir()

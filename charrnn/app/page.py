@@ -13,14 +13,20 @@ from charrnn.app.session import PageSession
 from charrnn.app.texts import INTRO, TITLE
 from charrnn.app.train_tab import model_pickers, train_tab
 from charrnn.service.sessions import SessionKeys
+from charrnn.service.inputs import env_int
 from charrnn.service.training import TrainingManager, user_models_dir
+
+
+CACHE_SECONDS = 60 * env_int("CHARRNN_CACHE_MINUTES", 15)
 
 
 def build_app(library: service.ModelLibrary | None = None, manager: TrainingManager | None = None) -> gr.Blocks:
     library = library or service.ModelLibrary()
     manager = manager or TrainingManager(library, sessions=SessionKeys.for_host(user_models_dir()))
     names = library.names()
-    with Blocks(title=TITLE) as demo:
+    # Gradio keeps a copy of every upload and of every file a handler returns (the model zips): files older than
+    # CHARRNN_CACHE_MINUTES are deleted as often, so repeated uploads and downloads cannot fill the disk.
+    with Blocks(title=TITLE, delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
         gr.Markdown(INTRO)
         session = PageSession(library, manager)  # outside the tabs: a tab's components mount only when shown
         generate_tab(session, names)

@@ -1,9 +1,10 @@
-"""Zips of trained models to download: one per job, in one temporary folder of the app, gone after a few minutes.
+"""Zips of trained models to download: one per job, in one folder of the app, gone after a few minutes.
 
 Gradio copies a file that a handler returns into its own cache before the page fetches it, so the zip is needed
 only for moments. A fresh temporary folder per download would leave one more copy of the model on the disk at
 every press of the button; here a job's zip is replaced when it is built again, removed KEEP_SECONDS after it was
-built (or when its job is deleted), and the folder goes when the app ends.
+built (or when its job is deleted). The app keeps the folder beside its trained models and empties it when it
+starts, so the zips of an app that was killed (its timer with it) do not stay on the disk either.
 """
 
 from __future__ import annotations
@@ -18,17 +19,25 @@ import weakref
 from pathlib import Path
 
 KEEP_SECONDS = 300
+DOWNLOADS = ".downloads"  # the app's download folder, inside the folder of trained models
 
 
 class Downloads:
     """The app's download folder: <folder>/<job id>/<model name>.zip."""
 
-    def __init__(self, keep_seconds: float = KEEP_SECONDS):
-        self.folder = Path(tempfile.mkdtemp(prefix="charrnn-downloads-"))
+    def __init__(self, keep_seconds: float = KEEP_SECONDS, folder: Path | None = None):
+        """`folder`: the app's own (emptied now: what is there was left by an earlier run); else a temporary
+        folder removed with this object."""
+        if folder is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="charrnn-downloads-"))
+            weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
+        else:
+            self.folder = Path(folder)
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder.mkdir(parents=True)
         self.keep_seconds = keep_seconds
         self._timer: threading.Timer | None = None
         self._lock = threading.RLock()  # a zip is not expired while it is being built
-        weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
 
     def zip(self, job_id: str, name: str, model_folder: Path) -> Path:
         """A zip of `model_folder`'s files as <name>.zip, built anew (written beside it, then moved over the old
@@ -36,7 +45,7 @@ class Downloads:
         with self._lock:
             self.expire()
             target = self.folder / job_id / f"{name}.zip"
-            target.parent.mkdir(exist_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
             built = shutil.make_archive(str(target.parent / f".building-{uuid.uuid4().hex}"), "zip", model_folder)
             os.replace(built, target)
             self._expire_later()

@@ -51,7 +51,7 @@ def delete_expired(jobs: list[Job], root: Path, limits: TrainLimits) -> list[Job
     doomed = expired_jobs(jobs, limits)
     for job in doomed:
         shutil.rmtree(job.folder, ignore_errors=True)
-    for folder in root.glob("*/"):
+    for folder in root.glob("[!.]*/"):  # owner folders (not the app's own, such as .downloads)
         with contextlib.suppress(OSError):  # not empty
             folder.rmdir()
     return doomed
