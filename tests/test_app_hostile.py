@@ -80,7 +80,7 @@ def test_messages_say_what_was_wrong(app_url, points):
         outcome = call(client, base, generate.fn_index, long_prompt)
         assert "10,001 characters long; at most 10,000" in outcome.message
         too_few = call(client, base, generate.fn_index, defaults(generate)[:-1])
-        assert too_few.kind == MESSAGE and "takes 8 input values, got 7" in too_few.message
+        assert too_few.kind == MESSAGE and "takes 9 input values, got 8" in too_few.message
 
 
 def test_memory_retrains_only_on_true(app_url, points):

@@ -11,10 +11,10 @@ from charrnn.errors import CharRNNError
 from charrnn.service.inputs import LIMITS
 
 
-def _format_samples(texts: list[str]) -> str:
+def _format_samples(texts: list[str], label: str = "sample") -> str:
     if len(texts) == 1:
         return texts[0]
-    return "\n\n".join(f"--- sample {i + 1} ---\n{text}" for i, text in enumerate(texts))
+    return "\n\n".join(f"--- {label} {i + 1} ---\n{text}" for i, text in enumerate(texts))
 
 
 def generate_tab(library: service.ModelLibrary, names: list[str]) -> None:
@@ -30,11 +30,31 @@ def generate_tab(library: service.ModelLibrary, names: list[str]) -> None:
                 f"`{folder}` ({why})" for folder, why in sorted(library.skipped.items()))
         return text
 
+    # The docstring is what an agent reads over MCP (the tool's description and each argument's, one line each).
     @user_errors
-    def generate(prompt, model, temperature, top_k, top_p, length, seed, num_samples):
+    def generate(prompt: str, model: str, temperature: float, top_k: int, top_p: float, length: int, seed: int,
+                 num_samples: int, beam_width: int = 0):
+        """Continue a prompt with a character-level language model (an RNN, GRU or LSTM trained on Shakespeare).
+
+        Args:
+            prompt: the text to continue; the output starts with it (empty: start from a newline).
+            model: the model that writes: one of the names listed.
+            temperature: 0 always takes the likeliest character; below 1 safer text, above 1 wilder.
+            top_k: sample only among the k likeliest characters (0 = all).
+            top_p: sample only among the likeliest characters whose probabilities add up to p (1 = all).
+            length: how many characters to write.
+            seed: the same seed and settings write the same text; -1 picks a new seed.
+            num_samples: how many independent texts to write (with beam search: how many of the best beams).
+            beam_width: above 1, search for the likeliest text with this many beams instead of sampling.
+
+        Returns:
+            The text (several are separated by '--- sample N ---' or '--- beam N ---' lines).
+            A status line: the speed, the seed used (or the beams' log-probabilities), notes on the prompt.
+        """
+        label = "beam" if isinstance(beam_width, (int, float)) and beam_width > 1 else "sample"  # checked below
         for texts, status in service.generate_stream(library, model, prompt, length, temperature, top_k,
-                                                     top_p, seed, num_samples):
-            yield _format_samples(texts), status, status
+                                                     top_p, seed, num_samples, beam_width):
+            yield _format_samples(texts, label), status, status
 
     def stopped(status_so_far):
         return " ".join(["**Stopped.**", status_so_far or ""]).strip()  # it names the seed used
@@ -59,6 +79,8 @@ def generate_tab(library: service.ModelLibrary, names: list[str]) -> None:
                 length = gr.Slider(1, LIMITS.sample_chars, value=600, step=1, label="Length (characters)")
                 seed = gr.Number(value=42, precision=0, label="Seed (-1 = random)")
                 num_samples = gr.Slider(1, LIMITS.samples, value=1, step=1, label="Samples")
+                beam_width = gr.Slider(0, LIMITS.beam_width, value=0, step=1,
+                                       label="Beam width (0 or 1 = sample; more = the likeliest text)")
                 gr.Markdown(SAMPLING_HELP)
         model.change(card, model, model_card, api_visibility="private", preprocess=False)
         # The status so far is also kept on the server (a State is not part of the API): Stop reads it
@@ -66,7 +88,7 @@ def generate_tab(library: service.ModelLibrary, names: list[str]) -> None:
         # gone through; written with it, the cancelled event's last update could cover it.
         status_so_far = gr.State("")
         event = generate_button.click(
-            generate, [prompt, model, temperature, top_k, top_p, length, seed, num_samples],
+            generate, [prompt, model, temperature, top_k, top_p, length, seed, num_samples, beam_width],
             [output, status, status_so_far], api_name="generate", preprocess=False,
             concurrency_limit=LIMITS.streams, concurrency_id="sampling")
         stop_button.click(None, None, None, cancels=[event], api_visibility="private").then(
