@@ -29,12 +29,16 @@ def defaults(endpoint):
     return values
 
 
+AGENT_TOOLS = ["agent_models", "agent_generate", "agent_compare", "agent_surprise"]
+
+
 def test_every_public_endpoint_is_fuzzed_here(points):
-    assert {"generate", "compare", "surprise", "neurons", "gradient_flow", "gates", "memory"} <= set(points)
+    page = {"generate", "compare", "surprise", "neurons", "gradient_flow", "gates", "memory"}
+    assert page | set(AGENT_TOOLS) <= set(points)
 
 
 @pytest.mark.parametrize("name", ["generate", "compare", "surprise", "neurons", "gates", "gradient_flow", "memory",
-                                  "preview_text"])
+                                  "preview_text", *AGENT_TOOLS])
 def test_each_input_of_each_endpoint_takes_hostile_values_with_a_message(app_url, points, name, capfd):
     endpoint, base = points[name], app_url.rstrip("/")
     outcomes = []

@@ -11,9 +11,11 @@ from charrnn.errors import CharRNNError
 from charrnn.service.inputs import LIMITS
 
 
-def _format_samples(texts: list[str], label: str = "sample") -> str:
+def format_texts(texts: list[str], beam_width=0) -> str:
+    """One text as it is; several under '--- sample N ---' lines (or '--- beam N ---' for a beam search)."""
     if len(texts) == 1:
         return texts[0]
+    label = "beam" if isinstance(beam_width, (int, float)) and beam_width > 1 else "sample"  # a raw value
     return "\n\n".join(f"--- {label} {i + 1} ---\n{text}" for i, text in enumerate(texts))
 
 
@@ -30,31 +32,11 @@ def generate_tab(library: service.ModelLibrary, names: list[str]) -> None:
                 f"`{folder}` ({why})" for folder, why in sorted(library.skipped.items()))
         return text
 
-    # The docstring is what an agent reads over MCP (the tool's description and each argument's, one line each).
     @user_errors
-    def generate(prompt: str, model: str, temperature: float, top_k: int, top_p: float, length: int, seed: int,
-                 num_samples: int, beam_width: int = 0):
-        """Continue a prompt with a character-level language model (an RNN, GRU or LSTM trained on Shakespeare).
-
-        Args:
-            prompt: the text to continue; the output starts with it (empty: start from a newline).
-            model: the model that writes: one of the names listed.
-            temperature: 0 always takes the likeliest character; below 1 safer text, above 1 wilder.
-            top_k: sample only among the k likeliest characters (0 = all).
-            top_p: sample only among the likeliest characters whose probabilities add up to p (1 = all).
-            length: how many characters to write.
-            seed: the same seed and settings write the same text; -1 picks a new seed.
-            num_samples: how many independent texts to write (with beam search: how many of the best beams).
-            beam_width: above 1, search for the likeliest text with this many beams instead of sampling.
-
-        Returns:
-            The text (several are separated by '--- sample N ---' or '--- beam N ---' lines).
-            A status line: the speed, the seed used (or the beams' log-probabilities), notes on the prompt.
-        """
-        label = "beam" if isinstance(beam_width, (int, float)) and beam_width > 1 else "sample"  # checked below
+    def generate(prompt, model, temperature, top_k, top_p, length, seed, num_samples, beam_width=0):
         for texts, status in service.generate_stream(library, model, prompt, length, temperature, top_k,
                                                      top_p, seed, num_samples, beam_width):
-            yield _format_samples(texts, label), status, status
+            yield format_texts(texts, beam_width), status, status
 
     def stopped(status_so_far):
         return " ".join(["**Stopped.**", status_so_far or ""]).strip()  # it names the seed used

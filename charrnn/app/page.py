@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from charrnn import service
+from charrnn.app.agents import agent_tools, only_tools
 from charrnn.app.compare_tab import compare_tab
 from charrnn.app.generate_tab import generate_tab
 from charrnn.app.handlers import Blocks, user_errors
@@ -20,8 +21,10 @@ def build_app(library: service.ModelLibrary | None = None, manager: TrainingMana
     names = library.names()
     with Blocks(title=TITLE) as demo:
         gr.Markdown(INTRO)
+        tools = agent_tools(library, names)  # first: see charrnn/app/agents.py
         generate_tab(library, names)
         compare_tab(library, names)
         inside_tab(library, names)
         train_tab(demo, library, manager, model_pickers(demo), user_errors)
+    only_tools(demo, tools)
     return demo

@@ -7,8 +7,8 @@ length (vocabulary ** length), it finds the most probable continuations exactly.
 - A repetition guard. The classic failure of beam search is a beam that loops ("the state of the state of the
   ..."): a phrase the model has just read is the likeliest thing to come next. As Hugging Face's
   `no_repeat_ngram_size`, a beam may not write an n-gram of `no_repeat_ngram` tokens that its text (prompt
-  included) already holds. Characters repeat far more often than words, so n is counted in characters and is
-  longer than the word n-grams of translation: a repeated name or short phrase is allowed, a looping line is not.
+  included) already holds. For a character model n counts characters, which repeat far more often than words,
+  so it is longer than the word n-grams of translation: a name or a short phrase may come back, a line may not.
 - Length normalisation, GNMT's (Wu et al. 2016): beams are ranked by log P / ((5 + length) / 6) ** alpha, the
   length counted in generated tokens. Without `stop` every beam has `length` tokens and the ranking is that of
   the total log-probability; with `stop`, a beam that ends early would otherwise win for having fewer (negative)
@@ -35,7 +35,7 @@ from charrnn.tokenizer import UNKNOWN_ID, CharTokenizer, Tokenizer
 
 LENGTH_PENALTY = 0.6  # GNMT's alpha; it matters only when beams end at different lengths (a stop string)
 # Characters, not words: long enough that a name, a stage direction or a common phrase may come back, short
-# enough that a line the beam has already written cannot come back whole.
+# enough that a line the beam has already written cannot come back whole (the choice: docs/benchmarks.md).
 NO_REPEAT_NGRAM = 16
 
 

@@ -11,6 +11,7 @@ from typing import Iterator
 import pandas as pd
 
 from charrnn.checkpoint.saving import Checkpoint
+from charrnn.errors import check
 from charrnn.evaluate import continuation_bpc
 from charrnn.sampling.beam import BeamSearch
 from charrnn.sampling.generate import SamplingSettings, encode_prompt
@@ -21,6 +22,7 @@ from charrnn.service.library import ModelLibrary
 MAX_LENGTH = LIMITS.sample_chars  # characters per sample: keeps a public Space responsive
 MAX_SAMPLES = LIMITS.samples
 MAX_BEAM = LIMITS.beam_width
+MAX_COMPARED = 3  # models writing at once in Compare: the page's three columns
 # Seconds between streamed updates: ten a second reads as smooth typing. Each update costs the server's one
 # event loop a diff of every output and a message (a few ms of Python on a small CPU), and the loop holds the
 # GIL the sampling threads need between kernel calls; so the updates of all streams together are capped, and
@@ -151,6 +153,8 @@ def compare_stream(library: ModelLibrary, names: list[str], prompt: str = "", le
     """
     settings = _settings(temperature)
     length, prompt, seed = _length(length), _prompt(prompt), inputs.seed(seed)
+    check(isinstance(names, (list, tuple)) and 1 <= len(names) <= MAX_COMPARED,
+          f"compare one to {MAX_COMPARED} models (a list of names), got {names!r:.60}")
     loaded = [library.load(inputs.model_name(n, f"model {i + 1}")) for i, n in enumerate(names)]
     streams = [m.engine.stream(prompt, length, settings, seed, every=UPDATE_INTERVAL) for m in loaded]
     pieces: list[list[str]] = [[] for _ in names]  # appended by the workers, read here
