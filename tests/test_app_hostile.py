@@ -30,12 +30,16 @@ def defaults(endpoint):
     return values
 
 
+AGENT_TOOLS = ["agent_models", "agent_generate", "agent_compare", "agent_surprise"]
+
+
 def test_every_public_endpoint_is_fuzzed_here(points):
-    assert {"generate", "compare", "surprise", "neurons", "gradient_flow", "gates", "memory"} <= set(points)
+    page = {"generate", "compare", "surprise", "neurons", "gradient_flow", "gates", "memory"}
+    assert page | set(AGENT_TOOLS) <= set(points)
 
 
 @pytest.mark.parametrize("name", ["generate", "compare", "surprise", "neurons", "gates", "gradient_flow", "memory",
-                                  "preview_text"])
+                                  "preview_text", *AGENT_TOOLS])
 def test_each_input_of_each_endpoint_takes_hostile_values_with_a_message(app_url, points, name, capfd):
     endpoint, base = points[name], app_url.rstrip("/")
     outcomes = []
@@ -81,7 +85,7 @@ def test_messages_say_what_was_wrong(app_url, points):
         outcome = call(client, base, generate.fn_index, long_prompt)
         assert "10,001 characters long; at most 10,000" in outcome.message
         too_few = call(client, base, generate.fn_index, defaults(generate)[:-1])
-        assert too_few.kind == MESSAGE and "takes 9 input values, got 8" in too_few.message
+        assert too_few.kind == MESSAGE and "takes 10 input values, got 9" in too_few.message
 
 
 def test_what_a_visitor_typed_comes_back_as_text_and_no_server_path_comes_back(app_url, points):

@@ -77,10 +77,10 @@ def test_train_watch_stop_download_and_generate(train_app):
     assert job.state == "stopped", job.message
     zipped = client.predict(KEY, api_name="/download_model")
     assert str(zipped).endswith(".zip")
-    text, _ = client.predict("All:", job.model_name, 0.8, 0, 1.0, 30, 1, 1, KEY, api_name="/generate")
+    text, _ = client.predict("All:", job.model_name, 0.8, 0, 1.0, 30, 1, 1, 0, KEY, api_name="/generate")
     assert text.startswith("All:") and len(text) == len("All:") + 30
     with pytest.raises(AppError, match="no model named"):  # a trained model is its owner's alone
-        client.predict("All:", job.model_name, 0.8, 0, 1.0, 30, 1, 1, KEY + "-other", api_name="/generate")
+        client.predict("All:", job.model_name, 0.8, 0, 1.0, 30, 1, 1, 0, KEY + "-other", api_name="/generate")
     with pytest.raises(AppError, match="no model named"):
         client.predict("All:", job.model_name, 0.8, 0, 1.0, 30, 1, 1, api_name="/generate")
     with pytest.raises(AppError, match="token"):

@@ -387,12 +387,14 @@ def test_a_model_downloaded_again_replaces_its_zip_which_goes_after_minutes_or_w
 
 
 def test_the_apps_download_folder_is_emptied_when_it_starts_so_a_killed_apps_zips_do_not_stay(tmp_path):
-    from charrnn.service.training.downloads import DOWNLOADS
+    import tempfile
 
-    left = tmp_path / "user-models" / DOWNLOADS / "some-job" / "model.zip"
+    from charrnn.service.training.downloads import downloads_folder
+
+    left = downloads_folder(tmp_path / "user-models") / "some-job" / "model.zip"
     left.parent.mkdir(parents=True)
     left.write_bytes(b"zip of an app that was killed")
     manager = TrainingManager(ModelLibrary(tmp_path / "checkpoints", hub_ids=[]), tmp_path / "user-models")
-    assert manager.downloads.folder == tmp_path / "user-models" / DOWNLOADS and not left.exists()
-    manager.clean_up()  # the cleanup of empty owner folders leaves the app's own alone
-    assert manager.downloads.folder.is_dir()
+    assert manager.downloads.folder == left.parent.parent and not left.exists()
+    assert manager.downloads.folder.parent == Path(tempfile.gettempdir())  # where Gradio may serve it from
+    assert downloads_folder(tmp_path / "other-models") != manager.downloads.folder

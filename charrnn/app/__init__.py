@@ -8,6 +8,7 @@ CharRNNError into a message on the page.
     compare_tab.py    Compare cells
     inside_tab.py     Inside (surprise, neurons, gradient flow, gates, memory test)
     train_tab.py      Train
+    agents.py         the tools agents see over MCP, each answering in plain text
     page.py           build_app: the four tabs on one library and one training manager
-    launch.py         main: the sampler process, the queue, the launch, the warm-up
+    launch.py         main: the sampler process, the queue, the launch (with or without MCP), the warm-up
 """

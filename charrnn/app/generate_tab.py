@@ -12,10 +12,12 @@ from charrnn.errors import CharRNNError
 from charrnn.service.inputs import LIMITS
 
 
-def _format_samples(texts: list[str]) -> str:
+def format_texts(texts: list[str], beam_width=0) -> str:
+    """One text as it is; several under '--- sample N ---' lines (or '--- beam N ---' for a beam search)."""
     if len(texts) == 1:
         return texts[0]
-    return "\n\n".join(f"--- sample {i + 1} ---\n{text}" for i, text in enumerate(texts))
+    label = "beam" if isinstance(beam_width, (int, float)) and beam_width > 1 else "sample"  # a raw value
+    return "\n\n".join(f"--- {label} {i + 1} ---\n{text}" for i, text in enumerate(texts))
 
 
 def generate_tab(session: PageSession, names: list[str]) -> None:
@@ -33,10 +35,10 @@ def generate_tab(session: PageSession, names: list[str]) -> None:
         return text
 
     @user_errors
-    def generate(prompt, model, temperature, top_k, top_p, length, seed, num_samples, session_key=None):
-        for texts, status in service.generate_stream(session.view(session_key), model, prompt, length, temperature, top_k,
-                                                     top_p, seed, num_samples):
-            yield _format_samples(texts), status, status
+    def generate(prompt, model, temperature, top_k, top_p, length, seed, num_samples, beam_width=0, session_key=None):
+        for texts, status in service.generate_stream(session.view(session_key), model, prompt, length, temperature,
+                                                     top_k, top_p, seed, num_samples, beam_width):
+            yield format_texts(texts, beam_width), status, status
 
     def stopped(status_so_far):
         return " ".join(["**Stopped.**", status_so_far or ""]).strip()  # it names the seed used
@@ -61,6 +63,8 @@ def generate_tab(session: PageSession, names: list[str]) -> None:
                 length = gr.Slider(1, LIMITS.sample_chars, value=600, step=1, label="Length (characters)")
                 seed = gr.Number(value=42, precision=0, label="Seed (-1 = random)")
                 num_samples = gr.Slider(1, LIMITS.samples, value=1, step=1, label="Samples")
+                beam_width = gr.Slider(0, LIMITS.beam_width, value=0, step=1,
+                                       label="Beam width (0 or 1 = sample; more = the likeliest text)")
                 gr.Markdown(SAMPLING_HELP)
         model.change(card, [model, session.key], model_card, api_visibility="private", preprocess=False)
         # The status so far is also kept on the server (a State is not part of the API): Stop reads it
@@ -68,7 +72,7 @@ def generate_tab(session: PageSession, names: list[str]) -> None:
         # gone through; written with it, the cancelled event's last update could cover it.
         status_so_far = gr.State("")
         event = generate_button.click(
-            generate, [prompt, model, temperature, top_k, top_p, length, seed, num_samples, session.key],
+            generate, [prompt, model, temperature, top_k, top_p, length, seed, num_samples, beam_width, session.key],
             [output, status, status_so_far], api_name="generate", preprocess=False,
             concurrency_limit=LIMITS.streams, concurrency_id="sampling")
         stop_button.click(None, None, None, cancels=[event], api_visibility="private").then(

@@ -3,7 +3,11 @@ the models loaded (and kernels compiled) once the page is up."""
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import gradio as gr
+from gradio.utils import get_space
 
 from charrnn import service
 from charrnn.app.page import build_app
@@ -11,6 +15,21 @@ from charrnn.app.texts import CSS
 from charrnn.sampling.process import ENABLED as SAMPLING_PROCESS, SamplerProcess
 from charrnn.service.inputs import LIMITS
 from charrnn.service.serving import prepare_server_process
+
+
+def mcp_server() -> bool | None:
+    """Whether to serve the page's tools to agents over MCP, at /gradio_api/mcp/ (charrnn/app/agents.py).
+
+    CHARRNN_MCP=1 or 0 says so; else Gradio's own GRADIO_MCP_SERVER, where it is set; else on for a Hugging Face
+    Space and off elsewhere (None: Gradio's default). On a Space it is on because it costs the page nothing
+    measurable (docs/benchmarks.md): the mcp package is imported with Gradio whether the server runs or not.
+    """
+    value = os.environ.get("CHARRNN_MCP", "").strip().lower()
+    if value:
+        return value in ("1", "true", "yes", "on")
+    if os.environ.get("GRADIO_MCP_SERVER"):
+        return None
+    return True if get_space() else None
 
 
 def main() -> None:
@@ -23,7 +42,9 @@ def main() -> None:
     service.check_folders(library)
     app = build_app(library)
     app.queue(default_concurrency_limit=4, max_size=64)  # a public Space stays responsive under load
+    # Gradio warns of every public endpoint with a gr.State input as if it were a tool; those are not (agents.py)
+    warnings.filterwarnings("ignore", message="This MCP server includes a tool that has a gr.State input")
     app.launch(theme=gr.themes.Soft(), css=CSS, prevent_thread_lock=True, max_file_size=f"{LIMITS.upload_mb}mb",
-               state_session_capacity=LIMITS.sessions)
+               state_session_capacity=LIMITS.sessions, mcp_server=mcp_server())
     service.warm_up(library)  # after the page is up: load the models and compile the sampling kernels
     app.block_thread()

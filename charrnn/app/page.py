@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from charrnn import service
+from charrnn.app.agents import agent_tools, only_tools
 from charrnn.app.compare_tab import compare_tab
 from charrnn.app.generate_tab import generate_tab
 from charrnn.app.handlers import Blocks, user_errors
@@ -28,9 +29,11 @@ def build_app(library: service.ModelLibrary | None = None, manager: TrainingMana
     # CHARRNN_CACHE_MINUTES are deleted as often, so repeated uploads and downloads cannot fill the disk.
     with Blocks(title=TITLE, delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
         gr.Markdown(INTRO)
+        tools = agent_tools(library, names)  # first: see charrnn/app/agents.py
         session = PageSession(library, manager)  # outside the tabs: a tab's components mount only when shown
         generate_tab(session, names)
         compare_tab(session, names)
         inside_tab(session, names)
         train_tab(demo, session, model_pickers(demo), user_errors)
+    only_tools(demo, tools)
     return demo

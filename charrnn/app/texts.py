@@ -9,7 +9,10 @@ SAMPLING_HELP = """**Temperature** divides the model's scores before they become
 characters get likelier (safer, more repetitive text), above 1 the distribution flattens (wilder text, more
 misspellings); 0 always takes the most likely character. **Top-k** samples only among the k most likely characters
 (0 = all). **Top-p** (nucleus) samples only among the most likely characters whose probabilities add up to p
-(1 = all). The same seed with the same settings gives the same text; -1 picks a new one each time."""
+(1 = all). The same seed with the same settings gives the same text; -1 picks a new one each time. **Beam width**
+above 1 does not sample: it keeps that many of the likeliest texts at every character and shows the likeliest
+(Samples sets how many of the best to show), so temperature, top-k, top-p and seed do not apply. No beam may
+repeat a long run of characters it already holds: the classic failure of beam search is a text that loops."""
 
 CELLS_HELP = """**Why LSTM and GRU write better than the plain RNN.** All three are trained by backpropagation through
 time: the error at one character is sent back through every earlier step. In a plain RNN that signal is

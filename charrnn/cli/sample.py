@@ -2,9 +2,12 @@
 
     charrnn sample --checkpoint checkpoints/lstm --prompt "ROMEO:" --temperature 0.8 --length 500
     charrnn sample --checkpoint user/name          (a model on the Hugging Face Hub)
+    charrnn sample --checkpoint checkpoints/lstm --prompt "ROMEO:" --beam 8 --length 300   (the 8 most likely texts)
 
 The Python API is `stream(...)`, a generator that yields the new text of each sample after every step;
-`generate(...)` wraps it for one sample. The CLI and the web UI both use it.
+`generate(...)` wraps it for one sample. The CLI and the web UI both use it. With --beam, the text is not sampled
+but searched for: `charrnn.sampling.beam.beam_search(...)` keeps the N most likely texts at every step and prints
+them, best first, with their log-probabilities.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import time
 
 from charrnn.errors import ArgumentParser, check, check_text, cli_errors
 from charrnn.hub.resolve import load
+from charrnn.sampling.beam import LENGTH_PENALTY, NO_REPEAT_NGRAM, beam_search
 from charrnn.sampling.generate import SamplingSettings, encode_prompt, stream
+
+MAX_BEAM = 10_000  # as many beams as --num-samples allows samples
 
 
 @cli_errors
@@ -36,11 +42,26 @@ def main(argv=None) -> dict:
                         help="random seed: the same seed gives the same text; -1 or none picks one (printed)")
     parser.add_argument("--num-samples", type=int, default=1, help="independent samples, made as one batch")
     parser.add_argument("--stop", default=None, help="stop a sample once its text ends with this string")
+    parser.add_argument("--beam", type=int, default=0, metavar="N",
+                        help="beam search: print the N most likely continuations instead of samples (temperature, "
+                             "top-k, top-p and seed do not apply); 0 or 1 = sample (default: 0)")
+    parser.add_argument("--length-penalty", type=float, default=LENGTH_PENALTY, metavar="ALPHA",
+                        help="beam search: rank beams by log-probability / ((5 + length) / 6) ** ALPHA (GNMT); it "
+                             f"matters only when --stop ends beams early; 0 = total log-probability "
+                             f"(default: {LENGTH_PENALTY})")
+    parser.add_argument("--no-repeat-ngram", type=int, default=NO_REPEAT_NGRAM, metavar="K",
+                        help="beam search: no beam may repeat a K-token sequence already in its text, prompt "
+                             f"included, which stops beams that loop; 0 = off (default: {NO_REPEAT_NGRAM})")
     args = parser.parse_args(argv)
     settings = SamplingSettings(args.temperature, args.top_k, args.top_p)
     check(args.length >= 0, f"--length must be >= 0, got {args.length}")
     check(1 <= args.num_samples <= 10_000, f"--num-samples must be in [1, 10000], got {args.num_samples}")
     check(args.seed is None or args.seed >= -1, f"--seed must be >= 0, or -1 for a random one; got {args.seed}")
+    check(0 <= args.beam <= MAX_BEAM,
+          f"--beam must be a beam width in [2, {MAX_BEAM:,}], or 0 or 1 to sample; got {args.beam}")
+    check(args.beam <= 1 or args.num_samples == 1,
+          "--beam prints its N beams itself: leave out --num-samples (it is for sampling)")
+    check(args.no_repeat_ngram >= 0, f"--no-repeat-ngram must be >= 0 (0 = off), got {args.no_repeat_ngram}")
     check_text(args.prompt, "--prompt")
     check_text(args.stop or "", "--stop")
     seed = secrets.randbelow(2**31) if args.seed in (None, -1) else args.seed  # printed, so a text can be made again
@@ -49,6 +70,8 @@ def main(argv=None) -> dict:
     if unknown:
         print(f"note: the model has never seen {''.join(unknown)!r}; those prompt characters are skipped",
               file=sys.stderr)
+    if args.beam > 1:
+        return _print_beams(checkpoint, args)
     out = sys.stdout
     start = time.perf_counter()
     texts = [""] * args.num_samples
@@ -70,5 +93,22 @@ def main(argv=None) -> dict:
     chars = sum(len(t) for t in texts)
     result = {"chars": chars, "seconds": round(seconds, 3), "chars_per_s": round(chars / max(seconds, 1e-9)),
               "seed": seed, "unknown_prompt_chars": unknown}
+    print(json.dumps(result))
+    return result
+
+
+def _print_beams(checkpoint, args) -> dict:
+    """Every beam, best first, under a line with its log-probability; then the JSON line."""
+    start = time.perf_counter()
+    beams = beam_search(checkpoint.model, checkpoint.tokenizer, args.prompt, args.length, args.beam,
+                        args.length_penalty, args.no_repeat_ngram, args.stop)
+    seconds = time.perf_counter() - start
+    for i, beam in enumerate(beams):
+        print(f"--- beam {i + 1}: log-probability {beam.log_prob:.2f} ({beam.bits_per_char:.3f} bits/char) ---\n"
+              f"{args.prompt}{beam.text}")
+    chars = len(beams[0].text) if beams else 0
+    result = {"chars": chars, "seconds": round(seconds, 3), "chars_per_s": round(chars / max(seconds, 1e-9)),
+              "beam": args.beam, "log_probs": [round(b.log_prob, 4) for b in beams],
+              "scores": [round(b.score, 4) for b in beams]}
     print(json.dumps(result))
     return result

@@ -17,7 +17,7 @@ import torch
 from charrnn.sampling import kernels
 from charrnn.errors import check
 from charrnn.model import CharRNN, Hidden
-from charrnn.sampling.stepper import Stepper
+from charrnn.sampling.stepper import NumpyHidden, Stepper
 from charrnn.tokenizer import UNKNOWN_ID, CharTokenizer, Tokenizer
 
 
@@ -111,11 +111,12 @@ def prime(model: CharRNN, ids: np.ndarray, chunk: int = PROMPT_CHUNK) -> Hidden 
         model.train(was_training)
 
 
-def _repeat(hidden: Hidden, rows: int) -> Hidden:
-    """A batch-of-one hidden state (layers, 1, H) repeated for `rows` samples."""
-    if isinstance(hidden, tuple):
-        return tuple(h.repeat(1, rows, 1) for h in hidden)
-    return hidden.repeat(1, rows, 1)
+def read_prompt(model: CharRNN, stepper: Stepper, ids: np.ndarray) -> NumpyHidden:
+    """The state (S, 1, H) after reading `ids` from the zero state: stepped by the Stepper when they are few
+    (STEPPED_PROMPT), else read by the fused recurrent kernel in chunks (see `prime`)."""
+    if len(ids) <= STEPPED_PROMPT:
+        return stepper.read(ids)
+    return stepper.to_numpy(prime(model, ids))
 
 
 class Samples:
@@ -136,10 +137,7 @@ class Samples:
         self.tokenizer, self.settings, self.stop = tokenizer, settings, stop
         self.rng = np.random.default_rng(seed)
         ids, _ = encode_prompt(tokenizer, prompt)
-        if len(ids) - 1 <= STEPPED_PROMPT:
-            self.hidden = np.repeat(stepper.read(ids[:-1]), num_samples, axis=1)
-        else:
-            self.hidden = stepper.to_numpy(_repeat(prime(model, ids[:-1]), num_samples))
+        self.hidden = np.repeat(read_prompt(model, stepper, ids[:-1]), num_samples, axis=1)
         self.tokens = np.full(num_samples, ids[-1])
         self.banned = UNKNOWN_ID if isinstance(tokenizer, CharTokenizer) else None
         self.kernel_settings = row_settings(settings, self.banned, num_samples)

@@ -34,6 +34,7 @@ class Limits:
     prompt_chars: int = 10_000  # prompts of Generate and Compare
     sample_chars: int = 5_000  # characters generated per sample
     samples: int = 4  # samples per Generate request
+    beam_width: int = 16  # beams of a Generate request: each is a row of every step, in the web server's process
     inside_chars: int = 5_000  # text the Inside views read: keeps each view under a couple of seconds
     upload_mb: int = 20  # any upload to the server (Gradio's max_file_size)
     retrain_seconds: int = 60  # the memory test's live retraining
@@ -49,6 +50,7 @@ class Limits:
         return cls(prompt_chars=env_int("CHARRNN_MAX_PROMPT", cls.prompt_chars),
                    sample_chars=env_int("CHARRNN_MAX_LENGTH", cls.sample_chars),
                    samples=env_int("CHARRNN_MAX_SAMPLES", cls.samples),
+                   beam_width=env_int("CHARRNN_MAX_BEAM", cls.beam_width),
                    inside_chars=env_int("CHARRNN_MAX_INSIDE_TEXT", cls.inside_chars),
                    upload_mb=env_int("CHARRNN_MAX_UPLOAD_MB", cls.upload_mb),
                    retrain_seconds=env_int("CHARRNN_MAX_RETRAIN_SECONDS", cls.retrain_seconds),

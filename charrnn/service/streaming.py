@@ -10,7 +10,10 @@ from typing import Iterator
 
 import pandas as pd
 
+from charrnn.checkpoint.saving import Checkpoint
+from charrnn.errors import check
 from charrnn.evaluate import continuation_bpc
+from charrnn.sampling.beam import BeamSearch
 from charrnn.sampling.generate import SamplingSettings, encode_prompt
 from charrnn.service import inputs
 from charrnn.service.inputs import LIMITS
@@ -18,6 +21,8 @@ from charrnn.service.library import ModelLibrary
 
 MAX_LENGTH = LIMITS.sample_chars  # characters per sample: keeps a public Space responsive
 MAX_SAMPLES = LIMITS.samples
+MAX_BEAM = LIMITS.beam_width
+MAX_COMPARED = 3  # models writing at once in Compare: the page's three columns
 # Seconds between streamed updates: ten a second reads as smooth typing. Each update costs the server's one
 # event loop a diff of every output and a message (a few ms of Python on a small CPU), and the loop holds the
 # GIL the sampling threads need between kernel calls; so the updates of all streams together are capped, and
@@ -82,15 +87,20 @@ def prompt_notes(tokenizer, prompt: str) -> str:
 
 
 def generate_stream(library: ModelLibrary, name: str, prompt: str = "", length: int = 500, temperature: float = 0.8,
-                    top_k: int = 0, top_p: float = 1.0, seed: int | None = 42,
-                    num_samples: int = 1) -> Iterator[tuple[list[str], str]]:
+                    top_k: int = 0, top_p: float = 1.0, seed: int | None = 42, num_samples: int = 1,
+                    beam_width: int = 0) -> Iterator[tuple[list[str], str]]:
     """Yield (texts so far, status line) every update interval (0.1 s, longer when many stream) and at the end.
-    Texts include the prompt."""
+    Texts include the prompt. A beam width above 1 searches for the likeliest texts instead of sampling
+    (see beam_stream)."""
     settings = _settings(temperature, top_k, top_p)
     length, prompt, seed = _length(length), _prompt(prompt), _seed(seed)
     num_samples = inputs.integer(num_samples, "the number of samples", 1, MAX_SAMPLES, default=1)
+    beam_width = inputs.integer(beam_width, "the beam width", 0, MAX_BEAM, default=0)
     loaded = library.load(inputs.model_name(name))
     notes = prompt_notes(loaded.checkpoint.tokenizer, prompt)
+    if beam_width > 1:
+        yield from beam_stream(loaded.checkpoint, prompt, length, beam_width, num_samples, notes)
+        return
     texts = [prompt] * int(num_samples)
     notes_and_seed = " ".join(filter(None, [notes, f"Seed {seed}."]))
     start = last = time.perf_counter()
@@ -110,6 +120,30 @@ def generate_stream(library: ModelLibrary, name: str, prompt: str = "", length: 
                                                f"seed {seed}."]))
 
 
+def beam_stream(checkpoint: Checkpoint, prompt: str, length: int, beam_width: int, shown: int = 1,
+                notes: str = "") -> Iterator[tuple[list[str], str]]:
+    """Beam search (charrnn.sampling.beam, its default length penalty and repetition guard): yield the best `shown`
+    beams so far (prompt included) every update interval, and at the end with a status line of their
+    log-probabilities. It runs here, on the request's thread, not in the sampling engine: its beams are rows of one
+    model's step that are picked again after every token, which the engine's batches of independent rows are not."""
+    search = BeamSearch(checkpoint.model, checkpoint.tokenizer, prompt, length, beam_width)
+    start = last = time.perf_counter()
+    with LIVE_STREAMS:
+        for _ in search.run():
+            now = time.perf_counter()
+            if now - last >= LIVE_STREAMS.update_interval():
+                last = now
+                yield [prompt + beam.text for beam in search.ranked()[:shown]], notes
+    seconds = time.perf_counter() - start
+    beams = search.ranked()[:shown]
+    unit = "characters" if checkpoint.tokenizer.kind == "char" else "tokens"
+    scores = ", ".join(f"{beam.log_prob:.1f} ({beam.bits_per_char:.3f} bits/char)" for beam in beams)
+    status = (f"Beam search, width {beam_width}: {search.steps} {unit} in {seconds:.2f} s "
+              f"({search.steps * beam_width / max(seconds, 1e-9):,.0f} {unit}/s over all beams); "
+              f"log-probability of the text{'s' if len(beams) > 1 else ''} shown: {scores}.")
+    yield [prompt + beam.text for beam in beams], " ".join(filter(None, [notes, status]))
+
+
 def compare_stream(library: ModelLibrary, names: list[str], prompt: str = "", length: int = 400,
                    temperature: float = 0.8, seed: int | None = 42) -> Iterator[tuple[list[str], list[float]]]:
     """All models write from the same prompt, seed and temperature at the same time, one thread each.
@@ -119,6 +153,8 @@ def compare_stream(library: ModelLibrary, names: list[str], prompt: str = "", le
     """
     settings = _settings(temperature)
     length, prompt, seed = _length(length), _prompt(prompt), inputs.seed(seed)
+    check(isinstance(names, (list, tuple)) and 1 <= len(names) <= MAX_COMPARED,
+          f"compare one to {MAX_COMPARED} models (a list of names), got {names!r:.60}")
     loaded = [library.load(inputs.model_name(n, f"model {i + 1}")) for i, n in enumerate(names)]
     streams = [m.engine.stream(prompt, length, settings, seed, every=UPDATE_INTERVAL) for m in loaded]
     pieces: list[list[str]] = [[] for _ in names]  # appended by the workers, read here

@@ -27,6 +27,33 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _process_tree(pid: int) -> list[int]:
+    """A process, its children (the app's sampling process), and theirs."""
+    found, queue = [], [pid]
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*/children"):
+            try:
+                queue.extend(int(child) for child in task.read_text().split())
+            except OSError:  # the task ended
+                pass
+    return found
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """Resident memory of a process and its descendants together now, and the sum of their peaks (VmHWM), in MB."""
+    total = {"VmRSS": 0, "VmHWM": 0}
+    for process in _process_tree(pid):
+        try:
+            status = Path(f"/proc/{process}/status").read_text()
+        except OSError:  # it ended
+            continue
+        for key in total:
+            total[key] += int(re.search(rf"^{key}:\s+(\d+) kB", status, flags=re.M).group(1)) / 1024
+    return {"now": round(total["VmRSS"], 1), "peak": round(total["VmHWM"], 1)}
+
+
 class AppServer:
     """Start the app, wait until its page and its models are ready, and stop it at the end."""
 
@@ -67,31 +94,10 @@ class AppServer:
     def tracebacks(self) -> int:
         return len(re.findall(r"^Traceback \(most recent call last\)", self.log_text(), flags=re.M))
 
-    def _processes(self) -> list[int]:
-        """The app's process and its children (the sampling process), and theirs."""
-        found, queue = [], [self.process.pid]
-        while queue:
-            pid = queue.pop()
-            found.append(pid)
-            for task in Path(f"/proc/{pid}/task").glob("*/children"):
-                try:
-                    queue.extend(int(child) for child in task.read_text().split())
-                except OSError:  # the task ended
-                    pass
-        return found
-
     def memory_mb(self) -> dict[str, float]:
         """Resident memory of the app's processes together now, and the sum of their peaks since start (VmHWM),
         in MB."""
-        total = {"VmRSS": 0, "VmHWM": 0}
-        for pid in self._processes():
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:  # it ended
-                continue
-            for key in total:
-                total[key] += int(re.search(rf"^{key}:\s+(\d+) kB", status, flags=re.M).group(1)) / 1024
-        return {"now": round(total["VmRSS"], 1), "peak": round(total["VmHWM"], 1)}
+        return memory_mb(self.process.pid)
 
     def alive(self) -> bool:
         return self.process.poll() is None

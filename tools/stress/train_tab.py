@@ -37,6 +37,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from charrnn.service.training.jobs import owner_dir
+from charrnn.app.page import CACHE_SECONDS
+from charrnn.service.training.downloads import KEEP_SECONDS, downloads_folder
 from charrnn.service.training.runner import PID_FILE, process_start_time, recorded_trainer
 from tools.stress.bombs import csv_bomb, parquet_bomb
 from tools.stress.kills import corpus_text
@@ -62,7 +64,7 @@ def outcome(call, *args, **kwargs) -> tuple[bool, object]:
 
 
 def generate(client: Client, model: str, key) -> tuple[bool, object]:
-    return outcome(client.predict, "All:", model, 0.8, 0, 1.0, 20, 1, 1, key, api_name="/generate")
+    return outcome(client.predict, "All:", model, 0.8, 0, 1.0, 20, 1, 1, 0, key, api_name="/generate")
 
 
 def brief(value) -> str:
@@ -173,7 +175,7 @@ def bombs(server: AppServer, client: Client, folder: Path, max_chars: int) -> di
 def other_sessions(client: Client, key: str, other: str, model: str, downloads: Path) -> dict:
     """A's model asked for by A, by another session and with no key, at every endpoint that takes a model name,
     and A's zip at /download_model (which takes the key only)."""
-    inputs = {"/generate": ("All:", model, 0.8, 0, 1.0, 20, 1, 1),
+    inputs = {"/generate": ("All:", model, 0.8, 0, 1.0, 20, 1, 1, 0),
               "/compare": ("All:", model, "lstm", "gru", 0.7, 20, 7),
               "/surprise": ("Speak, speak.", model, False),
               "/neurons": ("Speak, speak.", model, -1, -1, "hidden"),
@@ -303,9 +305,8 @@ def run(workdir: Path, churn_sessions: int = 10, max_chars: int = MAX_CHARS, see
     starts: list[tuple[AppServer, Path | None]] = []  # each app started, and its download folder
 
     def start_app() -> AppServer:
-        before = set(temporary.glob("charrnn-downloads-*"))
         server = AppServer(workdir / f"app-{len(starts) + 1}.log", env=env)
-        starts.append((server, next(iter(set(temporary.glob("charrnn-downloads-*")) - before), None)))
+        starts.append((server, Path(temporary) / downloads_folder(models).name))  # the app's own, emptied at start
         return server
 
     text = corpus_text(rng, 4_000)
@@ -348,23 +349,27 @@ def at_the_end(starts: list[tuple[AppServer, Path | None]], models: Path, tempor
     for number, (server, folder) in enumerate(starts, 1):
         ended = "killed" if server.process.returncode == -signal.SIGKILL else "stopped"
         left = sorted(folder.glob("*/*.zip")) if folder else []
-        zips[f"app {number} ({ended})"] = {"folder_left": bool(folder and folder.exists()),
-                                           "zips": [f"{p.name}, {now - p.stat().st_mtime:.0f} s old" for p in left]}
+        zips[f"app {number} ({ended})"] = {"zips": [f"{p.name}, {now - p.stat().st_mtime:.0f} s old" for p in left],
+                                           "stale": sum(now - p.stat().st_mtime > KEEP_SECONDS for p in left)}
     cached = [p for p in (temporary / "gradio").rglob("*") if p.is_file()]
     trainers = trainers_in(models)
     for pid in trainers:  # started by the round's apps: none outlives it
         os.kill(pid, signal.SIGKILL)
     figures = {"trainers_left_running": len(trainers), "download_folders": zips,
                "zips_in_gradios_cache": sum(p.suffix == ".zip" for p in cached),
+               # Gradio deletes its copies older than the app's cache age (CHARRNN_CACHE_MINUTES) as often
+               "zips_in_gradios_cache_past_its_age": sum(p.suffix == ".zip" and now - p.stat().st_mtime > CACHE_SECONDS
+                                                         for p in cached),
                "uploads_in_gradios_cache_mb": round(sum(p.stat().st_size for p in cached if p.suffix != ".zip") / 1e6,
                                                     1),
                "models_lost_at_the_restart": lost, **leftovers(models),
                "server_tracebacks": sum(server.tracebacks() for server, _ in starts)}
-    stale = [f"{app}: {len(z['zips'])} zips" + (", folder left" if z["folder_left"] else "")
-             for app, z in zips.items() if z["zips"] or z["folder_left"]]
+    # The apps share one download folder, emptied at each start; a zip younger than its expiry is not stale.
+    stale = [f"{app}: {z['stale']} zips past their expiry" for app, z in zips.items() if z["stale"]]
     wrong = [what for what, bad in (("trainers still run", figures["trainers_left_running"]),
                                     (f"lost {lost}", lost), ("stale downloads: " + "; ".join(stale), stale),
-                                    ("model zips in Gradio's cache", figures["zips_in_gradios_cache"]),
+                                    ("model zips in Gradio's cache past its age",
+                                     figures["zips_in_gradios_cache_past_its_age"]),
                                     ("empty owner folders", figures["empty_owner_folders"]),
                                     ("texts of jobs without a model", figures["texts_of_jobs_without_a_model"]),
                                     ("tracebacks in the server log", figures["server_tracebacks"])) if bad]

@@ -3,12 +3,14 @@
 Gradio copies a file that a handler returns into its own cache before the page fetches it, so the zip is needed
 only for moments. A fresh temporary folder per download would leave one more copy of the model on the disk at
 every press of the button; here a job's zip is replaced when it is built again, removed KEEP_SECONDS after it was
-built (or when its job is deleted). The app keeps the folder beside its trained models and empties it when it
-starts, so the zips of an app that was killed (its timer with it) do not stay on the disk either.
+built (or when its job is deleted). The app's folder has a fixed name (in the temporary folder, where Gradio
+serves files from) and is emptied when the app starts, so the zips of an app that was killed (its timer with it)
+do not stay on the disk either.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -19,7 +21,12 @@ import weakref
 from pathlib import Path
 
 KEEP_SECONDS = 300
-DOWNLOADS = ".downloads"  # the app's download folder, inside the folder of trained models
+
+
+def downloads_folder(models_root: Path) -> Path:
+    """The download folder of the app that keeps its trained models in `models_root`: the same at every start."""
+    tag = hashlib.sha256(str(Path(models_root).resolve()).encode("utf-8")).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"charrnn-downloads-{tag}"
 
 
 class Downloads:

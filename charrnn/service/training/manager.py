@@ -29,7 +29,7 @@ from charrnn.errors import CharRNNError, check
 from charrnn.service import inputs
 from charrnn.service.library import ModelLibrary
 from charrnn.service.training import intake, runner
-from charrnn.service.training.downloads import DOWNLOADS, Downloads
+from charrnn.service.training.downloads import Downloads, downloads_folder
 from charrnn.service.training.intake import TrainingText, describe_text
 from charrnn.service.sessions import SessionKeys
 from charrnn.service.training.jobs import Job, checked_owner, load_jobs
@@ -60,7 +60,7 @@ class TrainingManager:
         self.queue: list[str] = []  # ids of queued jobs, first = next
         self._lock = threading.RLock()
         self.speeds = SpeedTable(self.threads)
-        self.downloads = Downloads(folder=self.root / DOWNLOADS)
+        self.downloads = Downloads(folder=downloads_folder(self.root))
         library.share_trained = self.limits.share
         for job in load_jobs(self.root, lambda folder: runner.stop_recorded_trainer(folder / runner.PID_FILE)):
             self.jobs[job.id] = job
