@@ -201,3 +201,14 @@ def test_a_model_learns_a_periodic_sequence_to_near_zero_loss():
     with torch.no_grad():
         _, _, loss = model(data[None, :-1], targets=data[None, 1:])
     assert loss.item() < 0.05
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("layers, tied", [(1, False), (3, False), (2, True)])
+def test_parameter_shapes_are_those_of_the_built_model(cell, layers, tied):
+    from charrnn.model import parameter_shapes
+
+    config = ModelConfig(vocab_size=11, cell=cell, embedding_size=8 if tied else 6, hidden_size=8,
+                         num_layers=layers, tie_weights=tied)
+    built = {name: tuple(t.shape) for name, t in CharRNN(config).state_dict().items()}
+    assert parameter_shapes(config) == built

@@ -23,7 +23,7 @@ from charrnn.config import ModelConfig
 from charrnn.checkpoint.folder import (CONFIG, FORMAT, TRAINING_STATE, WEIGHTS, check_folder,  # noqa: F401 (re-exported)
                                        find_checkpoints, read_config)
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN
+from charrnn.model import CharRNN, parameter_shapes
 from charrnn.tokenizer import Tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -94,8 +94,7 @@ def tidy_checkpoint(path) -> None:
 
 def _check_weight_shapes(path: Path, model_config: ModelConfig) -> None:
     """Compare the shapes stored in the safetensors header with the config's before anything is allocated."""
-    with torch.device("meta"):  # the model's parameter shapes, without memory
-        expected = {name: tuple(t.shape) for name, t in CharRNN(model_config).state_dict().items()}
+    expected = parameter_shapes(model_config)
     if model_config.tie_weights:
         expected.pop("head.weight")
     try:

@@ -57,8 +57,12 @@ def memory_mb(pid: int) -> dict[str, float]:
 class AppServer:
     """Start the app, wait until its page and its models are ready, and stop it at the end."""
 
-    def __init__(self, log: Path, env: dict[str, str] | None = None, start_timeout: float = 180):
-        app = SOURCE_TREE / "app.py"
+    def __init__(self, log: Path, env: dict[str, str] | None = None, start_timeout: float = 180,
+                 app: Path | None = None, wait_for_models: bool = True):
+        """`app`: another copy's app.py (default: this checkout's); `wait_for_models`: ready once the models are
+        loaded (the stress's start), else once the page answers (a visitor's start)."""
+        app = app or SOURCE_TREE / "app.py"
+        self.wait_for_models = wait_for_models
         if not app.is_file():
             raise CharRNNError(f"the stress command runs the app from a checkout of the repository; {app} is missing")
         self.port = _free_port()
@@ -67,7 +71,7 @@ class AppServer:
         environment = {**os.environ, "GRADIO_SERVER_NAME": HOST, "GRADIO_SERVER_PORT": str(self.port),
                        "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **(env or {})}
         self._log_file = open(log, "w", encoding="utf-8")
-        self.process = subprocess.Popen([sys.executable, str(app)], cwd=SOURCE_TREE, env=environment,
+        self.process = subprocess.Popen([sys.executable, str(app)], cwd=app.parent, env=environment,
                                         stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             self.started_seconds = self._wait_until_ready(start_timeout)
@@ -81,7 +85,8 @@ class AppServer:
             if self.process.poll() is not None:
                 raise CharRNNError(f"the app exited with code {self.process.returncode} during start-up; see {self.log}")
             try:
-                if httpx.get(f"{self.url}/config", timeout=2).status_code == 200 and READY_MARK in self.log_text():
+                if httpx.get(f"{self.url}/config", timeout=2).status_code == 200 and (
+                        READY_MARK in self.log_text() or not self.wait_for_models):
                     return time.perf_counter() - start
             except httpx.HTTPError:
                 pass
