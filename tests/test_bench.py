@@ -63,3 +63,18 @@ def test_the_visitors_bench_refuses_sizes_out_of_range(capsys):
     with pytest.raises(SystemExit) as exit_info:
         visitors.main(["--visitors", "0"])
     assert exit_info.value.code == 2 and "--visitors" in capsys.readouterr().err
+
+
+def test_the_bench_names_the_kernels_this_cpu_gets_and_an_avx2_cpu_gets_narrower_tiles():
+    import os
+    import subprocess
+    import sys
+
+    from charrnn.sampling.stepper import kernel_choice
+    from tests.conftest import ROOT
+
+    assert kernel_choice().startswith(("AVX-512", "AVX2", "NEON", "generic"))
+    avx2 = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "+avx2,+fma,+f16c,-avx512f"}
+    shown = subprocess.run([sys.executable, "-c", "from charrnn.sampling.stepper import kernel_choice; "
+                            "print(kernel_choice())"], cwd=ROOT, env=avx2, capture_output=True, text=True, check=True)
+    assert shown.stdout.startswith("AVX2: products in tiles of 4 weight rows x 2 batch rows of 8-float vectors")

@@ -31,6 +31,7 @@ from charrnn.bench.tables import plan, precision_name, sampling_rows, training_r
 from charrnn.bench.timing import matmul_ceiling
 from charrnn.device import pick_device
 from charrnn.errors import ArgumentParser, cli_errors
+from charrnn.sampling.stepper import kernel_choice
 from charrnn.train.build import hardware_description
 
 
@@ -65,6 +66,8 @@ def speed(argv=None) -> dict:
         results["cudnn"] = torch.backends.cudnn.version()
     print(f"charrnn bench on {device.type}: {results['hardware']}, torch {torch.__version__}"
           + (f", cuDNN {results['cudnn']}" if "cudnn" in results else ""), flush=True)
+    results["sampling_kernels"] = kernel_choice()
+    print(f"sampling kernels: {results['sampling_kernels']}", flush=True)
 
     n = what.matmul_n
     results["matmul_tflops"] = {precision_name(dtype): round(matmul_ceiling(dtype or torch.float32, device, n), 3)

@@ -32,6 +32,16 @@ def _f32(tensor: torch.Tensor) -> np.ndarray:
 PRECISIONS = ("auto", "bf16", "half", "float32")  # of the matrices the stepper keeps; see Stepper
 
 
+def kernel_choice() -> str:
+    """The sampling kernels this CPU gets, in words (`charrnn bench` prints it): the vector instructions numba
+    compiles for, the tile shape of the matrix products, and the precision "auto" picks for the matrices."""
+    features = tiles.target_features()
+    isa = "AVX-512" if tiles.WIDE else "AVX2" if "avx2" in features else "NEON" if "neon" in features else "generic"
+    precision = "bfloat16 (AVX512-BF16)" if bf16.SUPPORTED else "half precision widened to float32"
+    return (f"{isa}: products in tiles of 4 weight rows x {tiles.TILE_BATCH} batch rows of {tiles.LANES}-float "
+            f"vectors; matrices in {precision}")
+
+
 class Stepper:
     """Advances a CharRNN by one token: step(tokens (B,), hidden (S, B, H)) -> (logits (B, V), hidden).
 
