@@ -23,9 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from charrnn.paths import SOURCE_TREE as ROOT
 from tools.stress.server import AppServer
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def fresh_copy(into: Path) -> Path:

@@ -25,9 +25,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from charrnn.paths import SOURCE_TREE as ROOT
 from tools.stress.server import READY_MARK, memory_mb
 
-ROOT = Path(__file__).resolve().parent.parent
 BARE_PAGE = "import gradio as gr\nwith gr.Blocks() as demo:\n    gr.Textbox()\ndemo.launch()\n"
 
 

@@ -59,7 +59,7 @@ def _matmul_add_overload(weight, x, out):
 
 
 # The gates' sigmoid and tanh, written as arithmetic so that the gate loops vectorize: libm's expf and tanhf are
-# calls that cannot (numba has no vector math library here), and at ~70 ns each they took longer than the
+# calls that cannot (numba has no vector math library here), and as calls they took longer than the
 # step's matrix products (an LSTM step: five per hidden unit). exp is 2^n * e^r with |r| <= ln(2)/2, by a
 # degree-7 Taylor polynomial: relative error < 3e-7 over float32's range; tanh and sigmoid built on it are
 # within 1e-7 of the exact values (tests/test_kernels.py). NaN stays NaN.
