@@ -1,9 +1,18 @@
 """The words of the page: the intro, each tab's help, the Inside tab's sample text, and the page's CSS."""
 
 TITLE = "charrnn: character-level RNN, GRU and LSTM"
-INTRO = """# charrnn
-Character-level language models trained on Tiny Shakespeare. They read and write one character at a time, and
-everything they know about spelling, names and verse lives in a few million numbers and a hidden state."""
+INTRO = """# charrnn: why gated cells beat a plain RNN
+Three character-level language models of the same size, a plain **RNN**, a **GRU** and an **LSTM**, trained on
+Tiny Shakespeare for the same time. They read and write one character at a time, and what they remember of the
+text so far lives in a hidden state. This page shows why the plain RNN forgets and the gated cells do not, and lets
+you train your own.
+
+**Start here:**
+1. **Compare cells**: the three write from one prompt; see which text holds together.
+2. **Inside > Gradient flow**: how far back each cell can learn from.
+3. **Inside > Memory test**: remembering across a gap.
+4. **Inside > Gates**: the switches that keep the memory.
+5. **Train**: your own text, your own model."""
 
 SAMPLING_HELP = """**Temperature** divides the model's scores before they become probabilities: below 1 the likely
 characters get likelier (safer, more repetitive text), above 1 the distribution flattens (wilder text, more
@@ -67,4 +76,6 @@ INSIDE_HELP = {
 
 CSS = """
 .sample-box textarea { font-family: ui-monospace, SFMono-Regular, Menlo, monospace !important; }
+/* On a phone the settings come before the text they make: a wrapped row's columns are reordered */
+@media (max-width: 640px) { .controls-first > .controls { order: -1; } }
 """
