@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 
 from charrnn import service
 from charrnn.app.handlers import plot, user_errors
 from charrnn.app.session import PageSession
 from charrnn.app.texts import INSIDE_HELP, INSIDE_TEXT
+from charrnn.errors import CharRNNError
 from charrnn.service import inputs, inside
+from charrnn.service.inputs import LIMITS
 
 
 def inside_tab(session: PageSession, names: list[str]) -> None:
@@ -40,7 +44,18 @@ def inside_tab(session: PageSession, names: list[str]) -> None:
 
     @user_errors
     def memory(retrain=False, progress=gr.Progress()):
-        return plot(inside.memory_view(retrain, progress=lambda f, m: progress(f, desc=m)))
+        try:
+            return plot(inside.memory_view(retrain, progress=lambda f, m: progress(f, desc=m)))
+        except CharRNNError as err:
+            if not inputs.flag(retrain, "retrain"):  # a value that is not a flag: its own message
+                raise
+            # a retraining refused (another one runs) or stopped (past its budget): the shipped models' plot
+            # stays, with the reason beside it
+            gr.Warning(html.escape(str(err), quote=False))
+            return plot(inside.memory_view(False))
+
+    seconds = LIMITS.retrain_seconds
+    retrain_minutes = f"{seconds} s" if seconds < 120 else f"{seconds / 60:g} minutes"
 
     with gr.Tab("Inside"):
         text = gr.Textbox(label="Text to look at", value=INSIDE_TEXT, lines=8, max_lines=16)
@@ -61,7 +76,7 @@ def inside_tab(session: PageSession, names: list[str]) -> None:
                 gr.Markdown(INSIDE_HELP["neurons"])
                 with gr.Row():
                     n_model = gr.Dropdown(char_models, value=default, label="Model")
-                    n_layer = gr.Number(value=-1, precision=0, label="Layer (-1 = last)")
+                    n_layer = gr.Number(value=-1, precision=0, label="Layer (0 = first, -1 = last)")
                     n_state = gr.Radio(["hidden", "cell"], value="hidden", label="State (cell: LSTM only)")
                     n_unit = gr.Number(value=-1, precision=0, label="Unit (-1 = the one of this layer and state "
                                                                     "that best tracks a feature)")
@@ -80,7 +95,10 @@ def inside_tab(session: PageSession, names: list[str]) -> None:
                 g_plot = gr.Plot(show_label=False, elem_classes="chart")
                 with gr.Row():
                     g_hist = gr.Plot(show_label=False, elem_classes="chart", min_width=360)
-                    g_clip = gr.Dataframe(headers=inside.CLIPPING_COLUMNS, label="Clipping", interactive=False,
+                    g_clip = gr.Dataframe(headers=inside.CLIPPING_COLUMNS, interactive=False,
+                                          label="Clipping: the share of training steps whose gradient grew too "
+                                                "large and was cut. That is the exploding side; vanishing is the "
+                                                "far end of the chart above: a plain RNN has both",
                                           min_width=360)
                 g_button.click(gradient_flow, [text, g_distance], [g_plot, g_hist, g_clip], api_name="gradient_flow",
                                preprocess=False)
@@ -101,7 +119,9 @@ def inside_tab(session: PageSession, names: list[str]) -> None:
             with gr.Tab("Memory test") as memory_tab:
                 gr.Markdown(INSIDE_HELP["memory"])
                 with gr.Row():
-                    m_retrain = gr.Checkbox(label="Retrain the three tiny models now (seconds)", value=False)
+                    m_retrain = gr.Checkbox(label=f"Retrain the three tiny models now (up to {retrain_minutes}, "
+                                                  "with a progress bar; the shipped models' plot stays if it "
+                                                  "stops)", value=False)
                     m_button = gr.Button("Run the memory test", variant="primary")
                 m_plot = gr.Plot(show_label=False, elem_classes="chart")
                 m_button.click(memory, [m_retrain], [m_plot], api_name="memory", preprocess=False)

@@ -60,11 +60,12 @@ INSIDE_HELP = {
     "neurons": "**Neurons.** The text coloured by one unit of the hidden state (or the LSTM's cell state) as the "
                "model reads it. The table lists units whose activation follows a feature of the text, scored by "
                "correlation, as in Karpathy, Johnson and Fei-Fei (2015); unit -1 shows the best one.",
-    "gradient_flow": "**Gradient flow through time.** How much the loss at one character depends on the state k steps "
-                     "earlier, ||dL_T/ds_(T-k)||, relative to k = 0, on a log scale. Backpropagation through time "
-                     "multiplies by the recurrent Jacobian at every step: for the plain RNN it vanishes "
-                     "exponentially, gates keep it alive. Below: the pre-clipping gradient norms seen in training "
-                     "and the share of steps that clipping cut (the exploding side).",
+    "gradient_flow": "**Gradient flow through time.** How much the loss at one character depends on the state k "
+                     "steps earlier (the size of the loss's gradient with respect to that state), relative to "
+                     "k = 0, on a log scale: -6 means a millionth. Backpropagation through time multiplies by the "
+                     "recurrent Jacobian at every step: for the plain RNN it vanishes exponentially, gates keep it "
+                     "alive. Below: the pre-clipping gradient norms seen in training and the share of steps that "
+                     "clipping cut (the exploding side).",
     "gates": "**Gates.** How open the LSTM's input, forget and output gates (GRU: reset and update) are over the "
              "text, and one unit's gates per character. A forget (update) gate near 1 keeps the memory; near 0 "
              "it wipes it.",
