@@ -150,7 +150,7 @@ def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distan
     return flow, histogram, pd.DataFrame(clipping, columns=CLIPPING_COLUMNS)
 
 
-def gradient_takeaway(curves: dict[str, np.ndarray]) -> str:
+def gradient_takeaway(curves: dict[str, np.ndarray]) -> list[str]:
     """What to notice in the curves, from their values at the largest distance: how much of the signal from that
     far back the weakest and the strongest model still get."""
     def relative(curve) -> float:
@@ -166,7 +166,8 @@ def gradient_takeaway(curves: dict[str, np.ndarray]) -> str:
     line = f"From {k} characters back, {weakest} gets {size(relative(curves[weakest]))} of the nearest gradient"
     if strongest != weakest:
         line += f", {strongest} {size(relative(curves[strongest]))}"
-    return line + (": a model learns little from where its gradient has vanished" if len(ranked) > 1 else "")
+    # two lines: a chart's title does not wrap, and one line is wider than a phone
+    return [line + (":" if len(ranked) > 1 else ""), "a model learns little from where its gradient has vanished"]
 
 
 # 4. Gates ---------------------------------------------------------------------------------------------------
@@ -201,8 +202,8 @@ def gates(library: ModelLibrary, text: str, name: str, layer: int = 0, unit: int
     series = charts.line_chart(gate_analysis.gate_series(recorded, config.cell, int(layer), int(unit)),
                                "position", "value", "gate", f"{name}, layer {layer}, unit {unit}: its gates per "
                                "character", x_title="character position", y_title="gate value", y_domain=[0, 1],
-                               subtitle=f"Its {keep} gate averages {kept:.2f}: it keeps about {kept:.0%} of its "
-                                        "memory at each character" + ("" if kept >= 0.5 else ", so it forgets fast"))
+                               subtitle=[f"Its {keep} gate averages {kept:.2f}:", f"it keeps about {kept:.0%} of its "
+                                         "memory at each character" + ("" if kept >= 0.5 else ", so it forgets fast")])
     return gate_analysis.gate_means(recorded, config.cell), series, html
 
 
@@ -270,9 +271,9 @@ def _memory_chart(models: dict[str, object]) -> dict:
                              subtitle=memory_takeaway(table, chance))
 
 
-def memory_takeaway(table: pd.DataFrame, chance: float) -> str:
+def memory_takeaway(table: pd.DataFrame, chance: float) -> list[str]:
     """The accuracies at the longest gap tested, against chance."""
     gap = table["gap (rainy days)"].max()
     last = table[table["gap (rainy days)"] == gap]
     scores = ", ".join(f"{row.model} {row.accuracy:.0%}" for row in last.itertuples())
-    return f"After {gap} rainy days: {scores} (a guess would get {chance:.0%})"
+    return [f"After {gap} rainy days: {scores}", f"(a guess would get {chance:.0%})"]
