@@ -44,7 +44,7 @@ def generate_tab(session: PageSession, names: list[str]) -> None:
         return " ".join(["**Stopped.**", status_so_far or ""]).strip()  # it names the seed used
 
     with gr.Tab("Generate"):
-        with gr.Row():
+        with gr.Row(elem_classes="controls-first"):  # see CSS in texts.py
             with gr.Column(scale=2):
                 prompt = gr.Textbox(label="Prompt", value="ROMEO:\n", lines=2,
                                     placeholder="Start of the text (empty = a newline)")
@@ -54,7 +54,7 @@ def generate_tab(session: PageSession, names: list[str]) -> None:
                 output = gr.Textbox(label="Generated text", lines=18, max_lines=30, autoscroll=True,
                                     buttons=["copy"], elem_classes="sample-box")
                 status = gr.Markdown()
-            with gr.Column(scale=1):
+            with gr.Column(scale=1, elem_classes="controls"):
                 model = gr.Dropdown(names, value=default_model, label="Model")
                 model_card = gr.Markdown(card(default_model))
                 temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="Temperature")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 
 from charrnn import service
 from charrnn.app.handlers import plot, user_errors
 from charrnn.app.session import PageSession
 from charrnn.app.texts import INSIDE_HELP, INSIDE_TEXT
+from charrnn.errors import CharRNNError
 from charrnn.service import inputs, inside
+from charrnn.service.inputs import LIMITS
 
 
 def inside_tab(session: PageSession, names: list[str]) -> None:
@@ -40,70 +44,87 @@ def inside_tab(session: PageSession, names: list[str]) -> None:
 
     @user_errors
     def memory(retrain=False, progress=gr.Progress()):
-        return plot(inside.memory_view(retrain, progress=lambda f, m: progress(f, desc=m)))
+        try:
+            return plot(inside.memory_view(retrain, progress=lambda f, m: progress(f, desc=m)))
+        except CharRNNError as err:
+            if not inputs.flag(retrain, "retrain"):  # a value that is not a flag: its own message
+                raise
+            # a retraining refused (another one runs) or stopped (past its budget): the shipped models' plot
+            # stays, with the reason beside it
+            gr.Warning(html.escape(str(err), quote=False))
+            return plot(inside.memory_view(False))
+
+    seconds = LIMITS.retrain_seconds
+    retrain_minutes = f"{seconds} s" if seconds < 120 else f"{seconds / 60:g} minutes"
 
     with gr.Tab("Inside"):
         text = gr.Textbox(label="Text to look at", value=INSIDE_TEXT, lines=8, max_lines=16)
         text_tabs = []
-        with gr.Tab("Surprise") as tab:
-            text_tabs.append(tab)
-            gr.Markdown(INSIDE_HELP["surprise"])
-            with gr.Row():
-                s_model = gr.Dropdown(char_models, value=default, label="Model")
-                s_all = gr.Checkbox(label="Show RNN, GRU and LSTM", value=False)
-                s_button = gr.Button("Show surprise", variant="primary")
-            s_table = gr.Dataframe(headers=inside.SURPRISE_COLUMNS, label="Bits per character", interactive=False)
-            s_html = gr.HTML()
-            s_button.click(surprise, [text, s_model, s_all, session.key], [s_html, s_table], api_name="surprise", preprocess=False)
-        with gr.Tab("Neurons") as tab:
-            text_tabs.append(tab)
-            gr.Markdown(INSIDE_HELP["neurons"])
-            with gr.Row():
-                n_model = gr.Dropdown(char_models, value=default, label="Model")
-                n_layer = gr.Number(value=-1, precision=0, label="Layer (-1 = last)")
-                n_state = gr.Radio(["hidden", "cell"], value="hidden", label="State (cell: LSTM only)")
-                n_unit = gr.Number(value=-1, precision=0, label="Unit (-1 = the one of this layer and state "
-                                                                "that best tracks a feature)")
-                n_button = gr.Button("Show unit", variant="primary")
-            n_html = gr.HTML()
-            n_table = gr.Dataframe(headers=inside.NEURON_COLUMNS, label="Units (of every layer and state) that "
-                                   "track a feature of the text", interactive=False)
-            n_button.click(neurons, [text, n_model, n_layer, n_unit, n_state, session.key], [n_html, n_table], api_name="neurons",
-                           preprocess=False)
-        with gr.Tab("Gradient flow") as tab:
-            text_tabs.append(tab)
-            gr.Markdown(INSIDE_HELP["gradient_flow"])
-            with gr.Row():
-                g_distance = gr.Slider(5, 200, value=60, step=1, label="Largest distance k")
-                g_button = gr.Button("Measure", variant="primary")
-            g_plot = gr.Plot(show_label=False, elem_classes="chart")
-            with gr.Row():
-                g_hist = gr.Plot(show_label=False, elem_classes="chart", min_width=360)
-                g_clip = gr.Dataframe(headers=inside.CLIPPING_COLUMNS, label="Clipping", interactive=False,
-                                      min_width=360)
-            g_button.click(gradient_flow, [text, g_distance], [g_plot, g_hist, g_clip], api_name="gradient_flow",
-                           preprocess=False)
-        with gr.Tab("Gates") as tab:
-            text_tabs.append(tab)
-            gr.Markdown(INSIDE_HELP["gates"])
-            with gr.Row():
-                # only the cells that have gates: a plain RNN has none to show
-                t_model = gr.Dropdown(gated, value=gated_default, label="Model (LSTM or GRU)")
-                t_layer = gr.Number(value=0, precision=0, label="Layer")
-                t_unit = gr.Number(value=0, precision=0, label="Unit")
-                t_button = gr.Button("Show gates", variant="primary")
-            t_means = gr.Dataframe(headers=inside.GATE_MEAN_COLUMNS, label="Mean gate activations", interactive=False)
-            t_plot = gr.Plot(show_label=False, elem_classes="chart")
-            t_html = gr.HTML()
-            t_button.click(gates, [text, t_model, t_layer, t_unit, session.key], [t_means, t_plot, t_html], api_name="gates",
-                           preprocess=False)
-        with gr.Tab("Memory test") as memory_tab:
-            gr.Markdown(INSIDE_HELP["memory"])
-            with gr.Row():
-                m_retrain = gr.Checkbox(label="Retrain the three tiny models now (seconds)", value=False)
-                m_button = gr.Button("Run the memory test", variant="primary")
-            m_plot = gr.Plot(show_label=False, elem_classes="chart")
-            m_button.click(memory, [m_retrain], [m_plot], api_name="memory", preprocess=False)
+        with gr.Tabs(overflow_behavior="wrap"):  # see page.py
+            with gr.Tab("Surprise") as tab:
+                text_tabs.append(tab)
+                gr.Markdown(INSIDE_HELP["surprise"])
+                with gr.Row():
+                    s_model = gr.Dropdown(char_models, value=default, label="Model")
+                    s_all = gr.Checkbox(label="Show RNN, GRU and LSTM", value=False)
+                    s_button = gr.Button("Show surprise", variant="primary")
+                s_table = gr.Dataframe(headers=inside.SURPRISE_COLUMNS, label="Bits per character", interactive=False)
+                s_html = gr.HTML()
+                s_button.click(surprise, [text, s_model, s_all, session.key], [s_html, s_table], api_name="surprise", preprocess=False)
+            with gr.Tab("Neurons") as tab:
+                text_tabs.append(tab)
+                gr.Markdown(INSIDE_HELP["neurons"])
+                with gr.Row():
+                    n_model = gr.Dropdown(char_models, value=default, label="Model")
+                    n_layer = gr.Number(value=-1, precision=0, label="Layer (0 = first, -1 = last)")
+                    n_state = gr.Radio(["hidden", "cell"], value="hidden", label="State (cell: LSTM only)")
+                    n_unit = gr.Number(value=-1, precision=0, label="Unit (-1 = the one of this layer and state "
+                                                                    "that best tracks a feature)")
+                    n_button = gr.Button("Show unit", variant="primary")
+                n_html = gr.HTML()
+                n_table = gr.Dataframe(headers=inside.NEURON_COLUMNS, label="Units (of every layer and state) that "
+                                       "track a feature of the text", interactive=False)
+                n_button.click(neurons, [text, n_model, n_layer, n_unit, n_state, session.key], [n_html, n_table], api_name="neurons",
+                               preprocess=False)
+            with gr.Tab("Gradient flow") as tab:
+                text_tabs.append(tab)
+                gr.Markdown(INSIDE_HELP["gradient_flow"])
+                with gr.Row():
+                    g_distance = gr.Slider(5, 200, value=60, step=1, label="Largest distance k")
+                    g_button = gr.Button("Measure", variant="primary")
+                g_plot = gr.Plot(show_label=False, elem_classes="chart")
+                with gr.Row():
+                    g_hist = gr.Plot(show_label=False, elem_classes="chart", min_width=360)
+                    g_clip = gr.Dataframe(headers=inside.CLIPPING_COLUMNS, interactive=False,
+                                          label="Clipping: the share of training steps whose gradient grew too "
+                                                "large and was cut. That is the exploding side; vanishing is the "
+                                                "far end of the chart above: a plain RNN has both",
+                                          min_width=360)
+                g_button.click(gradient_flow, [text, g_distance], [g_plot, g_hist, g_clip], api_name="gradient_flow",
+                               preprocess=False)
+            with gr.Tab("Gates") as tab:
+                text_tabs.append(tab)
+                gr.Markdown(INSIDE_HELP["gates"])
+                with gr.Row():
+                    # only the cells that have gates: a plain RNN has none to show
+                    t_model = gr.Dropdown(gated, value=gated_default, label="Model (LSTM or GRU)")
+                    t_layer = gr.Number(value=0, precision=0, label="Layer")
+                    t_unit = gr.Number(value=0, precision=0, label="Unit")
+                    t_button = gr.Button("Show gates", variant="primary")
+                t_means = gr.Dataframe(headers=inside.GATE_MEAN_COLUMNS, label="Mean gate activations", interactive=False)
+                t_plot = gr.Plot(show_label=False, elem_classes="chart")
+                t_html = gr.HTML()
+                t_button.click(gates, [text, t_model, t_layer, t_unit, session.key], [t_means, t_plot, t_html], api_name="gates",
+                               preprocess=False)
+            with gr.Tab("Memory test") as memory_tab:
+                gr.Markdown(INSIDE_HELP["memory"])
+                with gr.Row():
+                    m_retrain = gr.Checkbox(label=f"Retrain the three tiny models now (up to {retrain_minutes}, "
+                                                  "with a progress bar; the shipped models' plot stays if it "
+                                                  "stops)", value=False)
+                    m_button = gr.Button("Run the memory test", variant="primary")
+                m_plot = gr.Plot(show_label=False, elem_classes="chart")
+                m_button.click(memory, [m_retrain], [m_plot], api_name="memory", preprocess=False)
         # The memory test reads no text: its box is hidden there
         memory_tab.select(lambda: gr.Textbox(visible=False), None, text, api_visibility="private")
         for tab in text_tabs:

@@ -31,9 +31,11 @@ def build_app(library: service.ModelLibrary | None = None, manager: TrainingMana
         gr.Markdown(INTRO)
         tools = agent_tools(library, names)  # first: see charrnn/app/agents.py
         session = PageSession(library, manager)  # outside the tabs: a tab's components mount only when shown
-        generate_tab(session, names)
-        compare_tab(session, names)
-        inside_tab(session, names)
-        train_tab(demo, session, model_pickers(demo), user_errors)
+        # "wrap": on a phone every tab stays one tap away, where the default hides those past the width in a menu
+        with gr.Tabs(overflow_behavior="wrap"):
+            generate_tab(session, names)
+            compare_tab(session, names)
+            inside_tab(session, names)
+            train_tab(demo, session, model_pickers(demo), user_errors)
     only_tools(demo, tools)
     return demo

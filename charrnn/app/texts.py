@@ -1,9 +1,18 @@
 """The words of the page: the intro, each tab's help, the Inside tab's sample text, and the page's CSS."""
 
 TITLE = "charrnn: character-level RNN, GRU and LSTM"
-INTRO = """# charrnn
-Character-level language models trained on Tiny Shakespeare. They read and write one character at a time, and
-everything they know about spelling, names and verse lives in a few million numbers and a hidden state."""
+INTRO = """# charrnn: why gated cells beat a plain RNN
+Three character-level language models of the same size, a plain **RNN**, a **GRU** and an **LSTM**, trained on
+Tiny Shakespeare for the same time. They read and write one character at a time, and what they remember of the
+text so far lives in a hidden state. This page shows why the plain RNN forgets and the gated cells do not, and lets
+you train your own.
+
+**Start here:**
+1. **Compare cells**: the three write from one prompt; see which text holds together.
+2. **Inside > Gradient flow**: how far back each cell can learn from.
+3. **Inside > Memory test**: remembering across a gap.
+4. **Inside > Gates**: the switches that keep the memory.
+5. **Train**: your own text, your own model."""
 
 SAMPLING_HELP = """**Temperature** divides the model's scores before they become probabilities: below 1 the likely
 characters get likelier (safer, more repetitive text), above 1 the distribution flattens (wilder text, more
@@ -51,11 +60,12 @@ INSIDE_HELP = {
     "neurons": "**Neurons.** The text coloured by one unit of the hidden state (or the LSTM's cell state) as the "
                "model reads it. The table lists units whose activation follows a feature of the text, scored by "
                "correlation, as in Karpathy, Johnson and Fei-Fei (2015); unit -1 shows the best one.",
-    "gradient_flow": "**Gradient flow through time.** How much the loss at one character depends on the state k steps "
-                     "earlier, ||dL_T/ds_(T-k)||, relative to k = 0, on a log scale. Backpropagation through time "
-                     "multiplies by the recurrent Jacobian at every step: for the plain RNN it vanishes "
-                     "exponentially, gates keep it alive. Below: the pre-clipping gradient norms seen in training "
-                     "and the share of steps that clipping cut (the exploding side).",
+    "gradient_flow": "**Gradient flow through time.** How much the loss at one character depends on the state k "
+                     "steps earlier (the size of the loss's gradient with respect to that state), relative to "
+                     "k = 0, on a log scale: -6 means a millionth. Backpropagation through time multiplies by the "
+                     "recurrent Jacobian at every step: for the plain RNN it vanishes exponentially, gates keep it "
+                     "alive. Below: the pre-clipping gradient norms seen in training and the share of steps that "
+                     "clipping cut (the exploding side).",
     "gates": "**Gates.** How open the LSTM's input, forget and output gates (GRU: reset and update) are over the "
              "text, and one unit's gates per character. A forget (update) gate near 1 keeps the memory; near 0 "
              "it wipes it.",
@@ -67,4 +77,6 @@ INSIDE_HELP = {
 
 CSS = """
 .sample-box textarea { font-family: ui-monospace, SFMono-Regular, Menlo, monospace !important; }
+/* On a phone the settings come before the text they make: a wrapped row's columns are reordered */
+@media (max-width: 640px) { .controls-first > .controls { order: -1; } }
 """

@@ -20,7 +20,7 @@ from gradio.utils import get_space, get_upload_folder
 from charrnn.cells import TEACHING_TRIO, label
 from charrnn.config import TOKENIZERS
 from charrnn.app.session import PageSession
-from charrnn.service.training import SIZE_PRESETS, JobSettings, TrainingManager, preview_markdown
+from charrnn.service.training import SIZE_PRESETS, JobSettings, TrainingManager, min_text_chars, preview_markdown
 
 CELL_CHOICES = [(label(name), name) for name in reversed(TEACHING_TRIO)]  # LSTM first: the default
 POLL_SECONDS = 1.0
@@ -72,6 +72,21 @@ def _upload_path(item):
     return item, None
 
 
+def _minutes(value: float) -> str:
+    return f"{value:g} minute" + ("" if value == 1 else "s")
+
+
+def _validation_line(p: dict) -> str:
+    """The model you got: the kept best (what the other tabs load), and the latest named as such when it is worse."""
+    best, latest = f"{p['best_bpc']:.2f}", f"{p['val_bpc']:.2f}"
+    line = (f"- validation (bits per character on text it never trains on; lower is better): kept best **{best}** at "
+            f"{p['best_minutes']:.2f} min (step {p['best_step']:,})")
+    if latest != best:
+        line += f"; latest {latest}" + (" (memorising: the kept best is the model you get)"
+                                         if p["val_bpc"] > p["best_bpc"] else "")
+    return line
+
+
 def _status(manager: TrainingManager, key: str | None) -> tuple[str, str]:
     """Markdown of the session's latest job and an HTML progress bar."""
     job = manager.latest(key) if key else None
@@ -83,10 +98,10 @@ def _status(manager: TrainingManager, key: str | None) -> tuple[str, str]:
              + (f". {p['message']}" if p["message"] != p["state"] else ".")]
     if p["steps"]:
         lines.append(f"- {p['steps']:,} steps, {p['chars_per_s'] or 0:,} characters/s, "
-                     f"{p['elapsed_s'] / 60:.1f} of {job.budget_minutes:g} minutes"
+                     f"{p['elapsed_s'] / 60:.1f} of {_minutes(job.budget_minutes)}"
                      + (f", about {p['seconds_left']:.0f} s left" if p["state"] == "running" else ""))
     if p["val_bpc"] is not None:
-        lines.append(f"- validation: {p['val_bpc']:.3f} bits per character")
+        lines.append(_validation_line(p))
     if p["model"]:
         lines.append(f"- in the model pickers as `{p['model']}`")
     bar = (f'<progress value="{p["fraction"]:.3f}" max="1" style="width:100%"></progress>'
@@ -198,7 +213,8 @@ def train_tab(demo: gr.Blocks, session: PageSession, pickers: list[gr.Dropdown],
         timer = gr.Timer(POLL_SECONDS, active=False)
         with gr.Row():
             with gr.Column(scale=3):
-                pasted = gr.Textbox(label="Paste your text", lines=8, max_lines=14,
+                pasted = gr.Textbox(label=f"Paste your text (at least {min_text_chars():,} characters; a smaller "
+                                          "batch or sequence length under Advanced takes less)", lines=8, max_lines=14,
                                     placeholder="Paste a text here: a book, lyrics, code, your messages...")
                 files = gr.File(label="...or upload files (.txt, .md, .csv, .jsonl, .parquet)", file_count="multiple",
                                 file_types=[".txt", ".md", ".csv", ".jsonl", ".parquet"])
@@ -213,7 +229,7 @@ def train_tab(demo: gr.Blocks, session: PageSession, pickers: list[gr.Dropdown],
                 name = gr.Textbox(value="my-model", label="Name of your model", max_length=40)
                 cell = gr.Radio(CELL_CHOICES, value="lstm", label="Cell")
                 size = gr.Radio([*SIZE_PRESETS, "custom"], value="small", label="Size")
-                params = gr.Textbox(label="Parameters for custom (e.g. 500k, 2M)", value="500k")
+                params = gr.Textbox(label="Parameters (e.g. 500k, 2M)", value="500k", visible=False)
                 sizes = gr.Dataframe(label="Sizes (speed measured on this host when you preview)",
                                      interactive=False)
                 minutes = gr.Slider(0.5, limits.max_minutes, value=min(3, limits.max_minutes), step=0.5,
@@ -252,10 +268,14 @@ def train_tab(demo: gr.Blocks, session: PageSession, pickers: list[gr.Dropdown],
 
         text_inputs = [pasted, files, dataset, dataset_config, text_column]
         choice_inputs = [name, cell, size, params, minutes, dropout, lr, batch, seq_len, tokenizer]
+        # show_progress_on: a refused text (too short, say) is named in the error message, and only the preview
+        # waits and fails with it; the Size radio and the sizes table, its other outputs, keep what they showed.
         preview_button.click(preview, [*text_inputs, batch, seq_len, cell], [preview_md, size, sizes],
-                             api_name="preview_text", preprocess=False)
+                             api_name="preview_text", preprocess=False, show_progress_on=[preview_md])
         train_button.click(train, [key, *text_inputs, *choice_inputs], [status, bar, timer, preview_md],
-                           api_name="train", preprocess=False)
+                           api_name="train", preprocess=False, show_progress_on=[status])
+        size.change(lambda chosen: gr.Textbox(visible=chosen == "custom"), size, params, api_visibility="private",
+                    preprocess=False)
         stop_button.click(stop, [key], [status, bar], api_name="stop_training", preprocess=False)
         resume_button.click(resume, [key, minutes], [status, bar, timer], api_name="resume_training",
                             preprocess=False)

@@ -33,7 +33,7 @@ def _records(data: pd.DataFrame) -> list[dict]:
             for row in data.to_dict(orient="records")]
 
 
-def line_chart(data: pd.DataFrame, x: str, y: str, color: str, title: str, *, x_title: str | None = None,
+def line_chart(data: pd.DataFrame, x: str, y: str, color: str, title: str | list[str], *, x_title: str | None = None,
                y_title: str | None = None, subtitle: str | list[str] | None = None, y_domain: list[float] | None = None,
                x_log: bool = False, distinct: bool = False, height: int = 300) -> dict:
     """One line per value of `color`, in the order they first appear, each named in the legend.

@@ -138,8 +138,8 @@ def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distan
     note = (["The line stops where the norm fell below", f"float32's smallest number (~1e-45): {', '.join(underflows)}"]
             if underflows else None)  # two short lines: they fit a phone
     flow = charts.line_chart(gradients.gradient_flow_table(curves), "distance", "log10 norm", "model",
-                             "log10 of ||dL_T/ds_(T-k)|| relative to k = 0", x_title="distance k",
-                             y_title="log10 relative norm", subtitle=note)
+                             gradient_takeaway(curves), x_title="distance k (characters back)",
+                             y_title="log10 of the gradient, relative to k = 0", subtitle=note)
     norms = pd.concat(histograms, ignore_index=True)
     # The bins are log-spaced: each is drawn at its geometric middle on a log axis, so none is squeezed
     norms["gradient norm"] = np.sqrt(norms["norm from"].clip(lower=norms["norm to"] / 10 ** 0.2) * norms["norm to"])
@@ -148,6 +148,26 @@ def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distan
                                   "Pre-clipping gradient norms in training", x_title="gradient norm (log scale)",
                                   x_log=True, distinct=True)
     return flow, histogram, pd.DataFrame(clipping, columns=CLIPPING_COLUMNS)
+
+
+def gradient_takeaway(curves: dict[str, np.ndarray]) -> list[str]:
+    """What to notice in the curves, from their values at the largest distance: how much of the signal from that
+    far back the weakest and the strongest model still get."""
+    def relative(curve) -> float:
+        return float(curve[-1]) if len(curve) else float("nan")
+
+    ranked = sorted(curves, key=lambda name: relative(curves[name]))
+    weakest, strongest = ranked[0], ranked[-1]
+    k = min(len(c) for c in curves.values()) - 1
+
+    def size(value: float) -> str:
+        return "below 1e-45" if value <= 0 else f"{value:.0e}".replace("e-0", "e-").replace("e+00", "")
+
+    line = f"From {k} characters back, {weakest} gets {size(relative(curves[weakest]))} of the nearest gradient"
+    if strongest != weakest:
+        line += f", {strongest} {size(relative(curves[strongest]))}"
+    # two lines: a chart's title does not wrap, and one line is wider than a phone
+    return [line + (":" if len(ranked) > 1 else ""), "a model learns little from where its gradient has vanished"]
 
 
 # 4. Gates ---------------------------------------------------------------------------------------------------
@@ -178,9 +198,12 @@ def gates(library: ModelLibrary, text: str, name: str, layer: int = 0, unit: int
     tips = [f"{ch!r}: {keep} gate {v:.3f}" for ch, v in zip(text, values)]
     html = colored_text(list(text), values, tips, 0.0, 1.0,
                         title=f"{name}, layer {layer}, unit {unit}: {keep} gate (red = keeps its memory)")
+    kept = float(np.mean(values))
     series = charts.line_chart(gate_analysis.gate_series(recorded, config.cell, int(layer), int(unit)),
                                "position", "value", "gate", f"{name}, layer {layer}, unit {unit}: its gates per "
-                               "character", x_title="character position", y_title="gate value", y_domain=[0, 1])
+                               "character", x_title="character position", y_title="gate value", y_domain=[0, 1],
+                               subtitle=[f"Its {keep} gate averages {kept:.2f}:", f"it keeps about {kept:.0%} of its "
+                                         "memory at each character" + ("" if kept >= 0.5 else ", so it forgets fast")])
     return gate_analysis.gate_means(recorded, config.cell), series, html
 
 
@@ -238,6 +261,19 @@ def memory_view(retrain: bool = False, progress=None, budget_seconds: float | No
 
 
 def _memory_chart(models: dict[str, object]) -> dict:
+    from charrnn.analysis import memory
+
+    table = memory_test(models)
+    chance = 1 / len(memory.ROUTINE)  # a guess among the activities
     # distinct: the LSTM and the GRU both sit at 1.0 for most gaps; dashes and point shapes keep both in sight
-    return charts.line_chart(memory_test(models), "gap (rainy days)", "accuracy", "model",
-                             "Accuracy of the first activity after the rain", y_domain=[0, 1.05], distinct=True)
+    return charts.line_chart(table, "gap (rainy days)", "accuracy", "model",
+                             "Accuracy of the first activity after the rain", y_domain=[0, 1.05], distinct=True,
+                             subtitle=memory_takeaway(table, chance))
+
+
+def memory_takeaway(table: pd.DataFrame, chance: float) -> list[str]:
+    """The accuracies at the longest gap tested, against chance."""
+    gap = table["gap (rainy days)"].max()
+    last = table[table["gap (rainy days)"] == gap]
+    scores = ", ".join(f"{row.model} {row.accuracy:.0%}" for row in last.itertuples())
+    return [f"After {gap} rainy days: {scores}", f"(a guess would get {chance:.0%})"]

@@ -90,6 +90,12 @@ def suggested_size(chars: int) -> tuple[str, int]:
     return (fitting[-1] if fitting else "tiny"), suggestion
 
 
+def min_text_chars(batch_size: int = 16, seq_len: int = 64) -> int:
+    """The shortest text that trains: one batch of `batch_size` x `seq_len` characters (plus the next one to
+    predict) after a tenth is held out for validation. The tab states it before anyone tries."""
+    return math.ceil((batch_size * seq_len + seq_len + 1) / 0.9)
+
+
 def describe_text(text: str, batch_size: int = 16, seq_len: int = 64) -> dict:
     """What the tab shows before training: characters, distinct characters, the validation share, unusual
     characters and a suggested size; raises when the text cannot make one batch."""
@@ -99,7 +105,7 @@ def describe_text(text: str, batch_size: int = 16, seq_len: int = 64) -> dict:
     train_chars = chars - val_chars
     needed = batch_size * seq_len + seq_len + 1
     check(train_chars >= needed,
-          f"the text is {chars:,} characters long; training needs at least {math.ceil(needed / 0.9):,} "
+          f"the text is {chars:,} characters long; training needs at least {min_text_chars(batch_size, seq_len):,} "
           f"(one batch of {batch_size} x {seq_len} characters, plus a tenth for validation). Give more text, or a "
           "smaller batch or sequence length under Advanced")
     counts: dict[str, int] = {}
@@ -139,8 +145,9 @@ def preview_markdown(preview: dict, sources: list[str]) -> str:
         f"; training: {preview['training characters']:,} characters",
         f"- unusual characters: {shown or 'none'}" + (" (control, private-use or seen fewer than 3 times)"
                                                         if unusual else ""),
-        f"- suggested size: **{preview['suggested size']}** (about {preview['suggested parameters'] / 1e6:.1f}M "
-        "parameters suit this much text; a bigger model overfits, watch the validation curve)",
+        f"- suggested size: **{preview['suggested size']}** ({SIZE_PRESETS[preview['suggested size']] / 1e6:.1f}M "
+        f"parameters; this much text suits about {preview['suggested parameters'] / 1e6:.1f}M: a bigger model "
+        "overfits, watch the validation curve)",
         *(f"- {note}" for note in preview.get("notes", ())),
     ])
 

@@ -1,0 +1,103 @@
+"""A newcomer's first minutes in a real headless Chromium (issue 26): the landing's route through the lesson, every
+tab one tap away on a phone, the Train tab's minimum and an error that leaves its controls alone, and the line
+each Inside chart says about its own data. Screenshots go to tests/artifacts/learner-*.png."""
+
+import re
+
+import pytest
+
+from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, charts, shipped_app_url  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.browser  # and skipped without chromium, as tests/test_browser.py is
+
+DESKTOP, PHONE = {"width": 1366, "height": 900}, {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, url, viewport):
+    page = browser.new_page(viewport=viewport)
+    page.goto(url, wait_until="load", timeout=90_000)
+    page.get_by_role("tab", name="Generate").wait_for(timeout=90_000)
+    return page
+
+
+def visible_tabs(page) -> list[str]:
+    return [tab.inner_text().strip() for tab in page.get_by_role("tab").all() if tab.is_visible()]
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_landing_route_and_every_tab_one_tap_away(browser, shipped_app_url, size):
+    page = open_page(browser, shipped_app_url, DESKTOP if size == "desktop" else PHONE)
+    intro = page.locator("text=Start here").locator("xpath=ancestor::div[contains(@class,'prose')][1]")
+    route = intro.inner_text()
+    assert "why gated cells beat a plain RNN" in page.locator("h1").first.inner_text()
+    steps = ["Compare cells", "Inside > Gradient flow", "Inside > Memory test", "Inside > Gates", "Train"]
+    assert [route.index(step) for step in steps] == sorted(route.index(step) for step in steps)
+    page.screenshot(path=ARTIFACTS / f"learner-landing-{size}.png")
+    assert visible_tabs(page) == ["Generate", "Compare cells", "Inside", "Train"]
+    assert not any(menu.is_visible() for menu in page.locator(".overflow-menu").all())  # no "⋯" anywhere
+    if size == "phone":  # Generate's settings come before the (empty) output box
+        model_top = page.locator(".controls").first.bounding_box()["y"]
+        output_top = page.locator(".sample-box").first.bounding_box()["y"]
+        assert model_top < output_top
+    page.get_by_role("tab", name="Inside").click()
+    views = ["Surprise", "Neurons", "Gradient flow", "Gates", "Memory test"]
+    page.get_by_role("tab", name="Memory test").wait_for(timeout=30_000)
+    assert visible_tabs(page)[4:] == views
+    assert not any(menu.is_visible() for menu in page.locator(".overflow-menu").all())
+    page.screenshot(path=ARTIFACTS / f"learner-inside-{size}.png", full_page=True)
+    page.close()
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+def test_train_states_the_minimum_and_a_short_text_leaves_the_controls(browser, shipped_app_url):
+    page = open_page(browser, shipped_app_url, DESKTOP)
+    page.get_by_role("tab", name="Train").click()
+    box = page.get_by_label(re.compile(r"Paste your text \(at least 1,210 characters"))
+    box.wait_for(timeout=30_000)
+    assert not page.get_by_label("Parameters (e.g. 500k, 2M)").is_visible()  # only for custom
+    box.fill("far too short")
+    page.get_by_role("button", name="Preview the text").click()
+    toast = page.locator(".toast-body").filter(has_text="training needs at least 1,210")
+    toast.first.wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=ARTIFACTS / "learner-train-error.png", full_page=True)
+    sizes = page.locator("[data-testid=dataframe], .table-container").filter(visible=True).first
+    assert {"tiny", "small", "medium"} <= set(sizes.inner_text().split())
+    assert page.get_by_role("radio", name="small").is_checked()
+    # a failed output shows a red "Error" badge: at most the preview's, none on the Size radio or the sizes table
+    badges = page.locator("[data-testid=status-tracker]").filter(has_text="Error").filter(visible=True)
+    assert badges.count() <= 1
+    page.close()
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_each_inside_chart_says_what_to_notice(browser, shipped_app_url, size):
+    page = open_page(browser, shipped_app_url, DESKTOP if size == "desktop" else PHONE)
+    page.get_by_role("tab", name="Inside").click()
+    # each line as the chart draws it (a title of two lines reads as one, joined by a space)
+    expected = {"Gradient flow": ("Measure", r"From 60 characters back, rnn gets [\d.e+-]+ of the nearest gradient"),
+                "Gates": ("Show gates", r"Its forget gate averages 0\.\d\d:\s*it keeps about \d+% of its memory"),
+                "Memory test": ("Run the memory test", r"After 60 rainy days: rnn \d+%, gru \d+%, lstm \d+%\s*"
+                                                       r"\(a guess would get 33%\)")}
+    for view, (button, line) in expected.items():
+        page.get_by_role("tab", name=view).click()
+        page.get_by_role("button", name=button).click()
+        page.wait_for_function("re => [...document.querySelectorAll('.chart')].some(c => c.offsetParent && "
+                               "new RegExp(re).test([...c.querySelectorAll('svg text')].map(t => t.textContent)"
+                               ".join(' ')))", arg=line, timeout=120_000)
+        assert any(re.search(line, chart["title"]) for chart in charts(page))
+        page.screenshot(path=ARTIFACTS / f"learner-{view.lower().replace(' ', '-')}-{size}.png", full_page=True)
+    page.close()
