@@ -12,6 +12,7 @@ from gradio.utils import get_space
 from charrnn import service
 from charrnn.app.page import build_app
 from charrnn.app.texts import CSS
+from charrnn.sampling import warm
 from charrnn.sampling.process import ENABLED as SAMPLING_PROCESS, SamplerProcess
 from charrnn.service.inputs import LIMITS
 from charrnn.service.serving import prepare_server_process
@@ -33,6 +34,8 @@ def mcp_server() -> bool | None:
 
 
 def main() -> None:
+    if not warm.cache_files_present():  # a fresh install: the kernels compile while the page is built
+        warm.compile_in_background()
     prepare_server_process()  # memory given back after big requests; no import search on every event
     # Sampling runs in a child process (see sampler_process.py) unless CHARRNN_SAMPLING_PROCESS=0
     library = service.ModelLibrary(sampler=SamplerProcess() if SAMPLING_PROCESS else None)

@@ -21,6 +21,8 @@ import time
 from charrnn.errors import ArgumentParser, check, check_text, cli_errors
 from charrnn.hub.resolve import load
 from charrnn.sampling.beam import LENGTH_PENALTY, NO_REPEAT_NGRAM, beam_search
+from charrnn.sampling import warm
+from charrnn.sampling.torch_stepper import TorchStepper
 from charrnn.sampling.generate import SamplingSettings, encode_prompt, stream
 
 MAX_BEAM = 10_000  # as many beams as --num-samples allows samples
@@ -72,13 +74,19 @@ def main(argv=None) -> dict:
               file=sys.stderr)
     if args.beam > 1:
         return _print_beams(checkpoint, args)
+    stepper = None
+    if not warm.kernels_cached():  # a first run here: torch now, the compiled kernels for the runs after it
+        warm.compile_in_background()
+        stepper = TorchStepper(checkpoint.model)
+        print("note: the sampling kernels are being compiled for this machine in the background (once); this run "
+              "samples with torch (the same seed may differ in rare characters from later runs)", file=sys.stderr)
     out = sys.stdout
     start = time.perf_counter()
     texts = [""] * args.num_samples
     if args.num_samples == 1:
         out.write(args.prompt)
     for pieces in stream(checkpoint.model, checkpoint.tokenizer, args.prompt, args.length, settings, seed,
-                         args.num_samples, args.stop):
+                         args.num_samples, args.stop, stepper):
         if args.num_samples == 1:
             out.write(pieces[0])
             out.flush()

@@ -18,6 +18,7 @@ from charrnn.sampling import kernels
 from charrnn.errors import check
 from charrnn.model import CharRNN, Hidden
 from charrnn.sampling.stepper import NumpyHidden, Stepper
+from charrnn.sampling.torch_stepper import TorchStepper, sample_tokens_uncompiled
 from charrnn.tokenizer import UNKNOWN_ID, CharTokenizer, Tokenizer
 
 
@@ -60,10 +61,12 @@ def row_settings(settings: SamplingSettings, banned: int | None, rows: int) -> t
 
 
 def draw_tokens(logits: np.ndarray, settings: SamplingSettings, rng: np.random.Generator,
-                banned: int | None = None) -> np.ndarray:
-    """One token per row of logits (B, V), drawn from next_token_probabilities with the generator's uniforms."""
+                banned: int | None = None, compiled: bool = True) -> np.ndarray:
+    """One token per row of logits (B, V), drawn from next_token_probabilities with the generator's uniforms
+    (`compiled` False: the draw's code run as Python, while the kernels are not compiled yet; see warm.py)."""
     tokens = np.empty(len(logits), np.int64)
-    kernels.sample_tokens(logits, *row_settings(settings, banned, len(logits)), rng.random(len(logits)), tokens)
+    draw = kernels.sample_tokens if compiled else sample_tokens_uncompiled
+    draw(logits, *row_settings(settings, banned, len(logits)), rng.random(len(logits)), tokens)
     check(tokens.min(initial=0) >= 0, NON_FINITE)
     return tokens
 
@@ -135,6 +138,7 @@ class Samples:
         check(length >= 0, f"length must be >= 0, got {length}")
         check(num_samples >= 1, f"number of samples must be >= 1, got {num_samples}")
         self.tokenizer, self.settings, self.stop = tokenizer, settings, stop
+        self.compiled = getattr(stepper, "compiled", True)  # a TorchStepper: no compiled draw either
         self.rng = np.random.default_rng(seed)
         ids, _ = encode_prompt(tokenizer, prompt)
         self.hidden = np.repeat(read_prompt(model, stepper, ids[:-1]), num_samples, axis=1)
@@ -158,7 +162,7 @@ class Samples:
     def advance(self, logits: np.ndarray) -> list[str]:
         """Draw the next token of every sample from the step's logits (rows, V); returns each sample's new text
         ("" once a sample has stopped)."""
-        return self.accept(draw_tokens(logits, self.settings, self.rng, self.banned))
+        return self.accept(draw_tokens(logits, self.settings, self.rng, self.banned, self.compiled))
 
     def uniforms(self) -> np.ndarray:
         """This step's uniforms for the draw, one per sample (what draw_tokens takes from the generator)."""
@@ -190,7 +194,7 @@ class Samples:
 
 def stream(model: CharRNN, tokenizer: Tokenizer, prompt: str = "", length: int = 500,
            settings: SamplingSettings = SamplingSettings(), seed: int | None = None, num_samples: int = 1,
-           stop: str | None = None, stepper: Stepper | None = None) -> Iterator[list[str]]:
+           stop: str | None = None, stepper: Stepper | TorchStepper | None = None) -> Iterator[list[str]]:
     """Yield, after every step, the new text of each of `num_samples` samples ("" once a sample stopped).
 
     The prompt is read once, stepped by the Stepper when it is short (STEPPED_PROMPT), else by the fused

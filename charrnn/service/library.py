@@ -174,8 +174,10 @@ def warm_up(library: ModelLibrary) -> None:
     if library.sampler is not None:
         library.sampler.start()  # its imports overlap with the loading here
     from charrnn.sampling.process import SamplerStopped
+    from charrnn.sampling.warm import wait_for_compiling
 
     ready = check_all(library)
+    wait_for_compiling(timeout=300)  # started by the launch on a fresh install: compiling twice would halve both
     for name in list(ready):
         try:
             for _ in library.load(name).engine.stream("A", 2):

@@ -1,0 +1,68 @@
+"""The first run on a machine: sampling with torch while the kernels compile in a process of their own."""
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from charrnn.checkpoint.saving import load_checkpoint
+from charrnn.sampling import kernels
+from charrnn.sampling.generate import SamplingSettings, row_settings, stream
+from charrnn.sampling.stepper import Stepper
+from charrnn.sampling.torch_stepper import TorchStepper, sample_tokens_uncompiled
+from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p, banned", [(0.8, 0, 1.0, -1), (1.3, 5, 1.0, 0), (0.7, 0, 0.6, 2),
+                                                               (0.0, 0, 1.0, -1), (1.0, 3, 0.9, 1)])
+def test_the_python_draw_draws_what_the_compiled_draw_draws(temperature, top_k, top_p, banned):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(64, 30)).astype(np.float32) * 3
+    logits[:, 7] = logits[:, 8]  # ties, as top-k and top-p keep them
+    settings = row_settings(SamplingSettings(temperature, top_k, top_p), None if banned < 0 else banned, 64)
+    uniforms = rng.random(64)
+    compiled, python = np.empty(64, np.int64), np.empty(64, np.int64)
+    kernels.sample_tokens(logits, *settings, uniforms, compiled)
+    sample_tokens_uncompiled(logits, *settings, uniforms, python)
+    assert np.array_equal(compiled, python)
+
+
+def test_the_torch_stepper_steps_as_the_compiled_one_within_rounding(tiny_checkpoint):
+    model = load_checkpoint(tiny_checkpoint).model
+    compiled, torch_stepper = Stepper(model, "float32"), TorchStepper(model)
+    hidden = torch_stepper.read(np.array([1, 2, 3]))
+    assert np.allclose(hidden, compiled.read(np.array([1, 2, 3])), atol=1e-5)
+    hidden = np.repeat(hidden, 3, axis=1)
+    (ours, ours_hidden), (theirs, their_hidden) = (s.step(np.array([4, 5, 6]), hidden) for s in (torch_stepper,
+                                                                                                 compiled))
+    assert np.allclose(ours, theirs, atol=1e-4) and np.allclose(ours_hidden, their_hidden, atol=1e-5)
+    text = "".join(p[0] for p in stream(model, load_checkpoint(tiny_checkpoint).tokenizer, "All:", 40,
+                                        SamplingSettings(0.8), seed=3, stepper=torch_stepper))
+    assert len(text) == 40
+
+
+def test_a_first_sample_on_a_machine_answers_with_torch_and_compiles_the_kernels_for_the_next(tiny_checkpoint,
+                                                                                               tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}
+    command = [sys.executable, "-m", "charrnn", "sample", "--checkpoint", str(tiny_checkpoint), "--length", "30",
+               "--seed", "1"]
+    first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "compiled for this machine in the background" in first.stderr and len(first.stdout) > 30
+    deadline = time.monotonic() + 240  # the compiling process, on a loaded machine
+    while not list((tmp_path / "numba").rglob("*stack_step*.nbi")) and time.monotonic() < deadline:
+        time.sleep(1)
+    lock = tmp_path / "charrnn-compiling-kernels.lock"
+    while lock.exists() and time.monotonic() < deadline:  # the lock goes when the process ends
+        try:
+            import fcntl
+            with open(lock) as f:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            time.sleep(1)
+    second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0 and "background" not in second.stderr, second.stderr
