@@ -83,3 +83,22 @@ def test_the_cached_state_gives_what_reading_anew_gives():
         assert [s.text for s in cached.chars + cached.words] == [s.text for s in fresh.chars + fresh.words]
         np.testing.assert_allclose([s.probability for s in cached.chars], [s.probability for s in fresh.chars],
                                    rtol=1e-5)
+
+
+def test_the_write_command_takes_numbers_undoes_and_adds_typed_text(tmp_path):
+    import io
+
+    from charrnn.checkpoint.saving import save_checkpoint
+    from charrnn.cli.write import main
+
+    model = tiny_model()
+    save_checkpoint(tmp_path / "tiny", model, TOKENIZER)
+    first = Suggester(model, TOKENIZER).suggest("ab", n=2)
+    taken = len(first.words) + 1  # the first character, numbered after the words
+    stdin = io.StringIO(f"{taken}\n1\nu\nba\\n\n\n")  # take, take, undo the second, type "ba" and a newline, stop
+    out = io.StringIO()
+    text = main(["--checkpoint", str(tmp_path / "tiny"), "--text", "ab", "--suggestions", "2"], stdin, out)
+    assert text == "ab" + first.chars[0].text + "ba\n"
+    shown = out.getvalue()
+    assert f"[{taken}] " in shown and "%" in shown
+    assert shown.rstrip().endswith("ab" + first.chars[0].text + "ba")
