@@ -8,7 +8,7 @@ character at a time, asking for suggestions after every keystroke as the page do
 text so far kept, so each keystroke steps only its character and then searches for words); then takes the best
 suggestion 30 times in a row. The first suggestions include compiling the kernels on a fresh
 install. Prints, per model, the median, 95th percentile and worst wait after a keystroke
-and after a suggestion taken, and whether the worst keystroke is within the target. Ends with one JSON line.
+and after a suggestion taken, and whether the worst of both is within the target. Ends with one JSON line.
 """
 
 from __future__ import annotations
