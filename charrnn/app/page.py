@@ -1,4 +1,4 @@
-"""The page: its four tabs built on one ModelLibrary and one TrainingManager."""
+"""The page: its five tabs built on one ModelLibrary and one TrainingManager."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from charrnn.app.inside_tab import inside_tab
 from charrnn.app.session import PageSession
 from charrnn.app.texts import INTRO, TITLE
 from charrnn.app.train_tab import model_pickers, train_tab
+from charrnn.app.write_tab import suggest_api, write_tab
 from charrnn.service.sessions import SessionKeys
 from charrnn.service.inputs import env_int
 from charrnn.service.training import TrainingManager, user_models_dir
+from charrnn.service.writing import WritingDesk
 
 
 CACHE_SECONDS = 60 * env_int("CHARRNN_CACHE_MINUTES", 15)
@@ -31,9 +33,12 @@ def build_app(library: service.ModelLibrary | None = None, manager: TrainingMana
         gr.Markdown(INTRO)
         tools = agent_tools(library, names)  # first: see charrnn/app/agents.py
         session = PageSession(library, manager)  # outside the tabs: a tab's components mount only when shown
+        desk = WritingDesk()  # the Write tab's and the suggest endpoint's kept states
+        suggest_api(session, names, desk)
         # "wrap": on a phone every tab stays one tap away, where the default hides those past the width in a menu
         with gr.Tabs(overflow_behavior="wrap"):
             generate_tab(session, names)
+            write_tab(session, names, desk)
             compare_tab(session, names)
             inside_tab(session, names)
             train_tab(demo, session, model_pickers(demo), user_errors)

@@ -17,6 +17,7 @@ COMMANDS = {
     "train": ("charrnn.cli.train", "train a model on text files, a folder of .txt or .parquet files, a preset or a "
                                "Hub dataset"),
     "sample": ("charrnn.cli.sample", "write text with a model (a checkpoint folder or a Hub id user/name)"),
+    "write": ("charrnn.cli.write", "write a text together with a model: it suggests words, you pick or type"),
     "evaluate": ("charrnn.cli.evaluate", "bits per character of a model on a dataset, a file or a text"),
     "export": ("charrnn.cli.export", "write a static web page that runs a model in the browser (ONNX Runtime Web)"),
     "push": ("charrnn.cli.push", "share a model on the Hugging Face Hub with a generated model card"),
