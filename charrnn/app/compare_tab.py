@@ -60,7 +60,7 @@ def compare_tab(session: PageSession, names: list[str]) -> None:
             by_time = gr.Plot(by_time and plot(by_time), show_label=False, elem_classes="chart", min_width=360)
             by_step = gr.Plot(by_step and plot(by_step), show_label=False, elem_classes="chart", min_width=360)
         scores = gr.Dataframe(headers=service.score_columns(compare_models), interactive=False,
-                              label="Each generated text (prompt excluded) scored by every model, bits/char: "
+                              label="Each generated text (prompt excluded) scored by every model, in bits per character: "
                                     "lower = more plausible to that model")
         for picker in pickers:
             picker.change(chosen_models, [*pickers, session.key], [table, by_time, by_step, scores], api_visibility="private",
