@@ -54,6 +54,21 @@ What's in a name? that which we call a rose
 By any other name would smell as sweet;
 """
 
+# What each view's empty outputs will show, and the button that fills them
+EMPTY_NOTES = {
+    "surprise": "Press **Show surprise**: the text appears below coloured by surprise, and a table gives each "
+                "model's bits per character.",
+    "neurons": "Press **Show unit**: the text appears coloured by one unit, and a table lists the units that track "
+               "a feature of the text.",
+    "gradient_flow": "Press **Measure**: a chart of the gradient against distance appears here, with the gradient "
+                     "sizes seen in training and the share of steps clipped.",
+    "gates": "Press **Show gates**: a table of each gate's mean appears here, with one unit's gates along the text.",
+    "memory": "Press **Run the memory test**: a chart of each cell's accuracy against the length of the rainy spell "
+              "appears here.",
+    "scores": "Press **Compare**: once the three texts are written, each is scored here by every model.",
+    "train": "Press **Train**: the training and validation curves appear here, and the model's writing beside them.",
+}
+
 INSIDE_HELP = {
     "surprise": "**Surprise.** Each character is coloured by how unexpected it was to the model, -log2 p, in bits; "
                 "hover a character to see the five the model expected instead. The mean is the text's bits per "
@@ -80,4 +95,5 @@ CSS = """
 .sample-box textarea { font-family: ui-monospace, SFMono-Regular, Menlo, monospace !important; }
 /* On a phone the settings come before the text they make: a wrapped row's columns are reordered */
 @media (max-width: 640px) { .controls-first > .controls { order: -1; } }
+.empty-note { color: var(--body-text-color-subdued); font-style: italic; }
 """
