@@ -141,3 +141,20 @@ def test_empty_outputs_say_what_comes_and_the_words_are_plain(browser, shipped_a
     page.get_by_text("share of text open (above 0.9)").first.wait_for(timeout=60_000)
     page.screenshot(path=ARTIFACTS / f"learner-gates-words-{size}.png", full_page=True)
     page.close()
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_surprise_has_a_colour_scale_and_a_tap_shows_a_character(browser, shipped_app_url, size):
+    page = open_page(browser, shipped_app_url, DESKTOP if size == "desktop" else PHONE)
+    page.get_by_role("tab", name="Inside").click()
+    page.get_by_role("button", name="Show surprise").click()
+    legend = page.locator(".charrnn-legend").first
+    legend.wait_for(timeout=60_000)
+    assert re.search(r"surprise in bits.*0\s*8", legend.inner_text(), re.S)
+    character = page.locator(".charrnn-heat span[title]").nth(12)
+    character.click()  # a tap on a touch screen focuses the same way
+    tip = page.evaluate("getComputedStyle(document.activeElement, '::after').content")
+    assert "bits. Expected:" in tip
+    page.screenshot(path=ARTIFACTS / f"learner-surprise-tap-{size}.png", full_page=True)
+    page.close()

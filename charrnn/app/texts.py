@@ -71,8 +71,8 @@ EMPTY_NOTES = {
 
 INSIDE_HELP = {
     "surprise": "**Surprise.** Each character is coloured by how unexpected it was to the model, -log2 p, in bits; "
-                "hover a character to see the five the model expected instead. The mean is the text's bits per "
-                "character: everything the hidden state remembered is in those predictions.",
+                "hover (on a phone, tap) a character to see the five the model expected instead. The mean is the "
+                "text's bits per character: everything the hidden state remembered is in those predictions.",
     "neurons": "**Neurons.** The text coloured by one unit of the hidden state (or the LSTM's cell state) as the "
                "model reads it. The table lists units whose activation follows a feature of the text, scored by "
                "correlation, as in Karpathy, Johnson and Fei-Fei (2015); unit -1 shows the best one.",

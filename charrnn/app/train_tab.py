@@ -277,8 +277,9 @@ def train_tab(demo: gr.Blocks, session: PageSession, pickers: list[gr.Dropdown],
         # waits and fails with it; the Size radio and the sizes table, its other outputs, keep what they showed.
         preview_button.click(preview, [*text_inputs, batch, seq_len, cell], [preview_md, size, sizes],
                              api_name="preview_text", preprocess=False, show_progress_on=[preview_md])
-        hide_when_filled(train_button.click(train, [key, *text_inputs, *choice_inputs], [status, bar, timer, preview_md],
-                                            api_name="train", preprocess=False, show_progress_on=[status]), curve_note)
+        hide_when_filled(train_button.click(train, [key, *text_inputs, *choice_inputs],
+                                            [status, bar, timer, preview_md], api_name="train", preprocess=False,
+                                            show_progress_on=[status]), curve_note)
         size.change(lambda chosen: gr.Textbox(visible=chosen == "custom"), size, params, api_visibility="private",
                     preprocess=False)
         stop_button.click(stop, [key], [status, bar], api_name="stop_training", preprocess=False)

@@ -58,9 +58,10 @@ def surprise(library: ModelLibrary, text: str, names: list[str]) -> tuple[str, p
         result = score_surprise(checkpoint.model, checkpoint.tokenizer, text)
         tips = [f"{ch!r}: {bits:.2f} bits. Expected: " + ", ".join(f"{c!r} {p:.0%}" for c, p in top)
                 for ch, bits, top in zip(result.chars, result.bits, result.top)]
-        parts.append(colored_text(result.chars, result.bits, tips, 0.0, 8.0,
-                                  title=f"{name}: {result.bpc:.3f} bits per character"))
-        rows.append({"model": name, "bits per character": round(result.bpc, 4), "total bits": round(float(result.bits.sum()), 1),
+        parts.append(colored_text(result.chars, result.bits, tips, 0.0, 8.0, title=f"{name}: {result.bpc:.3f} bits "
+                                  "per character", unit="surprise in bits (darkest: 8 or more)"))
+        rows.append({"model": name, "bits per character": round(result.bpc, 4),
+                     "total bits": round(float(result.bits.sum()), 1),
                      "unknown characters": "".join(result.unknown)})
     return "\n".join(parts), pd.DataFrame(rows, columns=SURPRISE_COLUMNS)
 
@@ -103,7 +104,8 @@ def neurons(library: ModelLibrary, text: str, name: str, layer: int = -1, unit: 
     tips = [f"{ch!r}: {v:+.3f}" for ch, v in zip(text, values)]
     limit = float(np.abs(values).max()) or 1.0
     title = f"{name}, layer {layer}, {state} unit {unit}{found} (blue negative, red positive)"
-    return colored_text(list(text), values, tips, -limit, limit, diverging=True, title=title), table
+    return colored_text(list(text), values, tips, -limit, limit, diverging=True, title=title,
+                        unit="activation"), table
 
 
 # 3. Gradient flow -------------------------------------------------------------------------------------------
@@ -196,7 +198,7 @@ def gates(library: ModelLibrary, text: str, name: str, layer: int = 0, unit: int
     keep = cell_info(config.cell).keep_gate
     values = recorded.gates[int(layer)][keep][:, int(unit)].numpy()
     tips = [f"{ch!r}: {keep} gate {v:.3f}" for ch, v in zip(text, values)]
-    html = colored_text(list(text), values, tips, 0.0, 1.0,
+    html = colored_text(list(text), values, tips, 0.0, 1.0, unit=f"{keep} gate",
                         title=f"{name}, layer {layer}, unit {unit}: {keep} gate (red = keeps its memory)")
     kept = float(np.mean(values))
     series = charts.line_chart(gate_analysis.gate_series(recorded, config.cell, int(layer), int(unit)),
