@@ -185,7 +185,7 @@ def test_compare_draws_every_chosen_model(page):
     page.wait_for_function(r"() => [...document.querySelectorAll('.table-container')].some(c => c.offsetParent && "
                            r"c.innerText.includes('text written by') && /\n\d+\.\d+/.test(c.innerText))",
                            timeout=120_000)
-    assert_real_headers(page, {"Each generated": ["text written by", "bpc under rnn", "bpc under gru"]})
+    assert_real_headers(page, {"Each generated": ["text written by", "bits per character under rnn", "bits per character under gru"]})
     assert len(re.findall(r"\b3,3\d\d,\d\d\d\b", page.locator("body").inner_text())) >= 3  # as on the cards
     shoot(page, "compare")
     # a model that is not one of the first three (the data of a user's model looks the same)
@@ -199,7 +199,7 @@ def test_compare_draws_every_chosen_model(page):
 # Inside -------------------------------------------------------------------------------------------------------
 def test_surprise_heat_map_and_table(page):
     page.get_by_role("tab", name="Inside").click()
-    assert_real_headers(page, {"Bits per character": ["model", "bits/char"]})
+    assert_real_headers(page, {"Bits per character": ["model", "bits per character"]})
     visible(page, "label:has-text('Show RNN, GRU and LSTM')").first.click()
     page.get_by_role("button", name="Show surprise").click()
     page.locator(".charrnn-heat span").first.wait_for(timeout=60_000)
@@ -219,7 +219,7 @@ def test_neurons_keep_the_chosen_layer_and_state(page):
 
 def test_gradient_flow_draws_three_lines_and_stops_at_underflow(page):
     page.get_by_role("tab", name="Gradient flow").click()
-    assert_real_headers(page, {"Clipping": ["model", "clip at", "clipped steps"]})
+    assert_real_headers(page, {"Clipping": ["model", "cut above (gradient size)", "clipped steps"]})
     slider = visible(page, "input[aria-label='number input for Largest distance k']").first
     slider.fill("200")
     slider.press("Enter")

@@ -101,3 +101,60 @@ def test_each_inside_chart_says_what_to_notice(browser, shipped_app_url, size):
         assert any(re.search(line, chart["title"]) for chart in charts(page))
         page.screenshot(path=ARTIFACTS / f"learner-{view.lower().replace(' ', '-')}-{size}.png", full_page=True)
     page.close()
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_empty_outputs_say_what_comes_and_the_words_are_plain(browser, shipped_app_url, size):
+    page = open_page(browser, shipped_app_url, DESKTOP if size == "desktop" else PHONE)
+    card = page.locator(".prose").filter(has_text="made by").first
+    card.wait_for(timeout=30_000)
+    assert "bits per character" in card.inner_text() and "tiny_shakespeare" in card.inner_text()
+    assert "nats" not in card.inner_text() and "../" not in card.inner_text()
+
+    page.get_by_role("tab", name="Compare cells").click()
+    note = page.get_by_text("Press Compare: once the three texts are written")
+    note.wait_for(timeout=30_000)
+    assert "validation bits per character" in page.locator(".table-container").filter(visible=True).first.inner_text()
+    # the scores fill after the texts: a line says they are being computed (watched, as it may last under a second)
+    page.evaluate("window.seen = new Set(); window.watch = setInterval(() => { for (const line of ['scored here "
+                  "once', 'scoring each text']) if (document.body.innerText.includes(line)) seen.add(line) }, 20)")
+    page.get_by_role("button", name="Compare", exact=True).click()
+    page.wait_for_function("[...document.querySelectorAll('.table-container')].some(t => t.offsetParent && "
+                           "/bits per character under lstm[\\s\\S]*\\d\\.\\d/.test(t.innerText))", timeout=120_000)
+    assert page.evaluate("[...seen]") == ["scored here once", "scoring each text"]
+    note.wait_for(state="hidden", timeout=30_000)
+    page.screenshot(path=ARTIFACTS / f"learner-compare-scored-{size}.png", full_page=True)
+
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_text("Press Train: the training and validation curves appear here").wait_for(timeout=30_000)
+
+    page.get_by_role("tab", name="Inside").click()
+    notes = {"Surprise": "Press Show surprise", "Neurons": "Press Show unit", "Gradient flow": "Press Measure",
+             "Gates": "Press Show gates", "Memory test": "Press Run the memory test"}
+    for view, line in notes.items():
+        page.get_by_role("tab", name=view).click()
+        page.get_by_text(line).wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Gates").click()
+    page.get_by_role("button", name="Show gates").click()
+    page.get_by_text(notes["Gates"]).wait_for(state="hidden", timeout=60_000)
+    page.get_by_text("share of text open (above 0.9)").first.wait_for(timeout=60_000)
+    page.screenshot(path=ARTIFACTS / f"learner-gates-words-{size}.png", full_page=True)
+    page.close()
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_surprise_has_a_colour_scale_and_a_tap_shows_a_character(browser, shipped_app_url, size):
+    page = open_page(browser, shipped_app_url, DESKTOP if size == "desktop" else PHONE)
+    page.get_by_role("tab", name="Inside").click()
+    page.get_by_role("button", name="Show surprise").click()
+    legend = page.locator(".charrnn-legend").first
+    legend.wait_for(timeout=60_000)
+    assert re.search(r"surprise in bits.*0\s*8", legend.inner_text(), re.S)
+    character = page.locator(".charrnn-heat span[title]").nth(12)
+    character.click()  # a tap on a touch screen focuses the same way
+    tip = page.evaluate("getComputedStyle(document.activeElement, '::after').content")
+    assert "bits. Expected:" in tip
+    page.screenshot(path=ARTIFACTS / f"learner-surprise-tap-{size}.png", full_page=True)
+    page.close()

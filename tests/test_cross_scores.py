@@ -41,4 +41,4 @@ def test_cross_scores_table_uses_the_prompt(tiny_library):
     checkpoint = library.load("gru").checkpoint
     context, _ = encode_prompt(checkpoint.tokenizer, prompt)
     expected = step_by_step_bpc(checkpoint.model, checkpoint.tokenizer, context, "Resolved.")
-    assert abs(table.loc[1, "bpc under gru"] - expected) < 1e-3
+    assert abs(table.loc[1, "bits per character under gru"] - expected) < 1e-3

@@ -80,7 +80,7 @@ def test_an_agent_writes_text_searches_beams_and_gets_messages(mcp_url):
     text, status = sampled.content[0].text.rsplit("\n\n", 1)
     assert not sampled.isError and text.startswith("All:") and len(text) == len("All:") + 40 and "seed 3" in status
     assert beams.content[0].text.count("--- beam ") == 2 and "Beam search, width 3" in beams.content[0].text
-    assert "bits/char" in surprise.content[0].text and "lstm" in surprise.content[0].text
+    assert "bits per character" in surprise.content[0].text and "lstm" in surprise.content[0].text
     assert refused.isError and "the length must be between 1 and" in refused.content[0].text
 
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from charrnn.analysis.trace import Trace
 
 # The 'cell' / 'new' entries are candidate values, not gates: they are left out of the summaries.
-MEAN_COLUMNS = ["layer", "gate", "mean", "share > 0.9", "share < 0.1"]
+MEAN_COLUMNS = ["layer", "gate", "mean", "share of text open (above 0.9)", "share of text shut (below 0.1)"]
 
 
 def gate_means(trace: Trace, cell: str) -> pd.DataFrame:
@@ -22,8 +22,8 @@ def gate_means(trace: Trace, cell: str) -> pd.DataFrame:
         for name in cell_info(cell).gates:
             values = gates[name]
             rows.append({"layer": layer, "gate": name, "mean": round(float(values.mean()), 4),
-                         "share > 0.9": round(float((values > 0.9).float().mean()), 4),
-                         "share < 0.1": round(float((values < 0.1).float().mean()), 4)})
+                         "share of text open (above 0.9)": round(float((values > 0.9).float().mean()), 4),
+                         "share of text shut (below 0.1)": round(float((values < 0.1).float().mean()), 4)})
     return pd.DataFrame(rows, columns=MEAN_COLUMNS)
 
 

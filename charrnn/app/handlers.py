@@ -99,3 +99,13 @@ def plot(chart: dict) -> AltairPlotData:
     gr.LinePlot). "altair" is how gr.Plot names a Vega-Lite specification; naming a chart kind makes Gradio
     fit it to the page's width and theme ("scatter" touches only the mark's default stroke)."""
     return AltairPlotData(plot=json.dumps(chart), chart="scatter")
+
+
+def empty_note(text: str) -> gr.Markdown:
+    """A line where a table or chart is still empty: what will appear there and which button fills it."""
+    return gr.Markdown(text, elem_classes="empty-note")
+
+
+def hide_when_filled(event, note: gr.Markdown) -> None:
+    """The note goes once the event has filled its outputs; a refused input leaves it, as nothing was filled."""
+    event.success(lambda: gr.Markdown(visible=False), None, note, api_visibility="private")

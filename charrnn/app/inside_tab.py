@@ -7,9 +7,9 @@ import html
 import gradio as gr
 
 from charrnn import service
-from charrnn.app.handlers import plot, user_errors
+from charrnn.app.handlers import empty_note, hide_when_filled, plot, user_errors
 from charrnn.app.session import PageSession
-from charrnn.app.texts import INSIDE_HELP, INSIDE_TEXT
+from charrnn.app.texts import EMPTY_NOTES, INSIDE_HELP, INSIDE_TEXT
 from charrnn.errors import CharRNNError
 from charrnn.service import inputs, inside
 from charrnn.service.inputs import LIMITS
@@ -68,9 +68,11 @@ def inside_tab(session: PageSession, names: list[str]) -> None:
                     s_model = gr.Dropdown(char_models, value=default, label="Model")
                     s_all = gr.Checkbox(label="Show RNN, GRU and LSTM", value=False)
                     s_button = gr.Button("Show surprise", variant="primary")
+                s_note = empty_note(EMPTY_NOTES["surprise"])
                 s_table = gr.Dataframe(headers=inside.SURPRISE_COLUMNS, label="Bits per character", interactive=False)
                 s_html = gr.HTML()
-                s_button.click(surprise, [text, s_model, s_all, session.key], [s_html, s_table], api_name="surprise", preprocess=False)
+                hide_when_filled(s_button.click(surprise, [text, s_model, s_all, session.key], [s_html, s_table],
+                                                api_name="surprise", preprocess=False), s_note)
             with gr.Tab("Neurons") as tab:
                 text_tabs.append(tab)
                 gr.Markdown(INSIDE_HELP["neurons"])
@@ -81,17 +83,19 @@ def inside_tab(session: PageSession, names: list[str]) -> None:
                     n_unit = gr.Number(value=-1, precision=0, label="Unit (-1 = the one of this layer and state "
                                                                     "that best tracks a feature)")
                     n_button = gr.Button("Show unit", variant="primary")
+                n_note = empty_note(EMPTY_NOTES["neurons"])
                 n_html = gr.HTML()
                 n_table = gr.Dataframe(headers=inside.NEURON_COLUMNS, label="Units (of every layer and state) that "
                                        "track a feature of the text", interactive=False)
-                n_button.click(neurons, [text, n_model, n_layer, n_unit, n_state, session.key], [n_html, n_table], api_name="neurons",
-                               preprocess=False)
+                hide_when_filled(n_button.click(neurons, [text, n_model, n_layer, n_unit, n_state, session.key],
+                                                [n_html, n_table], api_name="neurons", preprocess=False), n_note)
             with gr.Tab("Gradient flow") as tab:
                 text_tabs.append(tab)
                 gr.Markdown(INSIDE_HELP["gradient_flow"])
                 with gr.Row():
                     g_distance = gr.Slider(5, 200, value=60, step=1, label="Largest distance k")
                     g_button = gr.Button("Measure", variant="primary")
+                g_note = empty_note(EMPTY_NOTES["gradient_flow"])
                 g_plot = gr.Plot(show_label=False, elem_classes="chart")
                 with gr.Row():
                     g_hist = gr.Plot(show_label=False, elem_classes="chart", min_width=360)
@@ -100,8 +104,8 @@ def inside_tab(session: PageSession, names: list[str]) -> None:
                                                 "large and was cut. That is the exploding side; vanishing is the "
                                                 "far end of the chart above: a plain RNN has both",
                                           min_width=360)
-                g_button.click(gradient_flow, [text, g_distance], [g_plot, g_hist, g_clip], api_name="gradient_flow",
-                               preprocess=False)
+                hide_when_filled(g_button.click(gradient_flow, [text, g_distance], [g_plot, g_hist, g_clip],
+                                                api_name="gradient_flow", preprocess=False), g_note)
             with gr.Tab("Gates") as tab:
                 text_tabs.append(tab)
                 gr.Markdown(INSIDE_HELP["gates"])
@@ -111,11 +115,12 @@ def inside_tab(session: PageSession, names: list[str]) -> None:
                     t_layer = gr.Number(value=0, precision=0, label="Layer")
                     t_unit = gr.Number(value=0, precision=0, label="Unit")
                     t_button = gr.Button("Show gates", variant="primary")
+                t_note = empty_note(EMPTY_NOTES["gates"])
                 t_means = gr.Dataframe(headers=inside.GATE_MEAN_COLUMNS, label="Mean gate activations", interactive=False)
                 t_plot = gr.Plot(show_label=False, elem_classes="chart")
                 t_html = gr.HTML()
-                t_button.click(gates, [text, t_model, t_layer, t_unit, session.key], [t_means, t_plot, t_html], api_name="gates",
-                               preprocess=False)
+                hide_when_filled(t_button.click(gates, [text, t_model, t_layer, t_unit, session.key],
+                                                [t_means, t_plot, t_html], api_name="gates", preprocess=False), t_note)
             with gr.Tab("Memory test") as memory_tab:
                 gr.Markdown(INSIDE_HELP["memory"])
                 with gr.Row():
@@ -123,8 +128,10 @@ def inside_tab(session: PageSession, names: list[str]) -> None:
                                                   "with a progress bar; the shipped models' plot stays if it "
                                                   "stops)", value=False)
                     m_button = gr.Button("Run the memory test", variant="primary")
+                m_note = empty_note(EMPTY_NOTES["memory"])
                 m_plot = gr.Plot(show_label=False, elem_classes="chart")
-                m_button.click(memory, [m_retrain], [m_plot], api_name="memory", preprocess=False)
+                hide_when_filled(m_button.click(memory, [m_retrain], [m_plot], api_name="memory", preprocess=False),
+                                 m_note)
         # The memory test reads no text: its box is hidden there
         memory_tab.select(lambda: gr.Textbox(visible=False), None, text, api_visibility="private")
         for tab in text_tabs:

@@ -32,7 +32,8 @@ the GRU's update gate interpolates between the old and the new state: both give 
 shrink, so they remember who is speaking, whether a line is open, and how long a verse has run. Gradient
 clipping (used in training here) tames the exploding side; gates fix the vanishing side. The shipped `rnn`, `gru`
 and `lstm` have the same number of parameters (3.3M) and the same 10-minute training budget on the same CPU;
-pick any model in each column."""
+pick any model in each column. **Bits per character**, in the tables below, is how surprised a model is by each
+next character of text it never trained on: 1 bit is a coin flip between two characters; lower is better."""
 
 INSIDE_TEXT = """JULIET:
 O Romeo, Romeo! wherefore art thou Romeo?
@@ -53,10 +54,25 @@ What's in a name? that which we call a rose
 By any other name would smell as sweet;
 """
 
+# What each view's empty outputs will show, and the button that fills them
+EMPTY_NOTES = {
+    "surprise": "Press **Show surprise**: the text appears below coloured by surprise, and a table gives each "
+                "model's bits per character.",
+    "neurons": "Press **Show unit**: the text appears coloured by one unit, and a table lists the units that track "
+               "a feature of the text.",
+    "gradient_flow": "Press **Measure**: a chart of the gradient against distance appears here, with the gradient "
+                     "sizes seen in training and the share of steps clipped.",
+    "gates": "Press **Show gates**: a table of each gate's mean appears here, with one unit's gates along the text.",
+    "memory": "Press **Run the memory test**: a chart of each cell's accuracy against the length of the rainy spell "
+              "appears here.",
+    "scores": "Press **Compare**: once the three texts are written, each is scored here by every model.",
+    "train": "Press **Train**: the training and validation curves appear here, and the model's writing beside them.",
+}
+
 INSIDE_HELP = {
     "surprise": "**Surprise.** Each character is coloured by how unexpected it was to the model, -log2 p, in bits; "
-                "hover a character to see the five the model expected instead. The mean is the text's bits per "
-                "character: everything the hidden state remembered is in those predictions.",
+                "hover (on a phone, tap) a character to see the five the model expected instead. The mean is the "
+                "text's bits per character: everything the hidden state remembered is in those predictions.",
     "neurons": "**Neurons.** The text coloured by one unit of the hidden state (or the LSTM's cell state) as the "
                "model reads it. The table lists units whose activation follows a feature of the text, scored by "
                "correlation, as in Karpathy, Johnson and Fei-Fei (2015); unit -1 shows the best one.",
@@ -79,4 +95,5 @@ CSS = """
 .sample-box textarea { font-family: ui-monospace, SFMono-Regular, Menlo, monospace !important; }
 /* On a phone the settings come before the text they make: a wrapped row's columns are reordered */
 @media (max-width: 640px) { .controls-first > .controls { order: -1; } }
+.empty-note { color: var(--body-text-color-subdued); font-style: italic; }
 """

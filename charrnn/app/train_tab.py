@@ -19,6 +19,8 @@ from gradio.utils import get_space, get_upload_folder
 
 from charrnn.cells import TEACHING_TRIO, label
 from charrnn.config import TOKENIZERS
+from charrnn.app.handlers import empty_note, hide_when_filled
+from charrnn.app.texts import EMPTY_NOTES
 from charrnn.app.session import PageSession
 from charrnn.service.training import SIZE_PRESETS, JobSettings, TrainingManager, min_text_chars, preview_markdown
 
@@ -247,10 +249,13 @@ def train_tab(demo: gr.Blocks, session: PageSession, pickers: list[gr.Dropdown],
         status = gr.Markdown("No model trained in this session yet.")
         bar = gr.HTML()
         with gr.Row():
-            curve = gr.LinePlot(x="minutes", y="bits/char", color="curve", x_title="minutes of training",
-                                title="Bits per character against training time", scale=3)
+            with gr.Column(scale=3):
+                curve = gr.LinePlot(x="minutes", y="bits/char", color="curve", x_title="minutes of training",
+                                    title="Bits per character against training time")
+                curve_note = empty_note(EMPTY_NOTES["train"])
             sample = gr.Textbox(label="What the model writes now (at the latest evaluation)", lines=10,
-                                elem_classes="sample-box", scale=2)
+                                elem_classes="sample-box", scale=2,
+                                placeholder="The model's writing appears here at each evaluation.")
         with gr.Row():
             with gr.Column():
                 download_button = gr.Button("Download the model (zip)")
@@ -272,13 +277,14 @@ def train_tab(demo: gr.Blocks, session: PageSession, pickers: list[gr.Dropdown],
         # waits and fails with it; the Size radio and the sizes table, its other outputs, keep what they showed.
         preview_button.click(preview, [*text_inputs, batch, seq_len, cell], [preview_md, size, sizes],
                              api_name="preview_text", preprocess=False, show_progress_on=[preview_md])
-        train_button.click(train, [key, *text_inputs, *choice_inputs], [status, bar, timer, preview_md],
-                           api_name="train", preprocess=False, show_progress_on=[status])
+        hide_when_filled(train_button.click(train, [key, *text_inputs, *choice_inputs],
+                                            [status, bar, timer, preview_md], api_name="train", preprocess=False,
+                                            show_progress_on=[status]), curve_note)
         size.change(lambda chosen: gr.Textbox(visible=chosen == "custom"), size, params, api_visibility="private",
                     preprocess=False)
         stop_button.click(stop, [key], [status, bar], api_name="stop_training", preprocess=False)
-        resume_button.click(resume, [key, minutes], [status, bar, timer], api_name="resume_training",
-                            preprocess=False)
+        hide_when_filled(resume_button.click(resume, [key, minutes], [status, bar, timer], api_name="resume_training",
+                                             preprocess=False), curve_note)
         poll_outputs = [curve, sample, status, bar, timer, shown, *pickers]
         timer.tick(poll, [key, shown], poll_outputs, api_name="training_progress", preprocess=False,
                    show_progress="hidden")

@@ -43,7 +43,7 @@ def _char_model(library: ModelLibrary, name: str):
 
 
 # 1. Surprise ------------------------------------------------------------------------------------------------
-SURPRISE_COLUMNS = ["model", "bits/char", "total bits", "unknown characters"]
+SURPRISE_COLUMNS = ["model", "bits per character", "total bits", "unknown characters"]
 
 
 def surprise(library: ModelLibrary, text: str, names: list[str]) -> tuple[str, pd.DataFrame]:
@@ -58,9 +58,10 @@ def surprise(library: ModelLibrary, text: str, names: list[str]) -> tuple[str, p
         result = score_surprise(checkpoint.model, checkpoint.tokenizer, text)
         tips = [f"{ch!r}: {bits:.2f} bits. Expected: " + ", ".join(f"{c!r} {p:.0%}" for c, p in top)
                 for ch, bits, top in zip(result.chars, result.bits, result.top)]
-        parts.append(colored_text(result.chars, result.bits, tips, 0.0, 8.0,
-                                  title=f"{name}: {result.bpc:.3f} bits/char"))
-        rows.append({"model": name, "bits/char": round(result.bpc, 4), "total bits": round(float(result.bits.sum()), 1),
+        parts.append(colored_text(result.chars, result.bits, tips, 0.0, 8.0, title=f"{name}: {result.bpc:.3f} bits "
+                                  "per character", unit="surprise in bits (darkest: 8 or more)"))
+        rows.append({"model": name, "bits per character": round(result.bpc, 4),
+                     "total bits": round(float(result.bits.sum()), 1),
                      "unknown characters": "".join(result.unknown)})
     return "\n".join(parts), pd.DataFrame(rows, columns=SURPRISE_COLUMNS)
 
@@ -103,11 +104,12 @@ def neurons(library: ModelLibrary, text: str, name: str, layer: int = -1, unit: 
     tips = [f"{ch!r}: {v:+.3f}" for ch, v in zip(text, values)]
     limit = float(np.abs(values).max()) or 1.0
     title = f"{name}, layer {layer}, {state} unit {unit}{found} (blue negative, red positive)"
-    return colored_text(list(text), values, tips, -limit, limit, diverging=True, title=title), table
+    return colored_text(list(text), values, tips, -limit, limit, diverging=True, title=title,
+                        unit="activation"), table
 
 
 # 3. Gradient flow -------------------------------------------------------------------------------------------
-CLIPPING_COLUMNS = ["model", "clip at", "clipped steps", "steps"]
+CLIPPING_COLUMNS = ["model", "cut above (gradient size)", "clipped steps", "steps"]
 
 
 def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distance: int = 60
@@ -130,7 +132,7 @@ def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distan
         hist.insert(0, "model", name)
         histograms.append(hist)
         grad = metrics.get("grad_norm") or {}
-        clipping.append({"model": name, "clip at": grad.get("clip"),
+        clipping.append({"model": name, "cut above (gradient size)": grad.get("clip"),
                          "clipped steps": f"{grad.get('clipped_fraction', float('nan')):.1%}",
                          "steps": f"{sum(grad.get('counts', [])):,}"})
     underflows = [f"{name} from k = {k}" for name, k in
@@ -196,7 +198,7 @@ def gates(library: ModelLibrary, text: str, name: str, layer: int = 0, unit: int
     keep = cell_info(config.cell).keep_gate
     values = recorded.gates[int(layer)][keep][:, int(unit)].numpy()
     tips = [f"{ch!r}: {keep} gate {v:.3f}" for ch, v in zip(text, values)]
-    html = colored_text(list(text), values, tips, 0.0, 1.0,
+    html = colored_text(list(text), values, tips, 0.0, 1.0, unit=f"{keep} gate",
                         title=f"{name}, layer {layer}, unit {unit}: {keep} gate (red = keeps its memory)")
     kept = float(np.mean(values))
     series = charts.line_chart(gate_analysis.gate_series(recorded, config.cell, int(layer), int(unit)),

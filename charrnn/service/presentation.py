@@ -31,8 +31,7 @@ def model_summary(library: ModelLibrary, name: str) -> dict:
         "cell": label(model["cell"]),
         "layers x hidden": f"{model['num_layers']} x {model['hidden_size']}",
         "parameters": info.get("num_params"),
-        "val bpc": _round(metrics.get("val_bpc")),
-        "val nats/char": _round(metrics.get("val_nats")),
+        "validation bits per character": _round(metrics.get("val_bpc")),
         "training minutes": _round(metrics.get("train_seconds", 0) / 60, 1),
         "training chars/s": metrics.get("train_chars_per_s"),
         # the checkpoint is the best evaluation's weights; its curve (and the training) ran on to total_steps
@@ -48,22 +47,27 @@ def model_card(library: ModelLibrary, name: str) -> str:
     metrics = info.get("metrics", {})
     training = info.get("training") or {}
     trained_on = training.get("data_name") or ", ".join(Path(d).name for d in training.get("dataset") or [])
+    command = info.get("command")
+    for path in training.get("dataset") or []:  # a developer's folder means nothing to a visitor: its name does
+        command = command and command.replace(path, Path(path).name)
     lines = [
         f"**{name}**: {s['cell']}, {s['layers x hidden']}, {_count(s['parameters'])} parameters, "
         f"dropout {info['model']['dropout']}",
         *([f"- trained on {trained_on}"] if trained_on else []),
-        f"- validation: **{s['val bpc']} bits/char** ({s['val nats/char']} nats/char) on "
-        f"{metrics.get('data', {}).get('val_split', 'its validation split')}",
+        f"- validation: **{s['validation bits per character']} bits per character** on "
+        f"{metrics.get('data', {}).get('val_split', 'its validation split')} (how surprised the model is by each "
+        "next character of text it never trained on: 1 bit = a coin flip, lower is better)",
         f"- trained {s['training minutes']} min, {_count(s['steps trained'])} steps (the best at step "
         f"{_count(s['best at step'])}), {_count(s['training chars/s'])} chars/s on "
         f"{metrics.get('hardware', 'unknown hardware')}",
     ]
-    if info.get("command"):
-        lines.append(f"- made by `{info['command']}`")
+    if command:
+        lines.append(f"- made by `{command}`")
     return "\n".join(lines)
 
 
-COMPARISON_COLUMNS = ["model", "cell", "parameters", "val bpc", "training minutes", "steps trained",
+COMPARISON_COLUMNS = ["model", "cell", "parameters", "validation bits per character",
+                      "training minutes", "steps trained",
                       "best at step", "sampling chars/s"]
 
 
@@ -76,7 +80,7 @@ def comparison_table(library: ModelLibrary, names: list[str], speeds: list[float
     rows = []
     for i, name in enumerate(_model_names(names)):
         s = model_summary(library, name)
-        rows.append({"model": name, "cell": s["cell"], "parameters": _count(s["parameters"]), "val bpc": s["val bpc"],
+        rows.append({"model": name, "cell": s["cell"], "parameters": _count(s["parameters"]), "validation bits per character": s["validation bits per character"],
                      "training minutes": s["training minutes"], "steps trained": _count(s["steps trained"]),
                      "best at step": _count(s["best at step"]),
                      "sampling chars/s": _count(speeds[i]) if speeds else None})
@@ -89,18 +93,18 @@ def validation_curves(library: ModelLibrary, names: list[str]) -> pd.DataFrame:
     for name in dict.fromkeys(_model_names(names)):  # a model picked twice is drawn once
         for point in library.info(name).get("metrics", {}).get("curve", []):
             rows.append({"model": name, "step": point["step"], "minutes": round(point["elapsed_s"] / 60, 2),
-                         "val bpc": round(point["val_bpc"], 4)})
-    return pd.DataFrame(rows, columns=["model", "step", "minutes", "val bpc"])
+                         "bits per character": round(point["val_bpc"], 4)})
+    return pd.DataFrame(rows, columns=["model", "step", "minutes", "bits per character"])
 
 
 def validation_charts(library: ModelLibrary, names: list[str]) -> tuple[dict, dict]:
     """The chosen models' validation curves against training time and against steps (Vega-Lite charts)."""
     curves = validation_curves(library, names)
-    return (charts.line_chart(curves, "minutes", "val bpc", "model", "Validation bits/char against training time",
-                              x_title="training minutes", y_title="validation bits/char"),
-            charts.line_chart(curves, "step", "val bpc", "model", "Validation bits/char against training steps",
-                              x_title="training steps", y_title="validation bits/char"))
+    return (charts.line_chart(curves, "minutes", "bits per character", "model", "Validation bits per character against training time",
+                              x_title="training minutes", y_title="validation bits per character"),
+            charts.line_chart(curves, "step", "bits per character", "model", "Validation bits per character against training steps",
+                              x_title="training steps", y_title="validation bits per character"))
 
 
 def score_columns(names: list[str]) -> list[str]:
-    return ["text written by", *(f"bpc under {scorer}" for scorer in names)]
+    return ["text written by", *(f"bits per character under {scorer}" for scorer in names)]

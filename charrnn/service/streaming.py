@@ -204,6 +204,6 @@ def cross_scores(library: ModelLibrary, names: list[str], prompt: str, texts: li
             checkpoint = library.load(scorer).checkpoint
             context, _ = encode_prompt(checkpoint.tokenizer, prompt)
             bpc = continuation_bpc(checkpoint.model, checkpoint.tokenizer, context, continuation)
-            row[f"bpc under {scorer}"] = None if bpc is None else round(bpc, 3)
+            row[f"bits per character under {scorer}"] = None if bpc is None else round(bpc, 3)
         rows.append(row)
     return pd.DataFrame(rows)
