@@ -45,7 +45,7 @@ def test_landing_route_and_every_tab_one_tap_away(browser, shipped_app_url, size
     steps = ["Compare cells", "Inside > Gradient flow", "Inside > Memory test", "Inside > Gates", "Train"]
     assert [route.index(step) for step in steps] == sorted(route.index(step) for step in steps)
     page.screenshot(path=ARTIFACTS / f"learner-landing-{size}.png")
-    assert visible_tabs(page) == ["Generate", "Compare cells", "Inside", "Train"]
+    assert visible_tabs(page) == ["Generate", "Write", "Compare cells", "Inside", "Train"]
     assert not any(menu.is_visible() for menu in page.locator(".overflow-menu").all())  # no "⋯" anywhere
     if size == "phone":  # Generate's settings come before the (empty) output box
         model_top = page.locator(".controls").first.bounding_box()["y"]
@@ -54,7 +54,7 @@ def test_landing_route_and_every_tab_one_tap_away(browser, shipped_app_url, size
     page.get_by_role("tab", name="Inside").click()
     views = ["Surprise", "Neurons", "Gradient flow", "Gates", "Memory test"]
     page.get_by_role("tab", name="Memory test").wait_for(timeout=30_000)
-    assert visible_tabs(page)[4:] == views
+    assert visible_tabs(page)[5:] == views
     assert not any(menu.is_visible() for menu in page.locator(".overflow-menu").all())
     page.screenshot(path=ARTIFACTS / f"learner-inside-{size}.png", full_page=True)
     page.close()
