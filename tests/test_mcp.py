@@ -52,9 +52,11 @@ def over_mcp(url: str, work):
     return asyncio.run(run())
 
 
-def test_an_agent_sees_the_four_tools_each_described(mcp_url):
+def test_an_agent_sees_the_five_tools_each_described(mcp_url):
     tools = {tool.name: tool for tool in over_mcp(mcp_url, lambda session: session.list_tools()).tools}
-    assert set(tools) == {"models", "generate", "compare", "surprise"}  # not the Train tab, not private events
+    # not the Train tab, not private events
+    assert set(tools) == {"models", "generate", "compare", "surprise", "suggest"}
+    assert tools["suggest"].description.startswith("A model's likeliest continuations of a text")
     generate = tools["generate"]
     assert generate.description.startswith("Continue a prompt with a character-level language model")
     properties = generate.inputSchema["properties"]
@@ -74,9 +76,11 @@ def test_an_agent_writes_text_searches_beams_and_gets_messages(mcp_url):
                 await session.call_tool("generate", {"prompt": "All:", "length": 30, "beam_width": 3,
                                                      "num_samples": 2}),
                 await session.call_tool("surprise", {"text": "First Citizen:\nSpeak, speak.", "model": "lstm"}),
-                await session.call_tool("generate", {"length": 0})]
+                await session.call_tool("generate", {"length": 0}),
+                await session.call_tool("suggest", {"text": "First Citiz", "model": "lstm", "n": 3})]
 
-    sampled, beams, surprise, refused = over_mcp(mcp_url, calls)
+    sampled, beams, surprise, refused, suggested = over_mcp(mcp_url, calls)
+    assert not suggested.isError and "'words': [{'text': " in suggested.content[0].text
     text, status = sampled.content[0].text.rsplit("\n\n", 1)
     assert not sampled.isError and text.startswith("All:") and len(text) == len("All:") + 40 and "seed 3" in status
     assert beams.content[0].text.count("--- beam ") == 2 and "Beam search, width 3" in beams.content[0].text

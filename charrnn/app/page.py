@@ -42,5 +42,5 @@ def build_app(library: service.ModelLibrary | None = None, manager: TrainingMana
             compare_tab(session, names)
             inside_tab(session, names)
             train_tab(demo, session, model_pickers(demo), user_errors)
-    only_tools(demo, tools)
+    only_tools(demo, [*tools, "suggest"])  # the write-together suggestions are a tool too
     return demo
