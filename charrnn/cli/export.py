@@ -10,10 +10,10 @@ one is found (--runtime; works offline) or from a CDN.
 
 from __future__ import annotations
 
-import argparse
 import json
 
-from charrnn.errors import ArgumentParser, check, cli_errors
+from charrnn.cli.common import model_command_parser
+from charrnn.errors import check, cli_errors
 from charrnn.export.runtime import CHOICES, VERSION, choose_runtime
 from charrnn.export.site import CHECK_LENGTH, PAGE_FILE, export_site
 from charrnn.hub.resolve import load
@@ -21,11 +21,7 @@ from charrnn.hub.resolve import load
 
 @cli_errors
 def main(argv=None) -> dict:
-    parser = ArgumentParser(prog="charrnn export", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True,
-                        help="checkpoint folder (e.g. checkpoints/lstm) or Hub id (user/name)")
-    parser.add_argument("--revision", default=None, help="branch, tag or commit of a Hub id (default: main)")
+    parser = model_command_parser("charrnn export", __doc__)
     parser.add_argument("--out", default="site", help="folder to write the page into (default: site)")
     parser.add_argument("--runtime", default="auto",
                         help=f"where the page gets onnxruntime-web: {CHOICES} (its dist/ or node_modules/; copied "

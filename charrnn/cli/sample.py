@@ -12,13 +12,13 @@ them, best first, with their log-probabilities.
 
 from __future__ import annotations
 
-import argparse
 import json
 import secrets
 import sys
 import time
 
-from charrnn.errors import ArgumentParser, check, check_text, cli_errors
+from charrnn.cli.common import model_command_parser
+from charrnn.errors import check, check_text, cli_errors
 from charrnn.hub.resolve import load
 from charrnn.sampling.beam import LENGTH_PENALTY, NO_REPEAT_NGRAM, beam_search
 from charrnn.sampling import warm
@@ -30,11 +30,7 @@ MAX_BEAM = 10_000  # as many beams as --num-samples allows samples
 
 @cli_errors
 def main(argv=None) -> dict:
-    parser = ArgumentParser(prog="charrnn sample", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True,
-                        help="checkpoint folder (e.g. checkpoints/lstm) or Hub id (user/name)")
-    parser.add_argument("--revision", default=None, help="branch, tag or commit of a Hub id (default: main)")
+    parser = model_command_parser("charrnn sample", __doc__)
     parser.add_argument("--prompt", default="", help="text to start from (default: a newline)")
     parser.add_argument("--length", type=int, default=500, help="tokens to generate (default: 500)")
     parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; <1 safer, >1 wilder (default: 0.8)")

@@ -10,10 +10,10 @@ trailing space, and `\\5` to add a number itself). The text is printed at the en
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from charrnn.errors import ArgumentParser, check, cli_errors
+from charrnn.cli.common import model_command_parser
+from charrnn.errors import check, cli_errors
 from charrnn.hub.resolve import load
 from charrnn.sampling.suggest import MAX_CHARS, Suggester
 
@@ -36,11 +36,7 @@ def typed(line: str) -> str:
 
 @cli_errors
 def main(argv=None, stdin=None, stdout=None) -> str:
-    parser = ArgumentParser(prog="charrnn write", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True,
-                        help="checkpoint folder (e.g. checkpoints/lstm) or Hub id (user/name)")
-    parser.add_argument("--revision", default=None, help="branch, tag or commit of a Hub id (default: main)")
+    parser = model_command_parser("charrnn write", __doc__)
     parser.add_argument("--text", default="", help="the text to start from (default: none, the start of a line)")
     parser.add_argument("--suggestions", type=int, default=5, help="words and characters suggested (default: 5)")
     parser.add_argument("--temperature", type=float, default=1.0,
