@@ -50,13 +50,17 @@ class TorchStepper:
 
     @torch.no_grad()
     def step(self, tokens: np.ndarray, hidden: NumpyHidden) -> tuple[np.ndarray, NumpyHidden]:
-        was_training = self.model.training
+        was_training, threads = self.model.training, torch.get_num_threads()
         self.model.eval()
+        # One thread: a step's products are too small to share, and the compiling process has another core (with
+        # more threads than free cores, torch's threads spin waiting for each other at every step).
+        torch.set_num_threads(1)
         try:
             tokens = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64)).reshape(-1, 1)
             logits, new_hidden, _ = self.model(tokens, self.to_torch(hidden))
         finally:
             self.model.train(was_training)
+            torch.set_num_threads(threads)
         return np.ascontiguousarray(logits[:, -1].float().numpy()), self.to_numpy(new_hidden)
 
 
