@@ -10,7 +10,7 @@ import pytest
 
 from charrnn.checkpoint.saving import load_checkpoint
 from charrnn.sampling import kernels
-from charrnn.sampling.generate import SamplingSettings, row_settings, stream
+from charrnn.sampling.generate import SamplingSettings, read_prompt, row_settings, stream
 from charrnn.sampling.stepper import Stepper
 from charrnn.sampling.torch_stepper import TorchStepper, sample_tokens_uncompiled
 from tests.conftest import ROOT
@@ -33,7 +33,7 @@ def test_the_python_draw_draws_what_the_compiled_draw_draws(temperature, top_k, 
 def test_the_torch_stepper_steps_as_the_compiled_one_within_rounding(tiny_checkpoint):
     model = load_checkpoint(tiny_checkpoint).model
     compiled, torch_stepper = Stepper(model, "float32"), TorchStepper(model)
-    hidden = torch_stepper.read(np.array([1, 2, 3]))
+    hidden = read_prompt(model, torch_stepper, np.array([1, 2, 3]))  # torch reads it, the Stepper steps it
     assert np.allclose(hidden, compiled.read(np.array([1, 2, 3])), atol=1e-5)
     hidden = np.repeat(hidden, 3, axis=1)
     (ours, ours_hidden), (theirs, their_hidden) = (s.step(np.array([4, 5, 6]), hidden) for s in (torch_stepper,

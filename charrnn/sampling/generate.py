@@ -114,10 +114,12 @@ def prime(model: CharRNN, ids: np.ndarray, chunk: int = PROMPT_CHUNK) -> Hidden 
         model.train(was_training)
 
 
-def read_prompt(model: CharRNN, stepper: Stepper, ids: np.ndarray) -> NumpyHidden:
-    """The state (S, 1, H) after reading `ids` from the zero state: stepped by the Stepper when they are few
-    (STEPPED_PROMPT), else read by the fused recurrent kernel in chunks (see `prime`)."""
-    if len(ids) <= STEPPED_PROMPT:
+def read_prompt(model: CharRNN, stepper: Stepper | TorchStepper, ids: np.ndarray) -> NumpyHidden:
+    """The state (S, 1, H) after reading `ids` from the zero state: stepped by the compiled Stepper when they are
+    few (STEPPED_PROMPT), else read by torch's fused recurrent kernel in chunks (see `prime`)."""
+    if len(ids) == 0:
+        return stepper.zero_state(1)
+    if len(ids) <= STEPPED_PROMPT and stepper.compiled:
         return stepper.read(ids)
     return stepper.to_numpy(prime(model, ids))
 
@@ -138,7 +140,7 @@ class Samples:
         check(length >= 0, f"length must be >= 0, got {length}")
         check(num_samples >= 1, f"number of samples must be >= 1, got {num_samples}")
         self.tokenizer, self.settings, self.stop = tokenizer, settings, stop
-        self.compiled = getattr(stepper, "compiled", True)  # a TorchStepper: no compiled draw either
+        self.compiled = stepper.compiled  # a TorchStepper: no compiled draw either
         self.rng = np.random.default_rng(seed)
         ids, _ = encode_prompt(tokenizer, prompt)
         self.hidden = np.repeat(read_prompt(model, stepper, ids[:-1]), num_samples, axis=1)

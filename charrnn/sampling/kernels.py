@@ -275,13 +275,19 @@ def sample_tokens(logits, temperature, top_k, top_p, banned, uniforms, tokens):
         if not filtered_probabilities(logits[b], temperature[b], top_k[b], top_p[b], banned[b], probs):
             tokens[b] = -1
             continue
-        target = uniforms[b] * probs.sum()
-        cumulative = 0.0
-        token = -1
-        for v in range(size):
-            if probs[v] > 0:
-                token = v  # the last token with mass, should rounding leave target at the very top
-                cumulative += probs[v]
-                if cumulative > target:
-                    break
-        tokens[b] = token
+        tokens[b] = inverse_cdf(probs, uniforms[b])
+
+
+@njit(**_EXACT)
+def inverse_cdf(probs, uniform):
+    """The token whose running sum of probabilities first passes uniform x their total."""
+    target = uniform * probs.sum()
+    cumulative = 0.0
+    token = -1
+    for v in range(probs.shape[0]):
+        if probs[v] > 0:
+            token = v  # the last token with mass, should rounding leave target at the very top
+            cumulative += probs[v]
+            if cumulative > target:
+                break
+    return token

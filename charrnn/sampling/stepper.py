@@ -42,7 +42,34 @@ def kernel_choice() -> str:
             f"vectors; matrices in {precision}")
 
 
-class Stepper:
+class StateLayout:
+    """The hidden-state layout every stepper shares: (S, B, H), each layer's h and then (LSTM) each layer's c.
+    Needs `cell`, `num_layers` and `hidden_size`; `compiled` says whether the step runs on the compiled kernels."""
+
+    cell: str
+    num_layers: int
+    hidden_size: int
+    compiled = True
+
+    @property
+    def state_size(self) -> int:
+        """S of the (S, B, H) hidden state."""
+        return 2 * self.num_layers if self.cell == "lstm" else self.num_layers
+
+    def zero_state(self, rows: int) -> NumpyHidden:
+        return np.zeros((self.state_size, rows, self.hidden_size), np.float32)
+
+    def to_numpy(self, hidden: Hidden) -> NumpyHidden:
+        tensors = hidden if isinstance(hidden, tuple) else (hidden,)
+        return np.ascontiguousarray(np.concatenate([_f32(t) for t in tensors]))
+
+    def to_torch(self, hidden: NumpyHidden) -> Hidden:
+        layers = self.num_layers
+        h = torch.from_numpy(np.ascontiguousarray(hidden[:layers]))
+        return (h, torch.from_numpy(np.ascontiguousarray(hidden[layers:]))) if self.cell == "lstm" else h
+
+
+class Stepper(StateLayout):
     """Advances a CharRNN by one token: step(tokens (B,), hidden (S, B, H)) -> (logits (B, V), hidden).
 
     Weights are copied to NumPy arrays once; the model is left untouched. `precision` is that of the matrices:
@@ -93,23 +120,9 @@ class Stepper:
             self.w_ih, self.w_hh, self.head_w = (to_bits(m) for m in matrices)
         self._no_rows = np.zeros((0, self.w_hh.shape[-1]), self.w_hh.dtype)
 
-    @property
-    def state_size(self) -> int:
-        """S of the (S, B, H) hidden state."""
-        return 2 * self.num_layers if self.cell == "lstm" else self.num_layers
-
-    def to_numpy(self, hidden: Hidden) -> NumpyHidden:
-        tensors = hidden if isinstance(hidden, tuple) else (hidden,)
-        return np.ascontiguousarray(np.concatenate([_f32(t) for t in tensors]))
-
-    def to_torch(self, hidden: NumpyHidden) -> Hidden:
-        layers = self.num_layers
-        h = torch.from_numpy(np.ascontiguousarray(hidden[:layers]))
-        return (h, torch.from_numpy(np.ascontiguousarray(hidden[layers:]))) if self.cell == "lstm" else h
-
     def read(self, ids: np.ndarray) -> NumpyHidden:
         """The hidden state (S, 1, H) after reading `ids` from the zero state, one step per token."""
-        hidden = np.zeros((self.state_size, 1, self.hidden_size), np.float32)
+        hidden = self.zero_state(1)
         for token in np.asarray(ids, dtype=np.int64).reshape(-1, 1):
             _, hidden = self.step(token, hidden)
         return hidden
