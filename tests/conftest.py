@@ -99,3 +99,19 @@ def app_url(tiny_library):
     yield url
     demo.close()
     sampler.close()
+
+
+def sharp_random_model(vocab_size: int, cell: str = "lstm", seed: int = 0, scale: float = 3.0):
+    """A tiny CharRNN with random weights scaled up, so that its predictions are far from uniform (no near-ties
+    to rank): for tests that compare a search or a suggestion with the model's own probabilities."""
+    import torch
+
+    from charrnn.config import ModelConfig
+    from charrnn.model import CharRNN
+
+    torch.manual_seed(seed)
+    model = CharRNN(ModelConfig(vocab_size=vocab_size, cell=cell, embedding_size=4, hidden_size=8, num_layers=2))
+    with torch.no_grad():
+        for param in model.parameters():
+            param.mul_(scale)
+    return model.eval()

@@ -16,18 +16,13 @@ from charrnn.sampling.beam import beam_search, length_normalised, repeated_ngram
 from charrnn.sampling.generate import encode_prompt
 from charrnn.tokenizer import CharTokenizer, train_tokenizer
 
+from tests.conftest import sharp_random_model
+
 TOKENIZER = CharTokenizer("abcd")  # 4 characters and <unk>, which is never written
 
 
 def tiny_model(cell: str, seed: int = 0) -> CharRNN:
-    """Random weights, scaled up so that the model's predictions are far from uniform (no near-ties to rank)."""
-    torch.manual_seed(seed)
-    model = CharRNN(ModelConfig(vocab_size=TOKENIZER.vocab_size, cell=cell, embedding_size=4, hidden_size=8,
-                                num_layers=2))
-    with torch.no_grad():
-        for param in model.parameters():
-            param.mul_(3)
-    return model.eval()
+    return sharp_random_model(TOKENIZER.vocab_size, cell, seed, scale=3)
 
 
 @torch.no_grad()

@@ -5,23 +5,18 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
 from charrnn.sampling.generate import encode_prompt
 from charrnn.sampling.suggest import Suggester, is_boundary, suggestions
 from charrnn.tokenizer import UNKNOWN_ID, CharTokenizer
 
+from tests.conftest import sharp_random_model
+
 TOKENIZER = CharTokenizer("ab .\n")
 
 
 def tiny_model(cell: str = "lstm", seed: int = 0) -> CharRNN:
-    torch.manual_seed(seed)
-    model = CharRNN(ModelConfig(vocab_size=TOKENIZER.vocab_size, cell=cell, embedding_size=4, hidden_size=8,
-                                num_layers=2))
-    with torch.no_grad():
-        for param in model.parameters():
-            param.mul_(2)
-    return model.eval()
+    return sharp_random_model(TOKENIZER.vocab_size, cell, seed, scale=2)
 
 
 @torch.no_grad()
