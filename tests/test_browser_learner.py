@@ -116,9 +116,12 @@ def test_empty_outputs_say_what_comes_and_the_words_are_plain(browser, shipped_a
     note = page.get_by_text("Press Compare: once the three texts are written")
     note.wait_for(timeout=30_000)
     assert "validation bits per character" in page.locator(".table-container").filter(visible=True).first.inner_text()
-    # the scores fill after the texts: a line says they are being computed (watched, as it may last under a second)
-    page.evaluate("window.seen = new Set(); window.watch = setInterval(() => { for (const line of ['scored here "
-                  "once', 'scoring each text']) if (document.body.innerText.includes(line)) seen.add(line) }, 20)")
+    # the scores fill after the texts: a line says they are being computed (watched at every change of the page,
+    # as it may last under a second: a timer could miss it on a loaded machine)
+    page.evaluate("window.seen = new Set(); const look = () => { for (const line of ['scored here once', "
+                  "'scoring each text']) if (document.body.innerText.includes(line)) seen.add(line) }; look(); "
+                  "new MutationObserver(look).observe(document.body, {subtree: true, childList: true, "
+                  "characterData: true})")
     page.get_by_role("button", name="Compare", exact=True).click()
     page.wait_for_function("[...document.querySelectorAll('.table-container')].some(t => t.offsetParent && "
                            "/bits per character under lstm[\\s\\S]*\\d\\.\\d/.test(t.innerText))", timeout=120_000)

@@ -66,3 +66,36 @@ def test_a_first_sample_on_a_machine_answers_with_torch_and_compiles_the_kernels
             time.sleep(1)
     second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0 and "background" not in second.stderr, second.stderr
+
+
+def test_an_engine_built_while_the_kernels_compile_samples_with_torch_then_moves_to_them(tiny_checkpoint,
+                                                                                         monkeypatch):
+    from charrnn.sampling import engine as engine_module, warm
+
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    ready = {"now": False}
+    monkeypatch.setattr(warm, "kernels_ready", lambda: ready["now"])
+    monkeypatch.setattr(engine_module, "READY_CHECK_SECONDS", 0.0)
+    engine = engine_module.SamplingEngine(checkpoint.model, checkpoint.tokenizer, threads=1, while_compiling=True)
+    assert not engine.stepper.compiled
+    steps = engine.stream("All:", 60, SamplingSettings(0.8), seed=5, num_samples=2)
+    first = [next(steps) for _ in range(20)]
+    ready["now"] = True  # the compiling process is done: the running texts go on with the compiled kernels
+    rest = list(steps)
+    assert engine.stepper.compiled and isinstance(engine.stepper, Stepper)
+    texts = ["".join(step[i] for step in first + rest) for i in range(2)]
+    assert [len(t) for t in texts] == [60, 60] and texts[0] != texts[1]
+    # and a text is drawn from the same probabilities: at temperature 0 it is the compiled kernels' own text
+    greedy = "".join(p[0] for p in stream(checkpoint.model, checkpoint.tokenizer, "All:", 30, SamplingSettings(0.0),
+                                          seed=1, stepper=Stepper(checkpoint.model, "float32")))
+    ready["now"] = False
+    cold = engine_module.SamplingEngine(checkpoint.model, checkpoint.tokenizer, threads=1, while_compiling=True)
+    assert "".join(p[0] for p in cold.stream("All:", 30, SamplingSettings(0.0), seed=1)) == greedy
+
+
+def test_an_engine_not_told_the_kernels_compile_uses_them_whatever_the_cache(tiny_checkpoint, monkeypatch):
+    from charrnn.sampling import engine as engine_module, warm
+
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    monkeypatch.setattr(warm, "kernels_ready", lambda: False)
+    assert engine_module.SamplingEngine(checkpoint.model, checkpoint.tokenizer).stepper.compiled

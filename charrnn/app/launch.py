@@ -34,11 +34,13 @@ def mcp_server() -> bool | None:
 
 
 def main() -> None:
-    if not warm.cache_files_present():  # a fresh install: the kernels compile while the page is built
+    fresh = not warm.cache_files_present()
+    if fresh:  # the kernels compile while the page is built; until they are ready the engines sample with torch
         warm.compile_in_background()
     prepare_server_process()  # memory given back after big requests; no import search on every event
     # Sampling runs in a child process (see sampler_process.py) unless CHARRNN_SAMPLING_PROCESS=0
-    library = service.ModelLibrary(sampler=SamplerProcess() if SAMPLING_PROCESS else None)
+    library = service.ModelLibrary(sampler=SamplerProcess(while_compiling=fresh) if SAMPLING_PROCESS else None,
+                                   while_compiling=fresh)
     # The page is built and served before torch is imported (the slowest import): broken folders that show
     # without loading are skipped here, before the pickers are built; warm_up loads every model once the page
     # is up and drops any that fails from the pickers of pages opened after it.

@@ -11,26 +11,35 @@ text is done, without waiting for the others.
 A caller's text does not depend on who else is in the batch: its prompt is read on its own thread (as
 `sample.stream` does), it draws from its own random generator, and the kernels give each row the same result
 whatever the batch (tested). So a seed gives the same text alone or under load.
+
+On a fresh install the app starts compiling the kernels in a process of its own (warm.py) and builds its engines
+with `while_compiling`: until the compiled kernels are ready they step with torch and draw with the draw's own code
+run as Python (torch_stepper.py), so the first visitor does not wait for the compiler. The hidden-state layout is
+the same, so a running text moves to the compiled kernels at its next step. Until then the promise above is the
+weaker one of torch_stepper.py: the same probabilities, not always the same bits.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import deque
 from typing import Iterator
 
 import numpy as np
 
-from charrnn.sampling import kernels
+from charrnn.sampling import kernels, warm
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN
 from charrnn.sampling.generate import Samples, SamplingSettings
 from charrnn.sampling.stepper import Stepper
+from charrnn.sampling.torch_stepper import TorchStepper, sample_tokens_uncompiled
 from charrnn.tokenizer import Tokenizer
 
 MAX_ROWS = 64  # rows stepped at once by all workers; callers beyond wait for room (a bigger one runs alone)
 IDLE_SECONDS = 30.0  # a worker ends after this long without work, and starts again on demand
+READY_CHECK_SECONDS = 0.5  # while the kernels compile elsewhere, how often an engine looks whether they are ready
 
 
 class _Caller:
@@ -88,13 +97,17 @@ class SamplingEngine:
     `stream` has the meaning and the results of `sample.stream`. The callers are shared among `threads`
     workers (default: one per core), each stepping its own batch in one compiled call per step, so the cores
     work at once with no hand-off between threads inside a step. A worker starts on demand and ends after
-    IDLE_SECONDS without work.
+    IDLE_SECONDS without work. `while_compiling`: step with torch until the compiled kernels are ready (see the
+    module's docstring) rather than compile them on the first call.
     """
 
     def __init__(self, model: CharRNN, tokenizer: Tokenizer, stepper: Stepper | None = None,
-                 max_rows: int = MAX_ROWS, threads: int | None = None):
+                 max_rows: int = MAX_ROWS, threads: int | None = None, while_compiling: bool = False):
         self.model, self.tokenizer = model, tokenizer
-        self.stepper = stepper or Stepper(model)
+        self._compiled = stepper or (None if while_compiling and not warm.kernels_ready() else Stepper(model))
+        self._uncompiled = TorchStepper(model) if self._compiled is None else None
+        self._switch = threading.Lock()
+        self._next_check = time.monotonic() + READY_CHECK_SECONDS
         self.threads = max(1, threads or os.cpu_count() or 1)
         self.rows_per_worker = max(1, max_rows // self.threads)
         self._waiting: deque[_Caller] = deque()
@@ -102,6 +115,16 @@ class SamplingEngine:
         self._workers: list[threading.Thread | None] = [None] * self.threads
         self._rows = [0] * self.threads  # rows each worker steps now
         self.peak_rows = 0  # the most rows stepped at once by one worker so far
+
+    @property
+    def stepper(self) -> Stepper | TorchStepper:
+        """The compiled Stepper, or while the kernels compile elsewhere (`while_compiling`) a TorchStepper."""
+        if self._compiled is None and time.monotonic() >= self._next_check:
+            with self._switch:
+                if self._compiled is None and warm.kernels_ready():
+                    self._compiled = Stepper(self.model)  # loads the cached kernels: no compiling here
+                self._next_check = time.monotonic() + READY_CHECK_SECONDS
+        return self._compiled or self._uncompiled
 
     @property
     def active_rows(self) -> int:
@@ -207,10 +230,12 @@ class SamplingEngine:
         one call; returns the callers still going."""
         try:
             self.peak_rows = max(self.peak_rows, batch.rows)
-            logits, batch.hidden = self.stepper.step(batch.tokens, batch.hidden)
+            stepper = self.stepper
+            logits, batch.hidden = stepper.step(batch.tokens, batch.hidden)
             uniforms = np.concatenate([c.samples.uniforms() for c in batch.callers])
             batch.tokens = np.empty(batch.rows, np.int64)
-            kernels.sample_tokens(logits, *batch.settings, uniforms, batch.tokens)
+            draw = kernels.sample_tokens if stepper.compiled else sample_tokens_uncompiled
+            draw(logits, *batch.settings, uniforms, batch.tokens)
         except Exception as error:  # noqa: BLE001 - every caller hears of it; the engine goes on
             for caller in batch.callers:
                 caller.fail(error)

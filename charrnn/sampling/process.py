@@ -67,7 +67,10 @@ class _Call:
 class SamplerProcess:
     """The child process that samples, started on first use and again after it dies, and the calls in it."""
 
-    def __init__(self):
+    def __init__(self, while_compiling: bool = False):
+        """`while_compiling`: the kernels are being compiled in another process (a fresh install, warm.py); the
+        child's engines sample with torch until they are ready (engine.py)."""
+        self.while_compiling = while_compiling
         # Held to start the child, write to it, and register a call: so a call is never registered with a dead
         # child after its reader has ended that child's calls. Re-entrant: a stream closed by the garbage
         # collector runs its cleanup on whatever thread happens to hold it.
@@ -119,7 +122,7 @@ class SamplerProcess:
             # A session of its own: Ctrl-C in the terminal goes to the server, and the child ends when the
             # server's end of the pipe closes.
             child = subprocess.Popen([sys.executable, "-m", "charrnn.sampling.process", str(to_child_read),
-                                      str(from_child_write)], pass_fds=(to_child_read, from_child_write),
+                                      str(from_child_write), str(int(self.while_compiling))], pass_fds=(to_child_read, from_child_write),
                                      cwd=IMPORT_ROOT, stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as err:
             for fd in (to_child_write, from_child_read):
@@ -237,7 +240,8 @@ class RemoteEngine:
 class _Engines:
     """One SamplingEngine per checkpoint folder, loaded on first use and again when the weights change."""
 
-    def __init__(self):
+    def __init__(self, while_compiling: bool = False):
+        self.while_compiling = while_compiling
         self._engines: OrderedDict[str, tuple[float, SamplingEngine]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -261,7 +265,8 @@ class _Engines:
                 except Exception as err:  # noqa: BLE001 - as ModelLibrary.load: a damaged folder is a message
                     raise CharRNNError(f"the checkpoint {name} could not be loaded ({type(err).__name__}: {err})"
                                        ) from None
-                cached = self._engines[path] = (stamp, SamplingEngine(checkpoint.model, checkpoint.tokenizer))
+                cached = self._engines[path] = (stamp, SamplingEngine(checkpoint.model, checkpoint.tokenizer,
+                                                                          while_compiling=self.while_compiling))
             self._engines.move_to_end(path)
             while len(self._engines) > MAX_ENGINES:
                 self._engines.popitem(last=False)  # calls running on it keep their own reference
@@ -292,9 +297,9 @@ def _run_call(engines: _Engines, send, call_id: int, request: dict, cancelled: t
     send(["end", call_id, error])
 
 
-def serve(from_parent: Connection, to_parent: Connection) -> None:
+def serve(from_parent: Connection, to_parent: Connection, while_compiling: bool = False) -> None:
     """Start and cancel calls as the parent asks, until its end of the pipe closes."""
-    engines = _Engines()
+    engines = _Engines(while_compiling)
     cancelled: dict[int, threading.Event] = {}
     send_lock = threading.Lock()
 
@@ -326,4 +331,5 @@ def serve(from_parent: Connection, to_parent: Connection) -> None:
 
 
 if __name__ == "__main__":
-    serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+    serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False),
+          while_compiling=sys.argv[3:] == ["1"])

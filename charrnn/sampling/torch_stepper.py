@@ -3,6 +3,8 @@ interface and hidden-state layout, and a token draw that runs the compiled draw'
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
@@ -16,6 +18,7 @@ class TorchStepper(StateLayout):
     prompt is read by torch in one pass (generate.read_prompt), so there is no step-by-step `read` here."""
 
     compiled = False
+    _threads_lock = threading.Lock()  # torch's thread count is the process's: the engine's workers take turns
 
     def __init__(self, model: CharRNN):
         self.model = model
@@ -24,6 +27,10 @@ class TorchStepper(StateLayout):
 
     @torch.no_grad()
     def step(self, tokens: np.ndarray, hidden: NumpyHidden) -> tuple[np.ndarray, NumpyHidden]:
+        with self._threads_lock:
+            return self._step(tokens, hidden)
+
+    def _step(self, tokens: np.ndarray, hidden: NumpyHidden) -> tuple[np.ndarray, NumpyHidden]:
         was_training, threads = self.model.training, torch.get_num_threads()
         self.model.eval()
         # One thread: a step's products are too small to share, and the compiling process has another core (with

@@ -47,6 +47,23 @@ def cache_files_present() -> bool:
     return any(next(folder.rglob("kernels.stack_step-*.nbi"), None) for folder in folders if folder.is_dir())
 
 
+def compiling() -> bool:
+    """Whether a compiling process (compile_in_background) is running now."""
+    with open(LOCK, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return False
+
+
+def kernels_ready() -> bool:
+    """Whether the compiled kernels can be used now without waiting for the compiler: cached, and no compiling
+    process still writing them."""
+    return not compiling() and kernels_cached()
+
+
 def wait_for_compiling(timeout: float) -> None:
     """Wait, at most `timeout` seconds, for a compiling process (compile_in_background) to finish."""
     deadline = time.monotonic() + timeout

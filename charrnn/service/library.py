@@ -33,11 +33,13 @@ class ModelLibrary:
     models:), loaded on first use and kept in memory."""
 
     def __init__(self, root: Path | str = CHECKPOINTS_DIR, hub_ids: list[str] | None = None,
-                 sampler: SamplerProcess | None = None):
+                 sampler: SamplerProcess | None = None, while_compiling: bool = False):
         """`sampler`: sample in that child process (the app's way, see sampler_process.py) rather than on
-        threads of this one."""
+        threads of this one. `while_compiling`: the kernels are being compiled in another process (a fresh
+        install): sample with torch until they are ready (engine.py)."""
         self.root = Path(root)
         self.sampler = sampler
+        self.while_compiling = while_compiling
         self.hub_ids = hub.listed_models() if hub_ids is None else list(hub_ids)
         self._hub_paths: dict[str, Path] = {}  # resolved once: resolving asks the Hub
         self._loaded: dict[str, tuple[float, LoadedModel]] = {}
@@ -130,7 +132,8 @@ class ModelLibrary:
                     raise CharRNNError(f"the checkpoint {name} could not be loaded "
                                        f"({type(err).__name__}: {err})") from None
                 engine = (self.sampler.engine(path) if self.sampler is not None
-                          else SamplingEngine(checkpoint.model, checkpoint.tokenizer))
+                          else SamplingEngine(checkpoint.model, checkpoint.tokenizer,
+                                              while_compiling=self.while_compiling))
                 cached = (stamp, LoadedModel(checkpoint, engine))
                 self._loaded[name] = cached
             return cached[1]
