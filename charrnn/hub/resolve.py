@@ -17,19 +17,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from huggingface_hub import constants, metadata_load, snapshot_download
-from huggingface_hub.errors import (
-    GatedRepoError,
-    HfHubHTTPError,
-    LocalEntryNotFoundError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-
 from charrnn import __version__
 from charrnn.checkpoint.folder import CONFIG, FORMAT, TRAINING_STATE, WEIGHTS
 from charrnn.errors import CharRNNError
-from charrnn.hub.reach import check_reachable
 from charrnn.paths import README
 
 if TYPE_CHECKING:
@@ -38,7 +28,9 @@ if TYPE_CHECKING:
     from charrnn.checkpoint.saving import Checkpoint
 
 # Loading imports torch (through charrnn.checkpoint.saving) when called: resolving ids and listing the app's
-# models do not, so the web app builds its page without torch.
+# models do not, so the web app builds its page without torch. huggingface_hub is imported only where a Hub id
+# is resolved or the README's front matter read: a local folder (`charrnn sample --checkpoint runs/x`) is
+# loaded without it, which is a good part of a short command's start-up.
 
 # user/name, then an optional @revision (a branch, tag or commit)
 HUB_ID = re.compile(r"(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?:@(?P<revision>[\w./-]+))?")
@@ -116,6 +108,17 @@ def _is_charrnn_checkpoint(folder: Path) -> bool:
 
 
 def _download(repo_id: str, revision: str | None, patterns: list[str]) -> Path:
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    from charrnn.hub.reach import check_reachable
+
     where = f"{repo_id!r}" + (f" at revision {revision!r}" if revision else "")
     unreachable = ("check your connection, set HF_HUB_OFFLINE=1 to use a copy already in your cache, "
                    "or pass a local checkpoint folder")
@@ -162,6 +165,8 @@ def listed_models(readme: Path | None = None) -> list[str]:
     if os.environ.get(MODELS_ENV) is not None:
         ids, where = [name.strip() for name in os.environ[MODELS_ENV].split(",") if name.strip()], MODELS_ENV
     else:
+        from huggingface_hub import metadata_load
+
         readme = readme or README
         front = metadata_load(readme) if readme.is_file() else None
         ids, where = (front or {}).get("models") or [], f"the models: of {readme}"

@@ -32,16 +32,21 @@ class TorchStepper(StateLayout):
 
     def _step(self, tokens: np.ndarray, hidden: NumpyHidden) -> tuple[np.ndarray, NumpyHidden]:
         was_training, threads = self.model.training, torch.get_num_threads()
+        onednn = torch.backends.mkldnn.enabled
         self.model.eval()
         # One thread: a step's products are too small to share, and the compiling process has another core (with
-        # more threads than free cores, torch's threads spin waiting for each other at every step).
+        # more threads than free cores, torch's threads spin waiting for each other at every step). Without
+        # oneDNN: its recurrent layers prepare the weights at every call, which costs a one-token step several
+        # times its arithmetic (docs/benchmarks.md).
         torch.set_num_threads(1)
+        torch.backends.mkldnn.enabled = False
         try:
             tokens = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64)).reshape(-1, 1)
             logits, new_hidden, _ = self.model(tokens, self.to_torch(hidden))
         finally:
             self.model.train(was_training)
             torch.set_num_threads(threads)
+            torch.backends.mkldnn.enabled = onednn
         return np.ascontiguousarray(logits[:, -1].float().numpy()), self.to_numpy(new_hidden)
 
 
