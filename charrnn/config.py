@@ -244,3 +244,18 @@ def hidden_size_for_params(target: int, cell: str, vocab_size: int, embedding_si
         else:
             high = mid
     return min((low, high), key=lambda h: abs(count_params(cell, h, vocab_size, embedding_size, num_layers) - target))
+
+
+def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in a CharRNN's state_dict, without building one: a checkpoint's weights are
+    checked against them before anything is allocated (building even on the meta device runs every initializer,
+    and torch's meta kernels import its compiler on first use)."""
+    rows, hidden = CELL_TABLE[config.cell].weight_blocks * config.hidden_size, config.hidden_size
+    shapes = {"embedding.weight": (config.vocab_size, config.embedding_size)}
+    for layer in range(config.num_layers):
+        shapes[f"rnn.weight_ih_l{layer}"] = (rows, config.embedding_size if layer == 0 else hidden)
+        shapes[f"rnn.weight_hh_l{layer}"] = (rows, hidden)
+        shapes[f"rnn.bias_ih_l{layer}"] = (rows,)
+        shapes[f"rnn.bias_hh_l{layer}"] = (rows,)
+    shapes.update({"head.weight": (config.vocab_size, hidden), "head.bias": (config.vocab_size,)})
+    return shapes

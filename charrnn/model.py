@@ -6,8 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from charrnn.cells import cell_info
-from charrnn.config import ModelConfig
+from charrnn.config import ModelConfig, parameter_shapes  # noqa: F401 (re-exported: torch-free, in config)
 
 # Hidden state as nn.RNN/GRU/LSTM use it: a (layers, B, H) tensor, or an (h, c) pair of them for LSTM.
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -26,21 +25,6 @@ def _recurrent_layer(config: ModelConfig) -> nn.Module:
     if config.cell == "gru":
         return nn.GRU(**common)
     return nn.RNN(nonlinearity=config.cell.removeprefix("rnn_"), **common)
-
-
-def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """The shape of every tensor in a CharRNN's state_dict, without building one: a checkpoint's weights are
-    checked against them before anything is allocated (building even on the meta device runs every initializer,
-    and torch's meta kernels import its compiler on first use)."""
-    rows, hidden = cell_info(config.cell).weight_blocks * config.hidden_size, config.hidden_size
-    shapes = {"embedding.weight": (config.vocab_size, config.embedding_size)}
-    for layer in range(config.num_layers):
-        shapes[f"rnn.weight_ih_l{layer}"] = (rows, config.embedding_size if layer == 0 else hidden)
-        shapes[f"rnn.weight_hh_l{layer}"] = (rows, hidden)
-        shapes[f"rnn.bias_ih_l{layer}"] = (rows,)
-        shapes[f"rnn.bias_hh_l{layer}"] = (rows,)
-    shapes.update({"head.weight": (config.vocab_size, hidden), "head.bias": (config.vocab_size,)})
-    return shapes
 
 
 class CharRNN(nn.Module):

@@ -4,6 +4,7 @@ import resource
 
 import pytest
 
+from charrnn.checkpoint.arrays import load_arrays
 from charrnn.checkpoint.saving import find_checkpoints, load_checkpoint, save_checkpoint
 from charrnn.errors import CharRNNError
 from tools.stress.broken import BREAKAGES, LEFTOVERS, make_broken_checkpoints
@@ -16,29 +17,35 @@ def broken_root(tmp_path_factory, tiny_checkpoint):
     return root
 
 
+LOADERS = [load_checkpoint, load_arrays]  # torch's, and the arrays a run without torch samples from
+
+
+@pytest.mark.parametrize("load", LOADERS, ids=["torch", "arrays"])
 @pytest.mark.parametrize("name", sorted(BREAKAGES))
-def test_each_broken_folder_gets_a_message_naming_the_file(broken_root, name):
+def test_each_broken_folder_gets_a_message_naming_the_file(broken_root, name, load):
     with pytest.raises(CharRNNError) as caught:
-        load_checkpoint(broken_root / name)
+        load(broken_root / name)
     message = str(caught.value)
     assert str(broken_root / name) in message
     assert "Traceback" not in message and len(message.splitlines()) == 1
 
 
-def test_a_huge_config_is_refused_before_allocating(broken_root):
+@pytest.mark.parametrize("load", LOADERS, ids=["torch", "arrays"])
+def test_a_huge_config_is_refused_before_allocating(broken_root, load):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(CharRNNError, match="parameters"):
-        load_checkpoint(broken_root / "huge_hidden_size")
+        load(broken_root / "huge_hidden_size")
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB: nothing big was allocated
 
 
-def test_shape_and_value_checks_say_what_is_wrong(broken_root):
+@pytest.mark.parametrize("load", LOADERS, ids=["torch", "arrays"])
+def test_shape_and_value_checks_say_what_is_wrong(broken_root, load):
     with pytest.raises(CharRNNError, match="tokenizer has .* tokens but the model"):
-        load_checkpoint(broken_root / "vocabulary_mismatch")
+        load(broken_root / "vocabulary_mismatch")
     with pytest.raises(CharRNNError, match="does not match config.json"):
-        load_checkpoint(broken_root / "hidden_mismatch")
+        load(broken_root / "hidden_mismatch")
     with pytest.raises(CharRNNError, match="NaN or infinite"):
-        load_checkpoint(broken_root / "nan_weights")
+        load(broken_root / "nan_weights")
 
 
 def test_leftovers_of_an_interrupted_save_are_not_checkpoints(broken_root, tiny_checkpoint):

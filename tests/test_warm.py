@@ -99,3 +99,34 @@ def test_an_engine_not_told_the_kernels_compile_uses_them_whatever_the_cache(tin
     checkpoint = load_checkpoint(tiny_checkpoint)
     monkeypatch.setattr(warm, "kernels_ready", lambda: False)
     assert engine_module.SamplingEngine(checkpoint.model, checkpoint.tokenizer).stepper.compiled
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
+def test_a_stepper_from_the_checkpoints_arrays_is_the_models_own(tiny_checkpoint, tmp_path, dtype):
+    from charrnn.checkpoint.arrays import load_arrays
+    from charrnn.checkpoint.saving import save_checkpoint
+
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    folder = save_checkpoint(tmp_path / dtype, checkpoint.model, checkpoint.tokenizer, dtype=dtype)
+    model, arrays = load_checkpoint(folder).model, load_arrays(folder)
+    assert arrays.model_config == model.config and arrays.tokenizer.to_dict() == checkpoint.tokenizer.to_dict()
+    for name, tensor in model.state_dict().items():
+        assert np.array_equal(arrays.arrays[name], tensor.numpy()), name
+    ours, theirs = Stepper.from_arrays(arrays.model_config, arrays.arrays), Stepper(model)
+    hidden = np.repeat(ours.read(np.array([1, 2, 3])), 2, axis=1)
+    (a, a_hidden), (b, b_hidden) = (s.step(np.array([4, 5]), hidden) for s in (ours, theirs))
+    assert np.array_equal(a, b) and np.array_equal(a_hidden, b_hidden)
+
+
+def test_charrnn_sample_with_the_kernels_compiled_runs_without_torch(tiny_checkpoint):
+    code = ("import sys, json; from charrnn.sampling import warm; warm.kernels_cached = lambda: True; "
+            "from charrnn.cli.sample import main; main(sys.argv[1:]); print(json.dumps('torch' in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, "--checkpoint", str(tiny_checkpoint), "--length", "40",
+                           "--seed", "3", "--prompt", "All:"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "false"
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    expected = "".join(p[0] for p in stream(checkpoint.model, checkpoint.tokenizer, "All:", 40, SamplingSettings(),
+                                            seed=3, stepper=Stepper(checkpoint.model)))
+    assert done.stdout.startswith("All:" + expected)

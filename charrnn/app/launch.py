@@ -41,6 +41,8 @@ def main() -> None:
     # Sampling runs in a child process (see sampler_process.py) unless CHARRNN_SAMPLING_PROCESS=0
     library = service.ModelLibrary(sampler=SamplerProcess(while_compiling=fresh) if SAMPLING_PROCESS else None,
                                    while_compiling=fresh)
+    if library.sampler is not None:
+        library.sampler.start()  # its imports (torch the slowest) overlap with building the page
     # The page is built and served before torch is imported (the slowest import): broken folders that show
     # without loading are skipped here, before the pickers are built; warm_up loads every model once the page
     # is up and drops any that fails from the pickers of pages opened after it.

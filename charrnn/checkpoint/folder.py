@@ -9,7 +9,7 @@ from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 
-from charrnn.config import ModelConfig, count_params
+from charrnn.config import ModelConfig, count_params, parameter_shapes
 from charrnn.errors import CharRNNError
 from charrnn.tokenizer import Tokenizer, tokenizer_from_dict
 
@@ -106,3 +106,36 @@ def find_checkpoints(root) -> list[Path]:
 def _is_leftover(relative: Path) -> bool:
     """A save's unfinished temporary folder (`name.tmp-*`) or the checkpoint it replaced (`name.old`)."""
     return any(".tmp-" in part or part.endswith(".old") for part in relative.parts)
+
+
+def existing_folder(path) -> Path:
+    """The checkpoint folder to load: `path`, or `path.old` after a crash between the two renames of a save."""
+    path = Path(path)
+    if not path.is_dir():
+        old = path.with_name(path.name + ".old")
+        if not old.is_dir():
+            raise CharRNNError(f"checkpoint folder {path} does not exist")
+        return old
+    return path
+
+
+def check_weight_shapes(path: Path, stored: dict[str, tuple[int, ...]], model_config: ModelConfig) -> None:
+    """Compare the shapes stored in the weight file with the config's, before anything is allocated."""
+    expected = parameter_shapes(model_config)
+    if model_config.tie_weights:
+        expected.pop("head.weight")
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        raise CharRNNError(f"{path / WEIGHTS} does not match its config: missing {missing}, unexpected {unexpected}")
+    wrong = [f"{name} {stored[name]} (config: {expected[name]})" for name in expected if stored[name] != expected[name]]
+    if wrong:
+        raise CharRNNError(f"{path / WEIGHTS} does not match {CONFIG}: {'; '.join(wrong[:3])}; "
+                           "the two files come from different models")
+
+
+def check_finite(path: Path, broken: list[str]) -> None:
+    """`broken`: the tensors holding NaN or infinite values."""
+    if broken:
+        raise CharRNNError(f"{path / WEIGHTS} holds NaN or infinite values in {', '.join(broken[:3])}: the "
+                           "training run diverged or the file is damaged; use an earlier checkpoint")

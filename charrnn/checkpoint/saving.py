@@ -19,11 +19,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from charrnn.config import ModelConfig
-from charrnn.checkpoint.folder import (CONFIG, FORMAT, TRAINING_STATE, WEIGHTS, check_folder,  # noqa: F401 (re-exported)
-                                       find_checkpoints, read_config)
+from charrnn.checkpoint.folder import (CONFIG, FORMAT, TRAINING_STATE, WEIGHTS, check_finite,  # noqa: F401 (re-exported)
+                                       check_folder, check_weight_shapes, existing_folder, find_checkpoints,
+                                       read_config)
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN, parameter_shapes
+from charrnn.model import CharRNN
 from charrnn.tokenizer import Tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -92,24 +92,13 @@ def tidy_checkpoint(path) -> None:
             old.rename(path)
 
 
-def _check_weight_shapes(path: Path, model_config: ModelConfig) -> None:
-    """Compare the shapes stored in the safetensors header with the config's before anything is allocated."""
-    expected = parameter_shapes(model_config)
-    if model_config.tie_weights:
-        expected.pop("head.weight")
+def _stored_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in the weight file, from its header (nothing else is read)."""
     try:
         with safe_open(str(path / WEIGHTS), framework="pt") as weights:
-            stored = {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
+            return {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
     except (SafetensorError, OSError, ValueError) as err:
         raise CharRNNError(f"{path / WEIGHTS} is corrupt or not a safetensors file ({err})") from None
-    missing = sorted(set(expected) - set(stored))
-    unexpected = sorted(set(stored) - set(expected))
-    if missing or unexpected:
-        raise CharRNNError(f"{path / WEIGHTS} does not match its config: missing {missing}, unexpected {unexpected}")
-    wrong = [f"{name} {stored[name]} (config: {expected[name]})" for name in expected if stored[name] != expected[name]]
-    if wrong:
-        raise CharRNNError(f"{path / WEIGHTS} does not match {CONFIG}: {'; '.join(wrong[:3])}; "
-                           "the two files come from different models")
 
 
 def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
@@ -118,25 +107,15 @@ def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
     Everything that can be checked before allocating is: the config, the tokenizer against the vocabulary
     size, and the weight shapes in the file's header against the config; then the weights must be finite.
     """
-    path = Path(path)
-    if not path.is_dir():
-        # A crash between the two renames in save_checkpoint leaves the previous checkpoint as .old
-        old = path.with_name(path.name + ".old")
-        if old.is_dir():
-            path = old
-        else:
-            raise CharRNNError(f"checkpoint folder {path} does not exist")
+    path = existing_folder(path)
     config, model_config, tokenizer = check_folder(path, count_weights=False)
-    _check_weight_shapes(path, model_config)
+    check_weight_shapes(path, _stored_shapes(path), model_config)
     try:
         tensors = load_file(str(path / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as err:
         raise CharRNNError(f"{path / WEIGHTS} is corrupt or not a safetensors file ({err})") from None
     tensors = {name: t.float() for name, t in tensors.items()}
-    broken = [name for name, t in tensors.items() if not torch.isfinite(t).all()]
-    if broken:
-        raise CharRNNError(f"{path / WEIGHTS} holds NaN or infinite values in {', '.join(broken[:3])}: the "
-                           "training run diverged or the file is damaged; use an earlier checkpoint")
+    check_finite(path, [name for name, t in tensors.items() if not torch.isfinite(t).all()])
     model = CharRNN(model_config)
     model.load_state_dict(tensors, strict=not model_config.tie_weights)
     model.to(device).eval()

@@ -17,13 +17,14 @@ import secrets
 import sys
 import time
 
+from charrnn.checkpoint.arrays import load_arrays
 from charrnn.cli.common import model_command_parser
 from charrnn.errors import check, check_text, cli_errors
-from charrnn.hub.resolve import load
-from charrnn.sampling.beam import LENGTH_PENALTY, NO_REPEAT_NGRAM, beam_search
+from charrnn.hub.resolve import resolve
 from charrnn.sampling import warm
-from charrnn.sampling.torch_stepper import TorchStepper
+from charrnn.sampling.beam import LENGTH_PENALTY, NO_REPEAT_NGRAM, beam_search
 from charrnn.sampling.generate import SamplingSettings, encode_prompt, stream
+from charrnn.sampling.stepper import Stepper
 
 MAX_BEAM = 10_000  # as many beams as --num-samples allows samples
 
@@ -63,25 +64,20 @@ def main(argv=None) -> dict:
     check_text(args.prompt, "--prompt")
     check_text(args.stop or "", "--stop")
     seed = secrets.randbelow(2**31) if args.seed in (None, -1) else args.seed  # printed, so a text can be made again
-    checkpoint = load(args.checkpoint, args.revision)
-    _, unknown = encode_prompt(checkpoint.tokenizer, args.prompt)
+    folder = resolve(args.checkpoint, args.revision)
+    model, tokenizer, stepper = _sampler(folder, args.beam > 1)
+    _, unknown = encode_prompt(tokenizer, args.prompt)
     if unknown:
         print(f"note: the model has never seen {''.join(unknown)!r}; those prompt characters are skipped",
               file=sys.stderr)
     if args.beam > 1:
-        return _print_beams(checkpoint, args)
-    stepper = None
-    if not warm.kernels_cached():  # a first run here: torch now, the compiled kernels for the runs after it
-        warm.compile_in_background()
-        stepper = TorchStepper(checkpoint.model)
-        print("note: the sampling kernels are being compiled for this machine in the background (once); this run "
-              "samples with torch (the same seed may differ in rare characters from later runs)", file=sys.stderr)
+        return _print_beams(model, tokenizer, args)
     out = sys.stdout
     start = time.perf_counter()
     texts = [""] * args.num_samples
     if args.num_samples == 1:
         out.write(args.prompt)
-    for pieces in stream(checkpoint.model, checkpoint.tokenizer, args.prompt, args.length, settings, seed,
+    for pieces in stream(model, tokenizer, args.prompt, args.length, settings, seed,
                          args.num_samples, args.stop, stepper):
         if args.num_samples == 1:
             out.write(pieces[0])
@@ -101,10 +97,33 @@ def main(argv=None) -> dict:
     return result
 
 
-def _print_beams(checkpoint, args) -> dict:
+def _sampler(folder, beam: bool):
+    """(model, tokenizer, stepper) for this run. Once the kernels are compiled, sampling needs no torch: the
+    Stepper is built from the checkpoint's arrays and the model is None (a prompt is stepped, not read by torch;
+    torch's import alone takes longer than a short run's sampling). A first run on this machine samples with
+    torch and starts compiling the kernels for the runs after it; beam search runs on the model."""
+    if beam:
+        from charrnn.checkpoint.saving import load_checkpoint
+
+        checkpoint = load_checkpoint(folder)
+        return checkpoint.model, checkpoint.tokenizer, None
+    if warm.kernels_cached():
+        arrays = load_arrays(folder)
+        return None, arrays.tokenizer, Stepper.from_arrays(arrays.model_config, arrays.arrays)
+    from charrnn.checkpoint.saving import load_checkpoint
+    from charrnn.sampling.torch_stepper import TorchStepper
+
+    checkpoint = load_checkpoint(folder)
+    warm.compile_in_background()
+    print("note: the sampling kernels are being compiled for this machine in the background (once); this run "
+          "samples with torch (the same seed may differ in rare characters from later runs)", file=sys.stderr)
+    return checkpoint.model, checkpoint.tokenizer, TorchStepper(checkpoint.model)
+
+
+def _print_beams(model, tokenizer, args) -> dict:
     """Every beam, best first, under a line with its log-probability; then the JSON line."""
     start = time.perf_counter()
-    beams = beam_search(checkpoint.model, checkpoint.tokenizer, args.prompt, args.length, args.beam,
+    beams = beam_search(model, tokenizer, args.prompt, args.length, args.beam,
                         args.length_penalty, args.no_repeat_ngram, args.stop)
     seconds = time.perf_counter() - start
     for i, beam in enumerate(beams):

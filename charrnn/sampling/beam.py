@@ -22,16 +22,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 from numba import njit
 
 from charrnn.errors import check
-from charrnn.model import CharRNN
 from charrnn.sampling.generate import NON_FINITE, encode_prompt, read_prompt
 from charrnn.sampling.stepper import Stepper
 from charrnn.tokenizer import UNKNOWN_ID, CharTokenizer, Tokenizer
+
+if TYPE_CHECKING:
+    from charrnn.model import CharRNN
 
 LENGTH_PENALTY = 0.6  # GNMT's alpha; it matters only when beams end at different lengths (a stop string)
 # Characters, not words: long enough that a name, a stage direction or a common phrase may come back, short

@@ -34,7 +34,7 @@ from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN
 from charrnn.sampling.generate import Samples, SamplingSettings
 from charrnn.sampling.stepper import Stepper
-from charrnn.sampling.torch_stepper import TorchStepper, sample_tokens_uncompiled
+from charrnn.sampling.torch_stepper import TorchStepper
 from charrnn.tokenizer import Tokenizer
 
 MAX_ROWS = 64  # rows stepped at once by all workers; callers beyond wait for room (a bigger one runs alone)
@@ -234,7 +234,7 @@ class SamplingEngine:
             logits, batch.hidden = stepper.step(batch.tokens, batch.hidden)
             uniforms = np.concatenate([c.samples.uniforms() for c in batch.callers])
             batch.tokens = np.empty(batch.rows, np.int64)
-            draw = kernels.sample_tokens if stepper.compiled else sample_tokens_uncompiled
+            draw = kernels.sample_tokens if stepper.compiled else kernels.sample_tokens_uncompiled
             draw(logits, *batch.settings, uniforms, batch.tokens)
         except Exception as error:  # noqa: BLE001 - every caller hears of it; the engine goes on
             for caller in batch.callers:

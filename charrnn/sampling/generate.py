@@ -11,15 +11,18 @@ import math
 from dataclasses import dataclass
 from typing import Iterator
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from charrnn.sampling import kernels
 from charrnn.errors import check
-from charrnn.model import CharRNN, Hidden
 from charrnn.sampling.stepper import NumpyHidden, Stepper
-from charrnn.sampling.torch_stepper import TorchStepper, sample_tokens_uncompiled
 from charrnn.tokenizer import UNKNOWN_ID, CharTokenizer, Tokenizer
+
+if TYPE_CHECKING:  # torch is imported where a prompt is read by torch or a TorchStepper used (see stepper.py)
+    from charrnn.model import CharRNN, Hidden
+    from charrnn.sampling.torch_stepper import TorchStepper
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def draw_tokens(logits: np.ndarray, settings: SamplingSettings, rng: np.random.G
     """One token per row of logits (B, V), drawn from next_token_probabilities with the generator's uniforms
     (`compiled` False: the draw's code run as Python, while the kernels are not compiled yet; see warm.py)."""
     tokens = np.empty(len(logits), np.int64)
-    draw = kernels.sample_tokens if compiled else sample_tokens_uncompiled
+    draw = kernels.sample_tokens if compiled else kernels.sample_tokens_uncompiled
     draw(logits, *row_settings(settings, banned, len(logits)), rng.random(len(logits)), tokens)
     check(tokens.min(initial=0) >= 0, NON_FINITE)
     return tokens
@@ -93,7 +96,6 @@ PROMPT_CHUNK = 4096  # prompt tokens per pass through the recurrent stack: memor
 STEPPED_PROMPT = 200
 
 
-@torch.no_grad()
 def prime(model: CharRNN, ids: np.ndarray, chunk: int = PROMPT_CHUNK) -> Hidden | None:
     """The hidden state (batch of one) after reading `ids`, or None for no ids.
 
@@ -101,15 +103,18 @@ def prime(model: CharRNN, ids: np.ndarray, chunk: int = PROMPT_CHUNK) -> Hidden 
     hidden state, and never through the output layer: sampling needs the logits of the last position only,
     which the Stepper computes. Runs in eval mode (no dropout) and leaves the model in the mode it was in.
     """
+    import torch
+
     was_training = model.training
     model.eval()
     try:
-        device = next(model.parameters()).device
-        hidden = None
-        for start in range(0, len(ids), chunk):
-            piece = torch.from_numpy(np.ascontiguousarray(ids[None, start:start + chunk])).to(device)  # (1, T)
-            _, hidden = model.rnn(model.embedding(piece), hidden)  # (1, T, H) outputs dropped
-        return hidden
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            hidden = None
+            for start in range(0, len(ids), chunk):
+                piece = torch.from_numpy(np.ascontiguousarray(ids[None, start:start + chunk])).to(device)  # (1, T)
+                _, hidden = model.rnn(model.embedding(piece), hidden)  # (1, T, H) outputs dropped
+            return hidden
     finally:
         model.train(was_training)
 
@@ -119,7 +124,7 @@ def read_prompt(model: CharRNN, stepper: Stepper | TorchStepper, ids: np.ndarray
     few (STEPPED_PROMPT), else read by torch's fused recurrent kernel in chunks (see `prime`)."""
     if len(ids) == 0:
         return stepper.zero_state(1)
-    if len(ids) <= STEPPED_PROMPT and stepper.compiled:
+    if (len(ids) <= STEPPED_PROMPT or model is None) and stepper.compiled:  # no model: a run without torch
         return stepper.read(ids)
     return stepper.to_numpy(prime(model, ids))
 
@@ -133,7 +138,6 @@ class Samples:
     settings and uniforms: `uniforms`, `kernel_settings`), and each caller's tokens come back to `accept`.
     """
 
-    @torch.no_grad()
     def __init__(self, model: CharRNN, tokenizer: Tokenizer, stepper: Stepper, prompt: str = "", length: int = 500,
                  settings: SamplingSettings = SamplingSettings(), seed: int | None = None, num_samples: int = 1,
                  stop: str | None = None):

@@ -291,3 +291,13 @@ def inverse_cdf(probs, uniform):
             if cumulative > target:
                 break
     return token
+
+
+def sample_tokens_uncompiled(logits, temperature, top_k, top_p, banned, uniforms, tokens) -> None:
+    """kernels.sample_tokens, with the same arguments, its compiled parts run as Python (their code is plain NumPy
+    and math): the same filtering and the same inverse-CDF draw."""
+    probs = np.empty(logits.shape[1], np.float64)
+    for b in range(logits.shape[0]):
+        sampleable = filtered_probabilities.py_func(logits[b], temperature[b], top_k[b], top_p[b],
+                                                            banned[b], probs)
+        tokens[b] = inverse_cdf.py_func(probs, uniforms[b]) if sampleable else -1

@@ -297,8 +297,15 @@ def _run_call(engines: _Engines, send, call_id: int, request: dict, cancelled: t
     send(["end", call_id, error])
 
 
+def _import_for_calls() -> None:
+    import charrnn.checkpoint.saving  # noqa: F401 - torch
+    import charrnn.sampling.engine  # noqa: F401 - numba, and the kernels' module
+
+
 def serve(from_parent: Connection, to_parent: Connection, while_compiling: bool = False) -> None:
     """Start and cancel calls as the parent asks, until its end of the pipe closes."""
+    # What every call needs is imported at once, while the parent builds its page, not on the first call.
+    threading.Thread(target=_import_for_calls, name="charrnn-imports", daemon=True).start()
     engines = _Engines(while_compiling)
     cancelled: dict[int, threading.Event] = {}
     send_lock = threading.Lock()

@@ -7,15 +7,25 @@ embedding row. The other matrices are kept in bfloat16 where the CPU has a bfloa
 else in half precision: a step reads every weight once, and half the bytes is ~1.4x the speed. Shipped
 checkpoints store bfloat16, which float16 holds exactly (it has more mantissa bits) down to ~6e-5 in magnitude;
 weights trained in float32 move by at most 1 part in 2,048 in float16, 1 in 256 in bfloat16.
+
+No torch is imported here: a Stepper is built from a model or from a checkpoint's arrays (Stepper.from_arrays,
+charrnn.checkpoint.arrays), so a short `charrnn sample` runs without torch; converting a hidden state to torch's
+layout imports it.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from charrnn.model import CharRNN, Hidden
+import numpy as np
+
+from charrnn.config import ModelConfig
 from charrnn.sampling import bf16, kernels, tiles
+
+if TYPE_CHECKING:
+    import torch
+
+    from charrnn.model import CharRNN, Hidden
 
 # Hidden state here: one (S, B, H) float32 array, each layer's h and then (LSTM) each layer's c: nn.LSTM's
 # (h, c) stacked, or nn.RNN/GRU's h.
@@ -64,6 +74,8 @@ class StateLayout:
         return np.ascontiguousarray(np.concatenate([_f32(t) for t in tensors]))
 
     def to_torch(self, hidden: NumpyHidden) -> Hidden:
+        import torch
+
         layers = self.num_layers
         h = torch.from_numpy(np.ascontiguousarray(hidden[:layers]))
         return (h, torch.from_numpy(np.ascontiguousarray(hidden[layers:]))) if self.cell == "lstm" else h
@@ -81,14 +93,23 @@ class Stepper(StateLayout):
     """
 
     def __init__(self, model: CharRNN, precision: str = "auto"):
+        self._build(model.config, {name: _f32(t) for name, t in model.state_dict().items()}, precision)
+
+    @classmethod
+    def from_arrays(cls, config: ModelConfig, arrays: dict[str, np.ndarray], precision: str = "auto") -> Stepper:
+        """A Stepper of the model whose state_dict, as float32 arrays, is `arrays` (charrnn.checkpoint.arrays)."""
+        stepper = cls.__new__(cls)
+        stepper._build(config, arrays, precision)
+        return stepper
+
+    def _build(self, config: ModelConfig, arrays: dict[str, np.ndarray], precision: str) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if precision == "bf16" and not bf16.SUPPORTED:
             raise ValueError("bf16 sampling needs a CPU with AVX512-BF16; use precision 'half' or 'auto'")
-        config = model.config
         self.cell = config.cell
         self.num_layers, self.hidden_size = config.num_layers, config.hidden_size
-        weights = {name: _f32(p) for name, p in model.rnn.named_parameters()}
+        weights = {name.removeprefix("rnn."): values for name, values in arrays.items() if name.startswith("rnn.")}
         layers = range(self.num_layers)
         b_ih = np.stack([weights[f"bias_ih_l{k}"] for k in layers])
         b_hh = np.stack([weights[f"bias_hh_l{k}"] for k in layers])
@@ -99,15 +120,15 @@ class Stepper(StateLayout):
             self.b_in = b_ih + b_hh  # LSTM and RNN just add both biases
             self.b_hh = self.b_in  # unused by their kernels; one array type for every cell
         # Layer 0's input projection for every token at once: (V, E) @ (E, G) + b -> (V, G).
-        self.input_table = np.ascontiguousarray(_f32(model.embedding.weight) @ weights["weight_ih_l0"].T
+        self.input_table = np.ascontiguousarray(arrays["embedding.weight"] @ weights["weight_ih_l0"].T
                                                 + self.b_in[0])
         hidden_size, gates = config.hidden_size, self.b_in.shape[1]
         # The upper layers' input matrices, stacked; layer 0 has none (its input came from the table).
         w_ih = [weights[f"weight_ih_l{k}"] for k in layers][1:]
         self.w_ih = np.stack(w_ih) if w_ih else np.zeros((0, gates, hidden_size), np.float32)
         self.w_hh = np.stack([weights[f"weight_hh_l{k}"] for k in layers])
-        self.head_w = _f32(model.head.weight)
-        self.head_b = _f32(model.head.bias)
+        self.head_w = np.ascontiguousarray(arrays["head.weight"], np.float32)
+        self.head_b = np.ascontiguousarray(arrays["head.bias"], np.float32)
         matrices = [self.w_ih, self.w_hh, self.head_w]
         fits_half = all(np.abs(m).max(initial=0.0) < HALF_MAX for m in matrices)
         if precision == "auto":

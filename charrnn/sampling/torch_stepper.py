@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from charrnn.model import CharRNN
-from charrnn.sampling import kernels
+from charrnn.sampling.kernels import sample_tokens_uncompiled  # noqa: F401 (re-exported)
 from charrnn.sampling.stepper import NumpyHidden, StateLayout
 
 
@@ -48,13 +48,3 @@ class TorchStepper(StateLayout):
             torch.set_num_threads(threads)
             torch.backends.mkldnn.enabled = onednn
         return np.ascontiguousarray(logits[:, -1].float().numpy()), self.to_numpy(new_hidden)
-
-
-def sample_tokens_uncompiled(logits, temperature, top_k, top_p, banned, uniforms, tokens) -> None:
-    """kernels.sample_tokens, with the same arguments, its compiled parts run as Python (their code is plain NumPy
-    and math): the same filtering and the same inverse-CDF draw."""
-    probs = np.empty(logits.shape[1], np.float64)
-    for b in range(logits.shape[0]):
-        sampleable = kernels.filtered_probabilities.py_func(logits[b], temperature[b], top_k[b], top_p[b],
-                                                            banned[b], probs)
-        tokens[b] = kernels.inverse_cdf.py_func(probs, uniforms[b]) if sampleable else -1

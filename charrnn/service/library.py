@@ -176,6 +176,12 @@ def warm_up(library: ModelLibrary) -> None:
     pages opened from now on leave it out."""
     if library.sampler is not None:
         library.sampler.start()  # its imports overlap with the loading here
+        # The sampling process loads the models and steps each once now, while this one loads them for its own
+        # checks: on a fresh install it samples with torch until the kernels are compiled (engine.py), so the
+        # first Generate need not wait for the loading below, nor for the compiler.
+        local = [name for name in check_folders(library) if name not in library.hub_ids]
+        threading.Thread(target=_warm_sampler, args=(library, local), name="charrnn-warm-sampler",
+                         daemon=True).start()
     from charrnn.sampling.process import SamplerStopped
     from charrnn.sampling.warm import wait_for_compiling
 
@@ -192,6 +198,16 @@ def warm_up(library: ModelLibrary) -> None:
             ready.remove(name)
     print(f"charrnn: {len(ready)} models ready ({', '.join(ready) or 'none'}); "
           f"{len(library.skipped)} broken folders skipped", file=sys.stderr, flush=True)
+
+
+def _warm_sampler(library: ModelLibrary, names: list[str]) -> None:
+    """Step each model once in the sampling process; what fails here is reported by warm_up's own pass."""
+    for name in names:
+        try:
+            for _ in library.sampler.engine(library.path(name)).stream("A", 2):
+                pass
+        except Exception:  # noqa: BLE001 - warm_up loads and reports every model itself
+            pass
 
 
 class LibraryView:
