@@ -78,3 +78,17 @@ def test_the_bench_names_the_kernels_this_cpu_gets_and_an_avx2_cpu_gets_narrower
     shown = subprocess.run([sys.executable, "-c", "from charrnn.sampling.stepper import kernel_choice; "
                             "print(kernel_choice())"], cwd=ROOT, env=avx2, capture_output=True, text=True, check=True)
     assert shown.stdout.startswith("AVX2: products in tiles of 4 weight rows x 2 batch rows of 8-float vectors")
+
+
+def test_the_inside_bench_times_each_view_against_a_forward_and_backward_pass(capsys):
+    from charrnn.cli.bench_inside import main as inside_main
+
+    rows = inside_main(["--chars", "150", "--repeats", "1"])
+    assert [row["view"] for row in rows] == ["surprise", "neurons", "gradient flow", "gates"]
+    for row in rows:
+        assert row["view_s"] > 0 and row["forward_backward_s"] > 0
+        assert row["ratio"] == pytest.approx(row["view_s"] / row["forward_backward_s"], rel=0.02, abs=0.01)
+    out = capsys.readouterr().out
+    assert "fwd+bwd s" in out and json.loads(out.strip().splitlines()[-1])["views"] == rows
+    with pytest.raises(SystemExit):
+        inside_main(["--chars", "10"])
