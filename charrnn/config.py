@@ -130,6 +130,9 @@ class TrainConfig:
     seed: int = _flag(1337, "random seed")
     device: str = _flag("auto", "auto, cpu, cuda or mps", choices=DEVICES)
     precision: str = _flag("auto", "auto (bf16 where supported), fp32, bf16 or fp16", choices=PRECISIONS)
+    deterministic: bool = _flag(False, "deterministic kernels (torch's, cuDNN's, cuBLAS's), so that a GPU run repeats "
+                                       "bit for bit, resumed or not (slower there; a CPU run already does, at a given "
+                                       "--threads)")
     threads: int = _flag(None, "CPU threads for torch (default: torch's choice)")
     out: str = _flag("runs/latest", "run folder: best/ and last/ checkpoints, metrics.jsonl")
     save_dtype: str = _flag("float32", "dtype of stored weights", choices=("float32", "bfloat16", "float16"))

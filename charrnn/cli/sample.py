@@ -3,11 +3,16 @@
     charrnn sample --checkpoint checkpoints/lstm --prompt "ROMEO:" --temperature 0.8 --length 500
     charrnn sample --checkpoint user/name          (a model on the Hugging Face Hub)
     charrnn sample --checkpoint checkpoints/lstm --prompt "ROMEO:" --beam 8 --length 300   (the 8 most likely texts)
+    charrnn sample --checkpoint checkpoints/lstm --num-samples 64 --length 1000     (on a CUDA GPU, if there is one)
 
 The Python API is `stream(...)`, a generator that yields the new text of each sample after every step;
 `generate(...)` wraps it for one sample. The CLI and the web UI both use it. With --beam, the text is not sampled
 but searched for: `charrnn.sampling.beam.beam_search(...)` keeps the N most likely texts at every step and prints
 them, best first, with their log-probabilities.
+
+Where the steps run: on the CPU's compiled kernels, or with --device auto (the default) on a CUDA GPU when there is
+one and at least CUDA_SAMPLING_ROWS samples are made at once (charrnn.device.sampling_device: a GPU step costs
+about as much for one sample as for many). --device cpu or cuda says where. Beam search steps on the CPU.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import sys
 import time
 
 from charrnn.cli.common import model_command_parser
+from charrnn.device import CUDA_SAMPLING_ROWS, sampling_device
 from charrnn.errors import check, check_text, cli_errors
 from charrnn.hub.resolve import load
 from charrnn.sampling.beam import LENGTH_PENALTY, NO_REPEAT_NGRAM, beam_search
@@ -40,6 +46,9 @@ def main(argv=None) -> dict:
                         help="random seed: the same seed gives the same text; -1 or none picks one (printed)")
     parser.add_argument("--num-samples", type=int, default=1, help="independent samples, made as one batch")
     parser.add_argument("--stop", default=None, help="stop a sample once its text ends with this string")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help=f"where the sampling steps run: auto = a CUDA GPU for {CUDA_SAMPLING_ROWS} or more "
+                             f"--num-samples when there is one, else the CPU (default: auto)")
     parser.add_argument("--beam", type=int, default=0, metavar="N",
                         help="beam search: print the N most likely continuations instead of samples (temperature, "
                              "top-k, top-p and seed do not apply); 0 or 1 = sample (default: 0)")
@@ -63,17 +72,19 @@ def main(argv=None) -> dict:
     check_text(args.prompt, "--prompt")
     check_text(args.stop or "", "--stop")
     seed = secrets.randbelow(2**31) if args.seed in (None, -1) else args.seed  # printed, so a text can be made again
-    checkpoint = load(args.checkpoint, args.revision)
+    device = sampling_device(args.num_samples, "cpu" if args.beam > 1 else args.device)
+    checkpoint = load(args.checkpoint, args.revision, device)
     _, unknown = encode_prompt(checkpoint.tokenizer, args.prompt)
     if unknown:
         print(f"note: the model has never seen {''.join(unknown)!r}; those prompt characters are skipped",
               file=sys.stderr)
     if args.beam > 1:
         return _print_beams(checkpoint, args)
-    stepper = None
-    if not warm.kernels_cached():  # a first run here: torch now, the compiled kernels for the runs after it
+    cached = warm.kernels_cached()
+    stepper = None if device.type == "cpu" else TorchStepper(checkpoint.model, draw_compiled=cached)
+    if not cached:  # a first run here: torch now, the compiled kernels for the runs after it
         warm.compile_in_background()
-        stepper = TorchStepper(checkpoint.model)
+        stepper = stepper or TorchStepper(checkpoint.model)
         print("note: the sampling kernels are being compiled for this machine in the background (once); this run "
               "samples with torch (the same seed may differ in rare characters from later runs)", file=sys.stderr)
     out = sys.stdout
@@ -96,7 +107,7 @@ def main(argv=None) -> dict:
         out.write("\n")
     chars = sum(len(t) for t in texts)
     result = {"chars": chars, "seconds": round(seconds, 3), "chars_per_s": round(chars / max(seconds, 1e-9)),
-              "seed": seed, "unknown_prompt_chars": unknown}
+              "seed": seed, "device": device.type, "unknown_prompt_chars": unknown}
     print(json.dumps(result))
     return result
 
