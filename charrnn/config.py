@@ -18,6 +18,12 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 CPU_BATCH_SIZE = 16  # --batch-size when not given: small steps learn most in a CPU's short budgets (TrainConfig)
 GPU_BATCH_SIZE = 256  # a GPU needs hundreds of text streams per step to be busy
 
+# Samples stepped at once from which `charrnn sample` steps on a CUDA GPU rather than on the CPU's compiled kernels.
+# A GPU step costs about the same for 1 row as for 64 (its time is the launches and the read-back of the logits),
+# a CPU step grows with the rows: the GPU is slower for one sample and far faster for many. Where they cross, and
+# the figures behind this number: docs/benchmarks.md, "Sampling on a GPU".
+CUDA_SAMPLING_ROWS = 4
+
 
 def is_integer(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -130,6 +136,9 @@ class TrainConfig:
     seed: int = _flag(1337, "random seed")
     device: str = _flag("auto", "auto, cpu, cuda or mps", choices=DEVICES)
     precision: str = _flag("auto", "auto (bf16 where supported), fp32, bf16 or fp16", choices=PRECISIONS)
+    deterministic: bool = _flag(False, "deterministic kernels (torch's, cuDNN's, cuBLAS's), so that a GPU run repeats "
+                                       "bit for bit, resumed or not (slower there; a CPU run already does, at a given "
+                                       "--threads)")
     threads: int = _flag(None, "CPU threads for torch (default: torch's choice)")
     out: str = _flag("runs/latest", "run folder: best/ and last/ checkpoints, metrics.jsonl")
     save_dtype: str = _flag("float32", "dtype of stored weights", choices=("float32", "bfloat16", "float16"))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
-from charrnn.config import CPU_BATCH_SIZE, GPU_BATCH_SIZE
+from charrnn.config import CPU_BATCH_SIZE, CUDA_SAMPLING_ROWS, GPU_BATCH_SIZE  # noqa: F401 (re-exported)
 from charrnn.errors import CharRNNError
 
 
@@ -24,6 +25,27 @@ def pick_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda", "mps"):
         raise CharRNNError(f"unknown device {name!r}: choose auto, cpu, cuda or mps")
     return torch.device(name)
+
+
+
+
+def sampling_device(rows: int, name: str = "auto") -> torch.device:
+    """Where `rows` samples of one model are stepped: with "auto", a CUDA GPU when there is one and the rows are
+    at least CUDA_SAMPLING_ROWS, else the CPU (the compiled Stepper); any other name as pick_device reads it."""
+    if name == "auto":
+        return torch.device("cuda" if rows >= CUDA_SAMPLING_ROWS and torch.cuda.is_available() else "cpu")
+    return pick_device(name)
+
+
+def use_deterministic_algorithms() -> None:
+    """torch's deterministic kernels (cuDNN's too, without its benchmark's timing-dependent choice), so that two
+    runs of the same step give the same bits (`--deterministic`). cuBLAS reads its workspace setting when it
+    starts, so this comes before the first CUDA work. An operation without a deterministic kernel warns, naming
+    itself, instead of stopping the run."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
 
 
 def default_batch_size(device: torch.device) -> int:
@@ -56,6 +78,11 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
             raise CharRNNError("fp16 autocast needs a CUDA GPU; use --precision bf16 or fp32 on this device")
         return torch.float16
     raise CharRNNError(f"unknown precision {precision!r}: choose auto, fp32, bf16 or fp16")
+
+
+def loss_scaler(amp_dtype: torch.dtype | None, device: torch.device) -> torch.amp.GradScaler | None:
+    """fp16 needs its loss scaled, so that small gradients do not underflow; bf16 and fp32 do not."""
+    return torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

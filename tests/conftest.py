@@ -48,6 +48,19 @@ def parquet_folder(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture
+def determinism_restored():
+    """--deterministic switches torch's deterministic kernels on for the whole process: the tests after this one get
+    the settings they had."""
+    import torch
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    yield
+    torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2:]
+
+
 def tiny_train_args(dataset, out, *extra):
     return ["--dataset", str(dataset), "--hidden", "32", "--embedding", "16", "--layers", "2", "--batch-size", "4",
             "--seq-len", "16", "--max-steps", "30", "--eval-interval", "10", "--log-interval", "5",

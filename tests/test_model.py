@@ -77,6 +77,37 @@ def test_weight_drop_masks_the_recurrent_matrices_while_training_only():
         torch.testing.assert_close(model.eval()(idx)[0], naive_forward(model, idx), atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("weight_drop", [0.0, 0.3])
+def test_the_stack_run_layer_by_layer_is_the_fused_stack_dropout_masks_and_gradients_included(cell, weight_drop,
+                                                                                                monkeypatch):
+    # On a GPU a training step runs the stack a layer at a time, so that torch (not cuDNN) draws the masks between
+    # the layers. Forced here on the CPU, it must compute what nn.RNN/GRU/LSTM's own stack computes, bit for bit,
+    # from the same random stream: the same masks in the same places, the same carried state, the same gradients.
+    from charrnn import model as model_module
+
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=V, cell=cell, embedding_size=E, hidden_size=H, num_layers=L, dropout=0.5,
+                                input_dropout=0.2, weight_drop=weight_drop)).train()
+    idx, targets = torch.randint(0, V, (B, T)), torch.randint(0, V, (B, T))
+    hidden = model.init_hidden(B)
+    runs = []
+    for devices in ((), ("cpu",)):  # fused, then layer by layer
+        monkeypatch.setattr(model_module, "LAYER_BY_LAYER_DEVICES", devices)
+        model.zero_grad()
+        torch.manual_seed(1)
+        logits, new_hidden, loss = model(idx, hidden, targets)
+        loss.backward()
+        runs.append((logits, new_hidden, {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (fused, fused_hidden, fused_grads), (by_layer, by_layer_hidden, by_layer_grads) = runs
+    assert torch.equal(fused, by_layer)
+    for a, b in zip(*(h if isinstance(h, tuple) else (h,) for h in (fused_hidden, by_layer_hidden))):
+        assert torch.equal(a, b)
+    assert all(torch.equal(fused_grads[name], by_layer_grads[name]) for name in fused_grads)
+    torch.manual_seed(2)
+    assert not torch.equal(model(idx, hidden)[0], by_layer)  # other masks from another seed: dropout is on
+
+
 def round_matrices_to(model: CharRNN, dtype: torch.dtype) -> None:
     """Make every matrix the stepper keeps in `dtype` exactly representable in it."""
     with torch.no_grad():

@@ -13,7 +13,9 @@ from charrnn.errors import CharRNNError
 from charrnn.cli.sample import main
 from charrnn.sampling.generate import (PROMPT_CHUNK, STEPPED_PROMPT, Samples, SamplingSettings, draw_tokens,
                                        encode_prompt, generate, next_token_probabilities, prime, stream)
+from charrnn.device import CUDA_SAMPLING_ROWS, pick_device, sampling_device
 from charrnn.sampling.stepper import Stepper
+from charrnn.sampling.torch_stepper import TorchStepper
 from tests.conftest import TINY_TEXT
 
 
@@ -293,3 +295,52 @@ def test_bad_command_lines_get_one_line_and_exit_code_2(tiny_checkpoint, capsys,
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+
+
+@pytest.mark.parametrize("cuda, rows, name, expected", [
+    (True, 1, "auto", "cpu"), (True, CUDA_SAMPLING_ROWS - 1, "auto", "cpu"), (True, CUDA_SAMPLING_ROWS, "auto", "cuda"),
+    (True, 64, "auto", "cuda"), (False, 64, "auto", "cpu"), (True, 64, "cpu", "cpu"), (True, 1, "cuda", "cuda"),
+])
+def test_sampling_steps_on_a_gpu_for_many_samples_and_on_the_cpu_for_few(monkeypatch, cuda, rows, name, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert sampling_device(rows, name).type == expected
+    if cuda:  # charrnn evaluate's --device auto: a GPU whenever there is one
+        assert pick_device("auto").type == "cuda"
+
+
+def test_the_sample_command_asks_the_rule_where_to_step_and_says_where_it_did(tiny_checkpoint, capsys, monkeypatch):
+    from charrnn import device
+
+    asked = []
+
+    def rule(rows, name):
+        asked.append((rows, name))
+        return torch.device("cpu")
+
+    monkeypatch.setattr(device, "sampling_device", rule)
+    main(["--checkpoint", str(tiny_checkpoint), "--length", "5", "--num-samples", "8", "--seed", "1"])
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["device"] == "cpu"
+    # Fewer samples than a GPU is worth, --device cpu and beam search (whatever --device says) step on the CPU
+    # without asking: the rule needs torch, and the CPU's path runs without it.
+    for extra in (["--num-samples", str(CUDA_SAMPLING_ROWS - 1)], ["--device", "cpu", "--num-samples", "8"],
+                  ["--beam", "3", "--device", "cuda"]):
+        main(["--checkpoint", str(tiny_checkpoint), "--length", "5", *extra])
+    assert asked == [(8, "auto")]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this host has a GPU")
+def test_sampling_on_a_missing_gpu_says_so(tiny_checkpoint, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--checkpoint", str(tiny_checkpoint), "--device", "cuda"])
+    assert exit_info.value.code == 2 and "no CUDA GPU is available" in capsys.readouterr().err
+
+
+def test_the_torch_stepper_takes_back_the_state_it_keeps_on_a_gpu(tiny):
+    # On a GPU the state stays there between steps, as a tensor; the step from it is the step from the array.
+    model, _ = tiny
+    stepper = TorchStepper(model)
+    hidden = np.random.default_rng(0).normal(size=(stepper.state_size, 3, model.config.hidden_size)).astype(np.float32)
+    tokens = np.array([1, 2, 3])
+    (logits, after), (tensor_logits, tensor_after) = (stepper.step(tokens, state)
+                                                      for state in (hidden, torch.from_numpy(hidden)))
+    assert np.array_equal(logits, tensor_logits) and np.array_equal(after, tensor_after)

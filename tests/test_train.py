@@ -203,6 +203,36 @@ def test_resume_falls_back_to_last_old_after_a_crash_between_the_two_renames(tex
     assert json.loads(lines[-1])["event"] == "final"
 
 
+def test_resume_continues_the_loss_scalers_state(text_file, tmp_path, monkeypatch, threads_restored):
+    # fp16's loss scaler needs a GPU; a CPU GradScaler that doubles its scale every 4 steps stands in for it. The
+    # resumed half must go on from the scale the run paused at, not start again from the first one.
+    from charrnn.train import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "loss_scaler",
+                        lambda amp_dtype, device: torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=4))
+    main(tiny_train_args(text_file, tmp_path / "straight", *RESUME_FLAGS))
+    main(tiny_train_args(text_file, tmp_path / "split", *RESUME_FLAGS, "--steps-this-run", "12"))
+    assert load_training_state(tmp_path / "split" / "last")["scaler"]["scale"] == 2.0**13  # doubled at 4, 8, 12
+    main(["--resume", str(tmp_path / "split"), "--no-progress"])
+    straight, split = (load_training_state(tmp_path / run / "last")["scaler"] for run in ("straight", "split"))
+    assert split == straight and straight["scale"] == 2.0**16
+    assert_same_run(tmp_path / "straight", tmp_path / "split")
+
+
+def test_deterministic_switches_the_kernels_before_the_run_and_resume_keeps_it(text_file, tmp_path, monkeypatch,
+                                                                                determinism_restored):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)  # restored afterwards, as it was
+    run = tmp_path / "run"
+    main(tiny_train_args(text_file, run, "--deterministic", "--max-steps", "4", "--eval-interval", "2"))
+    assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert load_checkpoint(run / "last").meta["training"]["deterministic"] is True
+    assert parse_args(["--resume", str(run)]).deterministic is True
+    assert parse_args(["--resume", str(run), "--no-deterministic"]).deterministic is False  # how exactly may change
+    assert parse_args(tiny_train_args(text_file, tmp_path / "other")).deterministic is False
+
+
 def test_resuming_on_another_number_of_threads_says_it_is_no_longer_bit_for_bit(text_file, tmp_path, capsys,
                                                                                  threads_restored):
     run = tmp_path / "run"

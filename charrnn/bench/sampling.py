@@ -10,17 +10,20 @@ from charrnn import service
 from charrnn.bench.timing import synchronize
 from charrnn.model import CharRNN
 from charrnn.sampling.generate import SamplingSettings, stream
+from charrnn.sampling.torch_stepper import TorchStepper
 from charrnn.tokenizer import Tokenizer
 
 
-def charrnn_sampling(model: CharRNN, tokenizer: Tokenizer, chars: int, samples: int = 1) -> float:
+def charrnn_sampling(model: CharRNN, tokenizer: Tokenizer, chars: int, samples: int = 1,
+                     stepper: TorchStepper | None = None) -> float:
     """Characters per second, all samples together. The prompt goes through the model on its device; the steps
-    run on the CPU's compiled kernels (charrnn.sampling.stepper), whatever the device."""
+    run on the CPU's compiled kernels (charrnn.sampling.stepper), whatever the device, or on `stepper` (a
+    TorchStepper on the model's GPU, as `charrnn sample` runs many samples there)."""
     settings = SamplingSettings(temperature=0.8)
-    for _ in stream(model, tokenizer, "ROMEO:", 200, settings, seed=0, num_samples=samples):  # warm-up
-        pass
+    for _ in stream(model, tokenizer, "ROMEO:", 200, settings, seed=0, num_samples=samples, stepper=stepper):
+        pass  # warm-up
     start = time.perf_counter()
-    for _ in stream(model, tokenizer, "ROMEO:", chars, settings, seed=0, num_samples=samples):
+    for _ in stream(model, tokenizer, "ROMEO:", chars, settings, seed=0, num_samples=samples, stepper=stepper):
         pass
     return chars * samples / (time.perf_counter() - start)
 

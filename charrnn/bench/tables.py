@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
 from charrnn.bench.sampling import charrnn_sampling, naive_sampling
 from charrnn.bench.training import Shape, charrnn_model, charrnn_training, plain_training
 from charrnn.device import autocast_dtype, bf16_supported
+from charrnn.sampling.torch_stepper import TorchStepper
 from charrnn.tokenizer import CharTokenizer
 
 GPU_SHAPES = [Shape(layers, hidden, batch, 128) for layers, hidden in ((2, 512), (3, 1024))
@@ -81,17 +83,23 @@ def training_rows(device: torch.device, shapes: list[Shape], precisions: list, r
 
 def sampling_rows(device: torch.device, shape: Shape, steps: int, samples: int) -> list[dict]:
     """Batch-1 and batched sampling of a model of `shape`: `steps` characters per sample at batch 1, a quarter
-    of that in a batch and in the naive loop."""
+    of that in a batch and in the naive loop. On a GPU, charrnn's sampler stepping there too (a TorchStepper), as
+    `charrnn sample` does for CUDA_SAMPLING_ROWS samples or more: the figures its rule rests on."""
     torch.manual_seed(0)
     model = charrnn_model(shape).to(device).eval()
     tokenizer = CharTokenizer("".join(chr(32 + i) for i in range(model.config.vocab_size - 2)) + "\n")
     print_header(["sampler", "samples at once", "chars/s, all samples"])
-    measures = [("charrnn streaming sampler (steps on the CPU)", 1,
-                 lambda: charrnn_sampling(model, tokenizer, steps)),
-                ("charrnn streaming sampler (steps on the CPU)", samples,
-                 lambda: charrnn_sampling(model, tokenizer, steps // 4, samples)),
-                *((f"naive: the model called once per character on {device.type}", batch,
-                   lambda batch=batch: naive_sampling(model, steps // 4, batch)) for batch in (1, samples))]
+    steppers = {"the CPU": None}
+    if device.type == "cuda":
+        steppers[device.type] = TorchStepper(model, draw_compiled=True)  # the CPU rows compiled the draw
+    measures = []
+    for where, stepper in steppers.items():
+        measures += [(f"charrnn streaming sampler (steps on {where})", 1,
+                      partial(charrnn_sampling, model, tokenizer, steps, 1, stepper)),
+                     (f"charrnn streaming sampler (steps on {where})", samples,
+                      partial(charrnn_sampling, model, tokenizer, steps // 4, samples, stepper))]
+    measures += [(f"naive: the model called once per character on {device.type}", batch,
+                  partial(naive_sampling, model, steps // 4, batch)) for batch in (1, samples)]
     rows = []
     for sampler, batch, measure in measures:
         rows.append({"sampler": sampler, "samples": batch, "chars_s": round(measure())})

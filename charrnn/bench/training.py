@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from charrnn.bench.timing import Timing, timed
 from charrnn.config import ModelConfig, TrainConfig
-from charrnn.device import autocast
+from charrnn.device import autocast, loss_scaler
 from charrnn.model import CharRNN
 from charrnn.train import make_optimizer, train_step
 from charrnn.train.step import MovingAverage, to_device
@@ -41,10 +41,6 @@ def charrnn_model(shape: Shape) -> CharRNN:
                                hidden_size=shape.hidden, num_layers=shape.layers, dropout=cfg.dropout))
 
 
-def scaler_for(amp_dtype: torch.dtype | None, device: torch.device) -> torch.amp.GradScaler | None:
-    return torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
-
-
 def charrnn_training(shape: Shape, amp_dtype: torch.dtype | None, device: torch.device, repeats: int) -> Timing:
     """A step as `charrnn train` takes it: the batch from the CPU to the device, forward from the carried hidden
     state, backward, clip, fused AdamW, the moving average of the weights."""
@@ -53,7 +49,7 @@ def charrnn_training(shape: Shape, amp_dtype: torch.dtype | None, device: torch.
     model = charrnn_model(shape).to(device).train()
     optimizer = make_optimizer(model, cfg)
     average = MovingAverage(model, cfg.ema_decay)
-    scaler = scaler_for(amp_dtype, device)
+    scaler = loss_scaler(amp_dtype, device)
     x, y = torch.randint(0, VOCAB, (shape.batch, shape.seq_len)), torch.randint(0, VOCAB, (shape.batch, shape.seq_len))
     state = {"hidden": None}
 
@@ -75,7 +71,7 @@ def plain_training(shape: Shape, amp_dtype: torch.dtype | None, device: torch.de
     head = nn.Linear(shape.hidden, VOCAB).to(device)
     params = [*embedding.parameters(), *lstm.parameters(), *head.parameters()]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
-    scaler = scaler_for(amp_dtype, device)
+    scaler = loss_scaler(amp_dtype, device)
     x = torch.randint(0, VOCAB, (shape.batch, shape.seq_len), device=device)
     y = torch.randint(0, VOCAB, (shape.batch, shape.seq_len), device=device)
 

@@ -12,7 +12,8 @@ Training: chars/s of charrnn's training step (the batch copied to the device, fo
 AdamW, the moving average) beside a plain nn.Embedding + nn.LSTM + nn.Linear loop with Adam at the same shapes
 and precision, with the peak GPU memory of each. On a GPU: bf16 autocast (fp16 with a loss scaler where bf16
 is missing); on a CPU: fp32, and bf16 autocast where the CPU has it. Sampling: chars/s of charrnn's streaming
-sampler (one sample, and a batch of samples) beside a naive loop that calls the model on the device once per
+sampler (one sample, and a batch of samples) stepping on the CPU and, on a GPU, stepping there too (the figures
+behind charrnn.device.CUDA_SAMPLING_ROWS), beside a naive loop that calls the model on the device once per
 character. Also the matmul ceiling, and on a CPU, when the shipped checkpoints are present, batch-1 sampling
 of each shipped model and the three Compare streams running at the same time, as the app runs them. Ends
 with one JSON line of every figure.

@@ -3,11 +3,16 @@
     charrnn sample --checkpoint checkpoints/lstm --prompt "ROMEO:" --temperature 0.8 --length 500
     charrnn sample --checkpoint user/name          (a model on the Hugging Face Hub)
     charrnn sample --checkpoint checkpoints/lstm --prompt "ROMEO:" --beam 8 --length 300   (the 8 most likely texts)
+    charrnn sample --checkpoint checkpoints/lstm --num-samples 64 --length 1000     (on a CUDA GPU, if there is one)
 
 The Python API is `stream(...)`, a generator that yields the new text of each sample after every step;
 `generate(...)` wraps it for one sample. The CLI and the web UI both use it. With --beam, the text is not sampled
 but searched for: `charrnn.sampling.beam.beam_search(...)` keeps the N most likely texts at every step and prints
 them, best first, with their log-probabilities.
+
+Where the steps run: on the CPU's compiled kernels, or with --device auto (the default) on a CUDA GPU when there is
+one and at least CUDA_SAMPLING_ROWS samples are made at once (charrnn.device.sampling_device: a GPU step costs
+about as much for one sample as for many). --device cpu or cuda says where. Beam search steps on the CPU.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import time
 
 from charrnn.checkpoint.arrays import load_arrays
 from charrnn.cli.common import model_command_parser
+from charrnn.config import CUDA_SAMPLING_ROWS
 from charrnn.errors import check, check_text, cli_errors
 from charrnn.hub.resolve import resolve
 from charrnn.sampling import warm
@@ -41,6 +47,9 @@ def main(argv=None) -> dict:
                         help="random seed: the same seed gives the same text; -1 or none picks one (printed)")
     parser.add_argument("--num-samples", type=int, default=1, help="independent samples, made as one batch")
     parser.add_argument("--stop", default=None, help="stop a sample once its text ends with this string")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help=f"where the sampling steps run: auto = a CUDA GPU for {CUDA_SAMPLING_ROWS} or more "
+                             f"--num-samples when there is one, else the CPU (default: auto)")
     parser.add_argument("--beam", type=int, default=0, metavar="N",
                         help="beam search: print the N most likely continuations instead of samples (temperature, "
                              "top-k, top-p and seed do not apply); 0 or 1 = sample (default: 0)")
@@ -65,7 +74,8 @@ def main(argv=None) -> dict:
     check_text(args.stop or "", "--stop")
     seed = secrets.randbelow(2**31) if args.seed in (None, -1) else args.seed  # printed, so a text can be made again
     folder = resolve(args.checkpoint, args.revision)
-    model, tokenizer, stepper = _sampler(folder, args.beam > 1)
+    device = _device(args)
+    model, tokenizer, stepper = _sampler(folder, device, args.beam > 1)
     _, unknown = encode_prompt(tokenizer, args.prompt)
     if unknown:
         print(f"note: the model has never seen {''.join(unknown)!r}; those prompt characters are skipped",
@@ -92,32 +102,45 @@ def main(argv=None) -> dict:
         out.write("\n")
     chars = sum(len(t) for t in texts)
     result = {"chars": chars, "seconds": round(seconds, 3), "chars_per_s": round(chars / max(seconds, 1e-9)),
-              "seed": seed, "unknown_prompt_chars": unknown}
+              "seed": seed, "device": device, "unknown_prompt_chars": unknown}
     print(json.dumps(result))
     return result
 
 
-def _sampler(folder, beam: bool):
-    """(model, tokenizer, stepper) for this run. Once the kernels are compiled, sampling needs no torch: the
-    Stepper is built from the checkpoint's arrays and the model is None (a prompt is stepped, not read by torch;
-    torch's import alone takes longer than a short run's sampling). A first run on this machine samples with
-    torch and starts compiling the kernels for the runs after it; beam search runs on the model."""
+def _device(args) -> str:
+    """Where the steps run (charrnn.device.sampling_device), told without torch where the answer is the CPU anyway:
+    a run without torch is the point of the CPU's path (see _sampler)."""
+    if args.beam > 1 or args.device == "cpu" or (args.device == "auto" and args.num_samples < CUDA_SAMPLING_ROWS):
+        return "cpu"
+    from charrnn.device import sampling_device
+
+    return sampling_device(args.num_samples, args.device).type
+
+
+def _sampler(folder, device: str, beam: bool):
+    """(model, tokenizer, stepper) for this run. Once the kernels are compiled, sampling on the CPU needs no torch:
+    the Stepper is built from the checkpoint's arrays and the model is None (a prompt is stepped, not read by
+    torch; torch's import alone takes longer than a short run's sampling). A first run on this machine samples with
+    torch and starts compiling the kernels for the runs after it. On a GPU the model steps there (TorchStepper),
+    drawing with the compiled draw once it is cached; beam search runs on the model, on the CPU."""
     if beam:
         from charrnn.checkpoint.saving import load_checkpoint
 
         checkpoint = load_checkpoint(folder)
         return checkpoint.model, checkpoint.tokenizer, None
-    if warm.kernels_cached():
+    cached = warm.kernels_cached()
+    if device == "cpu" and cached:
         arrays = load_arrays(folder)
         return None, arrays.tokenizer, Stepper.from_arrays(arrays.model_config, arrays.arrays)
     from charrnn.checkpoint.saving import load_checkpoint
     from charrnn.sampling.torch_stepper import TorchStepper
 
-    checkpoint = load_checkpoint(folder)
-    warm.compile_in_background()
-    print("note: the sampling kernels are being compiled for this machine in the background (once); this run "
-          "samples with torch (the same seed may differ in rare characters from later runs)", file=sys.stderr)
-    return checkpoint.model, checkpoint.tokenizer, TorchStepper(checkpoint.model)
+    checkpoint = load_checkpoint(folder, device)
+    if not cached:  # a first run here: torch now, the compiled kernels for the runs after it
+        warm.compile_in_background()
+        print("note: the sampling kernels are being compiled for this machine in the background (once); this run "
+              "samples with torch (the same seed may differ in rare characters from later runs)", file=sys.stderr)
+    return checkpoint.model, checkpoint.tokenizer, TorchStepper(checkpoint.model, draw_compiled=cached)
 
 
 def _print_beams(model, tokenizer, args) -> dict:

@@ -11,7 +11,8 @@ Ctrl-C quits at once, without saving.
 
 --resume continues a run with its own settings. Only how long it runs and how it reports (--max-steps,
 --time-budget, --schedule-steps, --steps-this-run, --eval-interval, --eval-tokens, --patience, --log-interval,
---progress), where (--device, --precision, --threads) and --out may change; other flags must match the run's.
+--progress), where and how exactly (--device, --precision, --threads, --deterministic) and --out may change; other
+flags must match the run's.
 Limits given on resume replace the stored ones (--max-steps 20000 after a --time-budget run trains to step 20000),
 and the learning rate then decays from where it was to its floor at the new end. Another --eval-tokens scores
 best/ again on the new sample, so that later evaluations compare with it fairly.

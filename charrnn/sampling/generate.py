@@ -144,7 +144,7 @@ class Samples:
         check(length >= 0, f"length must be >= 0, got {length}")
         check(num_samples >= 1, f"number of samples must be >= 1, got {num_samples}")
         self.tokenizer, self.settings, self.stop = tokenizer, settings, stop
-        self.compiled = stepper.compiled  # a TorchStepper: no compiled draw either
+        self.compiled = stepper.draw_compiled  # not before the kernels are compiled (warm.py)
         self.rng = np.random.default_rng(seed)
         ids, _ = encode_prompt(tokenizer, prompt)
         self.hidden = np.repeat(read_prompt(model, stepper, ids[:-1]), num_samples, axis=1)

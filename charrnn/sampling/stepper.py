@@ -54,12 +54,14 @@ def kernel_choice() -> str:
 
 class StateLayout:
     """The hidden-state layout every stepper shares: (S, B, H), each layer's h and then (LSTM) each layer's c.
-    Needs `cell`, `num_layers` and `hidden_size`; `compiled` says whether the step runs on the compiled kernels."""
+    Needs `cell`, `num_layers` and `hidden_size`; `compiled` says whether the step runs on the compiled kernels,
+    `draw_compiled` whether the tokens are drawn by the compiled draw (kernels.sample_tokens)."""
 
     cell: str
     num_layers: int
     hidden_size: int
     compiled = True
+    draw_compiled = True
 
     @property
     def state_size(self) -> int:
@@ -73,12 +75,14 @@ class StateLayout:
         tensors = hidden if isinstance(hidden, tuple) else (hidden,)
         return np.ascontiguousarray(np.concatenate([_f32(t) for t in tensors]))
 
-    def to_torch(self, hidden: NumpyHidden) -> Hidden:
+    def to_torch(self, hidden: NumpyHidden | torch.Tensor) -> Hidden:
+        """nn.RNN/GRU/LSTM's layout of a state (S, B, H): an array becomes CPU tensors, a tensor stays where it is."""
         import torch
 
+        if not isinstance(hidden, torch.Tensor):
+            hidden = torch.from_numpy(np.ascontiguousarray(hidden))
         layers = self.num_layers
-        h = torch.from_numpy(np.ascontiguousarray(hidden[:layers]))
-        return (h, torch.from_numpy(np.ascontiguousarray(hidden[layers:]))) if self.cell == "lstm" else h
+        return (hidden[:layers], hidden[layers:]) if self.cell == "lstm" else hidden
 
 
 class Stepper(StateLayout):

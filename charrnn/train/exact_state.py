@@ -1,5 +1,6 @@
 """What --resume restores besides the weights, so that a resumed run continues bit for bit: the optimizer, the
-moving average, the loss scaler, the random state of every process and the hidden state of every stream."""
+moving average, the loss scaler, the random state of every process (on its CPU and its GPU) and the hidden state of
+every stream. The data position is the step itself (a batch is a pure function of it)."""
 
 from __future__ import annotations
 
@@ -32,8 +33,11 @@ def gather_state(trainer: Trainer) -> dict:
         state["ema"] = trainer.ema.state_dict()
     if trainer.scaler is not None:
         state["scaler"] = trainer.scaler.state_dict()
-    if trainer.device.type == "cuda":
+    if trainer.device.type == "cuda":  # dropout's masks on the GPU (charrnn.model says why not cuDNN's own)
         state["cuda_rng"] = torch.cuda.get_rng_state(trainer.device)
+        if trainer.dist.world_size > 1:
+            rng = state["cuda_rng"].to(trainer.dist.device)[None]
+            state["rank_cuda_rngs"] = trainer.dist.gather_rows(rng, 0).cpu()  # (processes, RNG state bytes)
     return state
 
 
@@ -60,8 +64,11 @@ def restore_state(trainer: Trainer, state: dict, stored: dict) -> None:
         torch.set_rng_state(state["cpu_rng"])
     else:  # resumed with more processes than saved: a fresh stream for the new ones
         torch.manual_seed(hash((cfg.seed, rank, trainer.progress.step)) % 2**63)
-    if "cuda_rng" in state and trainer.device.type == "cuda" and rank == 0:
-        torch.cuda.set_rng_state(state["cuda_rng"], trainer.device)
+    if trainer.device.type == "cuda":
+        if processes > 1 and len(state.get("rank_cuda_rngs", [])) == processes:
+            torch.cuda.set_rng_state(state["rank_cuda_rngs"][rank], trainer.device)
+        elif "cuda_rng" in state and rank == 0:
+            torch.cuda.set_rng_state(state["cuda_rng"], trainer.device)
     threads = state.get("torch_threads")  # None in runs saved before it was kept
     if trainer.device.type == "cpu" and threads not in (None, torch.get_num_threads()) and trainer.dist.is_main:
         # A sum split over another number of threads rounds differently: the continuation is as good, but no

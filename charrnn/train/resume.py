@@ -18,7 +18,7 @@ from charrnn.train.run_folder import find_resume_checkpoint, run_folder_of
 # Flags that may change when resuming; everything else comes from the run being resumed.
 RESUME_OVERRIDES = ("max_steps", "time_budget", "schedule_steps", "steps_this_run", "eval_interval", "eval_tokens",
                     "patience", "log_interval", "eval_seconds", "sample_chars", "progress", "threads", "device",
-                    "precision", "out")
+                    "precision", "deterministic", "out")
 STOP_LIMITS = ("max_steps", "time_budget", "schedule_steps")  # given on resume, they replace all stored ones
 
 

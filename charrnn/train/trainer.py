@@ -16,7 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 from charrnn.checkpoint.saving import load_checkpoint, load_training_state, save_checkpoint
 from charrnn.config import TrainConfig
 from charrnn.data import Corpus, StreamBatcher, load_corpus, resolve_source
-from charrnn.device import autocast_dtype, default_batch_size, pick_device
+from charrnn.device import autocast_dtype, default_batch_size, loss_scaler, pick_device, use_deterministic_algorithms
 from charrnn.errors import CharRNNError
 from charrnn.evaluate import Windows, evaluate_ids, evaluation_windows
 from charrnn.model import CharRNN
@@ -46,15 +46,16 @@ class Trainer:
         check_run_folder(self.out)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        if cfg.deterministic:  # before the first CUDA work
+            use_deterministic_algorithms()
         # In a run of many processes (torchrun), this one's rank, its device and its share of the streams.
         self.dist, self.device = setup(pick_device(cfg.device))
         if cfg.batch_size is None:  # the device's default, stored with the run's settings: --resume keeps it
             cfg = self.cfg = dataclasses.replace(cfg, batch_size=default_batch_size(self.device))
         self.rows = self.dist.rows(cfg.batch_size)
         self.amp_dtype = autocast_dtype(cfg.precision, self.device)
-        # fp16 (GPUs without bf16) needs its loss scaled; bf16 and fp32 do not.
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
-        if self.device.type == "cuda":
+        self.scaler = loss_scaler(self.amp_dtype, self.device)  # fp16 (GPUs without bf16) only
+        if self.device.type == "cuda" and not cfg.deterministic:
             torch.backends.cudnn.benchmark = True  # the batch shape never changes: let cuDNN pick its kernels
         resume_dir = find_resume_checkpoint(cfg.resume) if cfg.resume else None
         resumed = load_checkpoint(resume_dir, self.device) if resume_dir else None
