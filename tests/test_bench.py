@@ -92,3 +92,13 @@ def test_the_inside_bench_times_each_view_against_a_forward_and_backward_pass(ca
     assert "fwd+bwd s" in out and json.loads(out.strip().splitlines()[-1])["views"] == rows
     with pytest.raises(SystemExit):
         inside_main(["--chars", "10"])
+
+
+def test_the_load_test_sets_what_the_app_served_beside_what_the_engine_alone_writes(tiny_checkpoint):
+    from tools.stress.load import serving_share
+
+    figures = {"generated_chars_per_s": 100, "latency_s": {"generate": {"p95": 1.5}}}
+    serving_share(figures, tiny_checkpoint, clients=3, length=20)
+    serving = figures["serving"]
+    assert serving["engine_alone_chars_per_s"] > 0 and serving["generate_p95_s"] == 1.5
+    assert serving["served_over_engine_alone"] == pytest.approx(100 / serving["engine_alone_chars_per_s"], abs=0.011)

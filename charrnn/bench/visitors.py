@@ -35,7 +35,7 @@ class BusyPython:
         self._thread.join()
 
 
-def _visitors(visitors: int, chars: int, sample) -> float:
+def visitors_speed(visitors: int, chars: int, sample) -> float:
     """Characters per second of all visitors together; sample(seed) yields one list of pieces per step."""
     barrier = threading.Barrier(visitors + 1)
 
@@ -65,17 +65,17 @@ def measure(checkpoint, visitors: int, chars: int, rounds: int) -> dict:
     if stepper.precision == "bf16":  # what bfloat16 gains over half-precision matrices
         half_engine = SamplingEngine(model, tokenizer, Stepper(model, "half"))
         ways["engine-half"] = lambda seed: half_engine.stream("ROMEO:\n", chars, SETTINGS, seed, every=0.1)
-        _visitors(2, 50, ways["engine-half"])  # compiles its kernels
-    _visitors(2, 50, ways["loops"])  # compiles the kernels
+        visitors_speed(2, 50, ways["engine-half"])  # compiles its kernels
+    visitors_speed(2, 50, ways["loops"])  # compiles the kernels
     speeds: dict[str, list[float]] = {f"{way} {mode}": [] for mode in ("alone", "busy") for way in ways}
     for _ in range(rounds):
         for mode in ("alone", "busy"):
             for way, sample in ways.items():
                 if mode == "busy":
                     with BusyPython():
-                        speeds[f"{way} {mode}"].append(_visitors(visitors, chars, sample))
+                        speeds[f"{way} {mode}"].append(visitors_speed(visitors, chars, sample))
                 else:
-                    speeds[f"{way} {mode}"].append(_visitors(visitors, chars, sample))
+                    speeds[f"{way} {mode}"].append(visitors_speed(visitors, chars, sample))
     medians = {name: round(statistics.median(values)) for name, values in speeds.items()}
     return {"visitors": visitors, "chars": chars, "rounds": rounds, "peak_rows": engine.peak_rows,
             "threads": engine.threads, "precision": stepper.precision, "chars_per_s": medians,

@@ -83,6 +83,9 @@ def main(argv=None) -> dict:
                                            seed=args.seed, session_per_call=args.session_per_call)
                 print(json.dumps({"load": figures["load"]}), flush=True)
             figures["server_tracebacks"] = server.tracebacks()
+        if args.clients and not args.compare_clients:  # the app stopped: the engine alone, on the same machine
+            load.serving_share(figures["load"], root / "lstm_best", args.clients, args.length, args.seed)
+            print(json.dumps({"serving": figures["load"]["serving"]}), flush=True)
             if figures["server_tracebacks"]:
                 shutil.copy(server.log, "stress-app.log")
                 figures["server_log"] = "stress-app.log"

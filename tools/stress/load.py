@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from pathlib import Path
 
 import httpx
 
@@ -22,6 +23,24 @@ def _percentile(values: list[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+def engine_alone(folder: Path, clients: int, length: int, seed: int = 0, rounds: int = 3) -> float:
+    """Characters per second that the sampling engine alone writes for `clients` visitors of `length` characters
+    of the model in `folder` at once (the load test's prompts, streamed as the app streams them), in this process:
+    what the app would serve with no serving cost. The median of `rounds`, after a warm-up."""
+    from charrnn.bench.visitors import SETTINGS, visitors_speed
+    from charrnn.checkpoint.saving import load_checkpoint
+    from charrnn.sampling.engine import SamplingEngine
+
+    checkpoint = load_checkpoint(folder)
+    engine = SamplingEngine(checkpoint.model, checkpoint.tokenizer)
+
+    def sample(number: int):
+        return engine.stream(PROMPTS[number % len(PROMPTS)], length, SETTINGS, seed * 1000 + number, every=0.1)
+
+    visitors_speed(2, 50, lambda number: engine.stream("ROMEO:\n", 50, SETTINGS, number))
+    return statistics.median(visitors_speed(clients, length, sample) for _ in range(rounds))
 
 
 def run(server: AppServer, clients: int = 20, seconds: float = 60.0, length: int = 600, compare_clients: int = 0,
@@ -76,3 +95,13 @@ def run(server: AppServer, clients: int = 20, seconds: float = 60.0, length: int
         "generated_chars_per_s": round(generated[0] / wall),
         "memory_mb": server.memory_mb(),
     }
+
+
+def serving_share(figures: dict, folder: Path, clients: int, length: int, seed: int = 0) -> None:
+    """Add to the load test's figures what the engine alone writes for as many visitors (engine_alone, measured
+    after the app has stopped) and the share of it the app served: issue 29 asks for >= 0.8."""
+    alone = engine_alone(folder, clients, length, seed)
+    figures["serving"] = {"engine_alone_chars_per_s": round(alone),
+                          "served_chars_per_s": figures["generated_chars_per_s"],
+                          "served_over_engine_alone": round(figures["generated_chars_per_s"] / alone, 2),
+                          "generate_p95_s": (figures["latency_s"].get("generate") or {}).get("p95")}
