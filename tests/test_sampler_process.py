@@ -10,6 +10,7 @@ from charrnn.checkpoint.saving import load_checkpoint
 from charrnn.errors import CharRNNError
 from charrnn.sampling.generate import SamplingSettings
 from charrnn.sampling.process import SamplerProcess
+from charrnn.sampling.stepper import Stepper
 from tests.test_batching import REQUESTS
 
 
@@ -90,3 +91,17 @@ def test_a_retrained_folder_is_loaded_again(sampler, tiny_library, tmp_path):
     checkpoint = load_checkpoint(folder)
     expected = texts(SamplingEngine(checkpoint.model, checkpoint.tokenizer).stream("All:", 200, settings, 3), 1)
     assert texts(remote.stream("All:", 200, settings, 3), 1) == expected != before
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads the child's memory map from /proc")
+def test_the_child_samples_without_torch_once_the_kernels_are_compiled(sampler, tiny_checkpoint):
+    from charrnn.sampling.generate import STEPPED_PROMPT
+
+    long_prompt = "All:\nSpeak, speak.\n" * (STEPPED_PROMPT // 10)  # stepped too: there is no torch to read it
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    stepped = SamplingEngine(None, checkpoint.tokenizer, Stepper(checkpoint.model))  # no model: prompts are stepped
+    expected = texts(stepped.stream(long_prompt, 30, seed=4), 1)
+    assert len(expected[0]) == 30
+    assert texts(sampler.engine(tiny_checkpoint).stream(long_prompt, 30, seed=4), 1) == expected
+    with open(f"/proc/{sampler.pid}/maps") as maps:
+        assert "libtorch" not in maps.read()

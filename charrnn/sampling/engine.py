@@ -25,17 +25,19 @@ import os
 import threading
 import time
 from collections import deque
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from charrnn.sampling import kernels, warm
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN
 from charrnn.sampling.generate import Samples, SamplingSettings
 from charrnn.sampling.stepper import Stepper
-from charrnn.sampling.torch_stepper import TorchStepper
 from charrnn.tokenizer import Tokenizer
+
+if TYPE_CHECKING:
+    from charrnn.model import CharRNN
+    from charrnn.sampling.torch_stepper import TorchStepper
 
 MAX_ROWS = 64  # rows stepped at once by all workers; callers beyond wait for room (a bigger one runs alone)
 IDLE_SECONDS = 30.0  # a worker ends after this long without work, and starts again on demand
@@ -98,14 +100,19 @@ class SamplingEngine:
     workers (default: one per core), each stepping its own batch in one compiled call per step, so the cores
     work at once with no hand-off between threads inside a step. A worker starts on demand and ends after
     IDLE_SECONDS without work. `while_compiling`: step with torch until the compiled kernels are ready (see the
-    module's docstring) rather than compile them on the first call.
+    module's docstring) rather than compile them on the first call. `model` may be None where `stepper` is given
+    (a Stepper built from a checkpoint's arrays, without torch): prompts are then stepped, not read by torch.
     """
 
-    def __init__(self, model: CharRNN, tokenizer: Tokenizer, stepper: Stepper | None = None,
+    def __init__(self, model: CharRNN | None, tokenizer: Tokenizer, stepper: Stepper | None = None,
                  max_rows: int = MAX_ROWS, threads: int | None = None, while_compiling: bool = False):
         self.model, self.tokenizer = model, tokenizer
         self._compiled = stepper or (None if while_compiling and not warm.kernels_ready() else Stepper(model))
-        self._uncompiled = TorchStepper(model) if self._compiled is None else None
+        self._uncompiled = None
+        if self._compiled is None:
+            from charrnn.sampling.torch_stepper import TorchStepper
+
+            self._uncompiled = TorchStepper(model)
         self._switch = threading.Lock()
         self._next_check = time.monotonic() + READY_CHECK_SECONDS
         self.threads = max(1, threads or os.cpu_count() or 1)

@@ -246,8 +246,6 @@ class _Engines:
         self._lock = threading.Lock()
 
     def get(self, path: str) -> SamplingEngine:
-        from charrnn.sampling.engine import SamplingEngine
-        from charrnn.checkpoint.saving import load_checkpoint
         from charrnn.checkpoint.folder import WEIGHTS
 
         name = Path(path).name
@@ -259,18 +257,35 @@ class _Engines:
             cached = self._engines.get(path)
             if cached is None or cached[0] != stamp:
                 try:
-                    checkpoint = load_checkpoint(path)
+                    engine = self._load(path)
                 except CharRNNError:
                     raise
                 except Exception as err:  # noqa: BLE001 - as ModelLibrary.load: a damaged folder is a message
                     raise CharRNNError(f"the checkpoint {name} could not be loaded ({type(err).__name__}: {err})"
                                        ) from None
-                cached = self._engines[path] = (stamp, SamplingEngine(checkpoint.model, checkpoint.tokenizer,
-                                                                          while_compiling=self.while_compiling))
+                cached = self._engines[path] = (stamp, engine)
             self._engines.move_to_end(path)
             while len(self._engines) > MAX_ENGINES:
                 self._engines.popitem(last=False)  # calls running on it keep their own reference
             return cached[1]
+
+
+    def _load(self, path: str) -> SamplingEngine:
+        """An engine of the folder's model. With the kernels compiled, from the checkpoint's arrays: no torch in
+        this process at all (its import and ~200 MB of memory), and a prompt is stepped rather than read by torch.
+        While they compile elsewhere (a fresh install), from the torch model, which steps until they are ready."""
+        from charrnn.sampling.engine import SamplingEngine
+
+        if self.while_compiling:
+            from charrnn.checkpoint.saving import load_checkpoint
+
+            checkpoint = load_checkpoint(path)
+            return SamplingEngine(checkpoint.model, checkpoint.tokenizer, while_compiling=True)
+        from charrnn.checkpoint.arrays import load_arrays
+        from charrnn.sampling.stepper import Stepper
+
+        arrays = load_arrays(path)
+        return SamplingEngine(None, arrays.tokenizer, Stepper.from_arrays(arrays.model_config, arrays.arrays))
 
 
 def _run_call(engines: _Engines, send, call_id: int, request: dict, cancelled: threading.Event) -> None:
@@ -297,15 +312,18 @@ def _run_call(engines: _Engines, send, call_id: int, request: dict, cancelled: t
     send(["end", call_id, error])
 
 
-def _import_for_calls() -> None:
-    import charrnn.checkpoint.saving  # noqa: F401 - torch
+def _import_for_calls(while_compiling: bool) -> None:
+    import charrnn.checkpoint.arrays  # noqa: F401
     import charrnn.sampling.engine  # noqa: F401 - numba, and the kernels' module
+
+    if while_compiling:
+        import charrnn.checkpoint.saving  # noqa: F401 - torch, for the models that step until the kernels are ready
 
 
 def serve(from_parent: Connection, to_parent: Connection, while_compiling: bool = False) -> None:
     """Start and cancel calls as the parent asks, until its end of the pipe closes."""
     # What every call needs is imported at once, while the parent builds its page, not on the first call.
-    threading.Thread(target=_import_for_calls, name="charrnn-imports", daemon=True).start()
+    threading.Thread(target=_import_for_calls, args=(while_compiling,), name="charrnn-imports", daemon=True).start()
     engines = _Engines(while_compiling)
     cancelled: dict[int, threading.Event] = {}
     send_lock = threading.Lock()
