@@ -37,7 +37,7 @@ def _text(text) -> str:
 
 def _char_model(library: ModelLibrary, name: str):
     loaded = library.load(inputs.model_name(name))
-    if loaded.checkpoint.tokenizer.kind != "char":
+    if loaded.tokenizer.kind != "char":
         raise CharRNNError(f"{name} uses a subword tokenizer; the Inside views need a character model")
     return loaded.checkpoint
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from charrnn.hub import resolve as hub
 from charrnn.checkpoint.folder import CONFIG, WEIGHTS, check_folder, find_checkpoints, read_config
@@ -18,14 +17,29 @@ if TYPE_CHECKING:
     from charrnn.sampling.engine import SamplingEngine
     from charrnn.checkpoint.saving import Checkpoint
     from charrnn.sampling.process import RemoteEngine, SamplerProcess
+    from charrnn.tokenizer import Tokenizer
 
 SHIPPED_ORDER = ("lstm_best", "lstm", "gru", "rnn")  # listed first, in this order
 
 
-@dataclass
 class LoadedModel:
-    checkpoint: Checkpoint
-    engine: SamplingEngine | RemoteEngine  # every visitor's samples of this model share its steps
+    """A model of the library: its tokenizer and sampling engine at once, its checkpoint (the torch model, for
+    scoring, the Inside views, beam search) loaded on first use. With a sampling process the engine needs only the
+    folder, so a Generate does not wait for this process to import torch and load the weights."""
+
+    def __init__(self, tokenizer: Tokenizer, engine: SamplingEngine | RemoteEngine,
+                 load: Callable[[], Checkpoint], checkpoint: Checkpoint | None = None):
+        self.tokenizer = tokenizer
+        self.engine = engine  # every visitor's samples of this model share its steps
+        self._load, self._checkpoint = load, checkpoint
+        self._lock = threading.Lock()
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        with self._lock:
+            if self._checkpoint is None:
+                self._checkpoint = self._load()
+            return self._checkpoint
 
 
 class ModelLibrary:
@@ -116,27 +130,38 @@ class ModelLibrary:
         return read_config(self.path(name))
 
     def load(self, name: str) -> LoadedModel:
-        from charrnn.sampling.engine import SamplingEngine
-        from charrnn.checkpoint.saving import load_checkpoint  # torch: imported once a model is loaded (see __init__.py)
-
+        """The model `name`, loaded once (again when its weights change). Its folder is checked here without torch;
+        the weights are loaded here only where this process samples, else on first use of `checkpoint`."""
         path = self.path(name)
         stamp = (path / WEIGHTS).stat().st_mtime
         with self._lock:  # a retrained folder is reloaded; otherwise each model loads once
             cached = self._loaded.get(name)
             if cached is None or cached[0] != stamp:
-                try:
-                    checkpoint = load_checkpoint(path)
-                except CharRNNError:
-                    raise
-                except Exception as err:  # noqa: BLE001 - whatever a damaged folder does, the server stays up
-                    raise CharRNNError(f"the checkpoint {name} could not be loaded "
-                                       f"({type(err).__name__}: {err})") from None
-                engine = (self.sampler.engine(path) if self.sampler is not None
-                          else SamplingEngine(checkpoint.model, checkpoint.tokenizer,
-                                              while_compiling=self.while_compiling))
-                cached = (stamp, LoadedModel(checkpoint, engine))
+                _, _, tokenizer = check_folder(path)
+                load = functools.partial(_load_checkpoint, name, path)
+                if self.sampler is not None:
+                    loaded = LoadedModel(tokenizer, self.sampler.engine(path), load)
+                else:
+                    from charrnn.sampling.engine import SamplingEngine
+
+                    checkpoint = load()
+                    engine = SamplingEngine(checkpoint.model, checkpoint.tokenizer,
+                                            while_compiling=self.while_compiling)
+                    loaded = LoadedModel(tokenizer, engine, load, checkpoint)
+                cached = (stamp, loaded)
                 self._loaded[name] = cached
             return cached[1]
+
+
+def _load_checkpoint(name: str, path: Path) -> Checkpoint:
+    from charrnn.checkpoint.saving import load_checkpoint  # torch: imported once a model is loaded (see __init__.py)
+
+    try:
+        return load_checkpoint(path)
+    except CharRNNError:
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever a damaged folder does, the server stays up
+        raise CharRNNError(f"the checkpoint {name} could not be loaded ({type(err).__name__}: {err})") from None
 
 
 def check_folders(library: ModelLibrary) -> list[str]:
@@ -162,7 +187,7 @@ def check_all(library: ModelLibrary) -> list[str]:
     ready = []
     for name in library.names():
         try:
-            library.load(name)
+            library.load(name).checkpoint  # noqa: B018 - the weights, loaded and checked
             ready.append(name)
         except Exception as error:  # noqa: BLE001 - a broken folder must not stop the app
             library.skip(name, error)

@@ -97,7 +97,7 @@ def generate_stream(library: ModelLibrary, name: str, prompt: str = "", length: 
     num_samples = inputs.integer(num_samples, "the number of samples", 1, MAX_SAMPLES, default=1)
     beam_width = inputs.integer(beam_width, "the beam width", 0, MAX_BEAM, default=0)
     loaded = library.load(inputs.model_name(name))
-    notes = prompt_notes(loaded.checkpoint.tokenizer, prompt)
+    notes = prompt_notes(loaded.tokenizer, prompt)
     if beam_width > 1:
         yield from beam_stream(loaded.checkpoint, prompt, length, beam_width, num_samples, notes)
         return
@@ -114,7 +114,7 @@ def generate_stream(library: ModelLibrary, name: str, prompt: str = "", length: 
                 last = now
                 yield texts, notes_and_seed
     seconds = time.perf_counter() - start
-    unit = "characters" if loaded.checkpoint.tokenizer.kind == "char" else "tokens"
+    unit = "characters" if loaded.tokenizer.kind == "char" else "tokens"
     speed = f"{made * num_samples / max(seconds, 1e-9):,.0f} {unit}/s"
     yield texts, " ".join(filter(None, [notes, f"{made} {unit} per sample in {seconds:.2f} s ({speed}), "
                                                f"seed {seed}."]))
