@@ -78,3 +78,27 @@ def test_the_bench_names_the_kernels_this_cpu_gets_and_an_avx2_cpu_gets_narrower
     shown = subprocess.run([sys.executable, "-c", "from charrnn.sampling.stepper import kernel_choice; "
                             "print(kernel_choice())"], cwd=ROOT, env=avx2, capture_output=True, text=True, check=True)
     assert shown.stdout.startswith("AVX2: products in tiles of 4 weight rows x 2 batch rows of 8-float vectors")
+
+
+def test_the_recipe_bench_trains_the_fixed_model_and_the_recipe_and_prints_both(text_file, tmp_path, capsys):
+    from charrnn.cli import bench_recipe
+
+    figures = bench_recipe.main(["--dataset", str(text_file), "--time-budget", "0.05", "--keep", str(tmp_path),
+                                 "--batch-size", "4", "--seq-len", "16", "--embedding", "16", "--warmup-steps", "2"])
+    printed = capsys.readouterr().out
+    fixed, recipe = figures["runs"]
+    assert (fixed["run"], fixed["model"], fixed["dropout"]) == ("fixed 2 x 512", "2 x 512", 0.1)
+    assert recipe["run"] == "recipe" and (tmp_path / "recipe" / "recipe.json").is_file()
+    assert not (tmp_path / "fixed-2-x-512" / "recipe.json").exists()
+    for result in (fixed, recipe):
+        assert result["steps"] > 0 and result["val_nats"] > 0
+        assert table_rows(printed, result["run"])[0][1] == result["model"]
+    assert json.loads(printed.strip().splitlines()[-1]) == figures
+
+
+def test_the_recipe_bench_refuses_a_size_for_both_runs(text_file, capsys):
+    from charrnn.cli import bench_recipe
+
+    with pytest.raises(SystemExit):
+        bench_recipe.main(["--dataset", str(text_file), "--time-budget", "0.02", "--hidden", "64"])
+    assert "--hidden would size the recipe's run too" in capsys.readouterr().err
