@@ -94,11 +94,16 @@ class TrainConfig:
     vocab_size: int = _flag(512, "vocabulary size of a sentencepiece tokenizer")
     # model
     cell: str = _flag("lstm", "recurrent cell", choices=CELLS)
-    layers: int = _flag(2, "number of stacked recurrent layers")
-    hidden: int = _flag(512, "hidden size of each layer (ignored when --params is given)")
+    # With --time-budget, layers, hidden, dropout and input_dropout that are not given are chosen for the budget
+    # and the device (charrnn/train/recipe.py); the defaults here are what a run without a budget gets.
+    layers: int = _flag(2, "number of stacked recurrent layers (with --time-budget: chosen unless a size is given)")
+    hidden: int = _flag(512, "hidden size of each layer (ignored when --params is given; with --time-budget: "
+                             "chosen unless a size is given)")
     embedding: int = _flag(64, "embedding size")
-    dropout: float = _flag(0.1, "dropout between layers and before the output layer")
-    input_dropout: float = _flag(0.0, "dropout on the character embeddings, the first layer's input")
+    dropout: float = _flag(0.1, "dropout between layers and before the output layer (with --time-budget and no size "
+                                "given: chosen unless given)")
+    input_dropout: float = _flag(0.0, "dropout on the character embeddings, the first layer's input (with "
+                                      "--time-budget and no size given: chosen unless given)")
     weight_drop: float = _flag(0.0, "DropConnect rate on the recurrent weights W_hh while training (AWD-LSTM)")
     tie_weights: bool = _flag(False, "share embedding and output weights (needs --embedding == --hidden)")
     params: str = _flag(None, "parameter budget, e.g. 3M: picks the hidden size that gives it for this cell")
@@ -116,7 +121,9 @@ class TrainConfig:
     ema_decay: float = _flag(
         0.995, "evaluate and save an exponential moving average of the weights with this decay (0 = off)")
     max_steps: int = _flag(None, "stop after this many steps (default: 5000 unless --time-budget is given)")
-    time_budget: float = _flag(None, "stop after this many minutes of training, then evaluate")
+    time_budget: float = _flag(None, "stop after this many minutes of training, then evaluate; without --layers, "
+                                     "--hidden or --params, the model's size and dropout are chosen for the budget "
+                                     "from a few timed steps (printed, and stored in recipe.json)")
     schedule_steps: int = _flag(None, "length of the cosine decay in steps (default: --max-steps; under --time-budget, "
                                       "set from the speed of the warmup steps and recorded, to repeat the run)")
     steps_this_run: int = _flag(None, "pause after this many steps in this invocation (resume later with --resume)")

@@ -102,3 +102,27 @@ def test_the_load_test_sets_what_the_app_served_beside_what_the_engine_alone_wri
     serving = figures["serving"]
     assert serving["engine_alone_chars_per_s"] > 0 and serving["generate_p95_s"] == 1.5
     assert serving["served_over_engine_alone"] == pytest.approx(100 / serving["engine_alone_chars_per_s"], abs=0.011)
+
+
+def test_the_recipe_bench_trains_the_fixed_model_and_the_recipe_and_prints_both(text_file, tmp_path, capsys):
+    from charrnn.cli import bench_recipe
+
+    figures = bench_recipe.main(["--dataset", str(text_file), "--time-budget", "0.05", "--keep", str(tmp_path),
+                                 "--batch-size", "4", "--seq-len", "16", "--embedding", "16", "--warmup-steps", "2"])
+    printed = capsys.readouterr().out
+    fixed, recipe = figures["runs"]
+    assert (fixed["run"], fixed["model"], fixed["dropout"]) == ("fixed 2 x 512", "2 x 512", 0.1)
+    assert recipe["run"] == "recipe" and (tmp_path / "recipe" / "recipe.json").is_file()
+    assert not (tmp_path / "fixed-2-x-512" / "recipe.json").exists()
+    for result in (fixed, recipe):
+        assert result["steps"] > 0 and result["val_nats"] > 0
+        assert table_rows(printed, result["run"])[0][1] == result["model"]
+    assert json.loads(printed.strip().splitlines()[-1]) == figures
+
+
+def test_the_recipe_bench_refuses_a_size_for_both_runs(text_file, capsys):
+    from charrnn.cli import bench_recipe
+
+    with pytest.raises(SystemExit):
+        bench_recipe.main(["--dataset", str(text_file), "--time-budget", "0.02", "--hidden", "64"])
+    assert "--hidden would size the recipe's run too" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """Training jobs (charrnn.service.training): text in, the real trainer as a child process, progress, the model out."""
 
+import dataclasses
 import json
 import os
 import re
@@ -350,6 +351,21 @@ def test_a_jobs_command_line_reads_back_as_the_train_config_it_was_made_from(tmp
     argv = trainer_command(job, "python", threads=2, min_eval_seconds=5)
     assert argv[:3] == ["python", "-m", "charrnn.train"]
     assert parse_args(argv[3:]) == trainer_config(job, threads=2, min_eval_seconds=5)
+
+
+def test_a_job_of_size_auto_leaves_the_size_and_the_dropout_to_the_trainers_recipe(tmp_path):
+    from charrnn.cli.train import parse_args
+    from charrnn.service.training.jobs import Job
+    from charrnn.service.training.runner import trainer_command
+    from charrnn.train.recipe import RECIPE_FIELDS, recipe_fields
+    from charrnn.train.resume import given_flags
+
+    for size, recipe in (("auto", RECIPE_FIELDS), ("small", ())):
+        settings = dataclasses.replace(TINY, size=size).checked(TrainLimits())
+        argv = trainer_command(Job("a" * 32, ALICE, settings, tmp_path, budget_minutes=1.5), "python", threads=2,
+                               min_eval_seconds=5)[3:]
+        assert recipe_fields(parse_args(argv), given_flags(argv)) == recipe, size
+        assert ("--params" in argv, "--dropout" in argv) == (not recipe, not recipe)
 
 
 def test_a_model_downloaded_again_replaces_its_zip_which_goes_after_minutes_or_with_its_job(tmp_path):

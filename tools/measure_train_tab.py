@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("text_file")
     parser.add_argument("--chars", type=int, default=200_000, help="characters of the file to train on")
     parser.add_argument("--minutes", type=float, default=3, help="minutes of training")
-    parser.add_argument("--size", choices=("tiny", "small", "medium"), help="default: the suggested size")
+    parser.add_argument("--size", choices=("auto", "tiny", "small", "medium"), help="default: the suggested size")
     args = parser.parse_args()
     library = ModelLibrary(hub_ids=[])
     generate_speed(library, 200)  # load the model and compile the kernels

@@ -22,7 +22,7 @@ from charrnn.config import TOKENIZERS
 from charrnn.app.handlers import empty_note, hide_when_filled
 from charrnn.app.texts import EMPTY_NOTES
 from charrnn.app.session import PageSession
-from charrnn.service.training import SIZE_PRESETS, JobSettings, TrainingManager, min_text_chars, preview_markdown
+from charrnn.service.training import SIZES, JobSettings, TrainingManager, min_text_chars, preview_markdown
 
 CELL_CHOICES = [(label(name), name) for name in reversed(TEACHING_TRIO)]  # LSTM first: the default
 POLL_SECONDS = 1.0
@@ -230,14 +230,14 @@ def train_tab(demo: gr.Blocks, session: PageSession, pickers: list[gr.Dropdown],
             with gr.Column(scale=2):
                 name = gr.Textbox(value="my-model", label="Name of your model", max_length=40)
                 cell = gr.Radio(CELL_CHOICES, value="lstm", label="Cell")
-                size = gr.Radio([*SIZE_PRESETS, "custom"], value="small", label="Size")
+                size = gr.Radio(list(SIZES), value="small", label="Size (auto: chosen for the minutes on this host)")
                 params = gr.Textbox(label="Parameters (e.g. 500k, 2M)", value="500k", visible=False)
                 sizes = gr.Dataframe(label="Sizes (speed measured on this host when you preview)",
                                      interactive=False)
                 minutes = gr.Slider(0.5, limits.max_minutes, value=min(3, limits.max_minutes), step=0.5,
                                     label=f"Minutes of training (at most {limits.max_minutes} on this host)")
                 with gr.Accordion("Advanced", open=False):
-                    dropout = gr.Slider(0, 0.7, value=0.2, step=0.05, label="Dropout")
+                    dropout = gr.Slider(0, 0.7, value=0.2, step=0.05, label="Dropout (size auto chooses its own)")
                     lr = gr.Number(value=3e-3, label="Learning rate")
                     batch = gr.Slider(1, 128, value=16, step=1, label="Batch (parallel text streams)")
                     seq_len = gr.Slider(8, 256, value=64, step=1, label="Sequence length (characters per step)")

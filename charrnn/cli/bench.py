@@ -7,6 +7,7 @@
     charrnn bench corpus --gb 0.2       # encoding a generated corpus of that size
     charrnn bench write                 # suggestion latency of the Write tab per keystroke
     charrnn bench inside                # each Inside view against a forward and backward pass
+    charrnn bench recipe --dataset F    # the --time-budget recipe against the fixed 2 x 512, 10 minutes each
 
 Training: chars/s of charrnn's training step (the batch copied to the device, forward, backward, clip, fused
 AdamW, the moving average) beside a plain nn.Embedding + nn.LSTM + nn.Linear loop with Adam at the same shapes
@@ -40,7 +41,8 @@ from charrnn.train.build import hardware_description
 
 # `charrnn bench <suite> ...`: measurements of their own, each with its own options
 SUITES = {"visitors": "charrnn.cli.bench_visitors", "corpus": "charrnn.cli.bench_corpus",
-          "write": "charrnn.cli.bench_write", "inside": "charrnn.cli.bench_inside"}
+          "write": "charrnn.cli.bench_write", "inside": "charrnn.cli.bench_inside",
+          "recipe": "charrnn.cli.bench_recipe"}
 
 
 def main(argv=None) -> dict:

@@ -1,6 +1,6 @@
 """Train a CharRNN with stateful truncated BPTT.
 
-    charrnn train --dataset tiny_shakespeare --time-budget 10
+    charrnn train --dataset tiny_shakespeare --time-budget 10     (the model sized to the budget here: below)
     charrnn train --dataset my_novel.txt --cell gru --params 3M --out runs/gru
     charrnn train --resume runs/gru --max-steps 20000     (or a run pushed with --training-state: user/name)
 
@@ -8,6 +8,13 @@ A run folder holds best/ (lowest validation loss), last/ (with optimizer and RNG
 and metrics.jsonl (one JSON object per log line or evaluation). Saves are atomic, so a crash at any moment
 leaves a run that --resume continues. Ctrl-C (or SIGTERM) saves last/ and exits with 130 (143); a second
 Ctrl-C quits at once, without saving.
+
+--time-budget without --layers, --hidden or --params: the run first times a few training steps of some sizes
+here (a few seconds, counted in the budget), predicts how many characters the budget will read, and chooses the
+model's size (bigger for more characters, smaller on a slow machine), --dropout and --input-dropout (more for more
+epochs) from that against the size of the text. It prints the choice and why, and stores them in the run folder
+(recipe.json; the stored command repeats them as flags). Flags given always win: --dropout 0.2 keeps 0.2 and
+lets the recipe choose the rest; a size flag turns the recipe off (--layers 2 --hidden 512: the fixed default).
 
 --resume continues a run with its own settings. Only how long it runs and how it reports (--max-steps,
 --time-budget, --schedule-steps, --steps-this-run, --eval-interval, --eval-tokens, --patience, --log-interval,
@@ -30,7 +37,8 @@ from charrnn.config import TrainConfig, add_dataclass_arguments
 from charrnn.errors import ArgumentParser, cli_errors
 from charrnn.train import distributed
 from charrnn.train.trainer import Trainer
-from charrnn.train.resume import resumed_config
+from charrnn.train.recipe import recipe_fields
+from charrnn.train.resume import given_flags, resumed_config
 
 def parse_args(argv=None) -> TrainConfig:
     parser = ArgumentParser(prog="charrnn train", description=__doc__,
@@ -38,6 +46,17 @@ def parse_args(argv=None) -> TrainConfig:
     add_dataclass_arguments(parser, TrainConfig)
     cfg = TrainConfig(**vars(parser.parse_args(argv)))
     return resumed_config(cfg, argv) if cfg.resume else cfg
+
+
+def print_recipe(trainer: Trainer, chosen: tuple[str, ...]) -> None:
+    recipe = trainer.recipe
+    left = [f"--{name.replace('_', '-')}" for name in chosen]
+    print(f"recipe for {recipe.budget_seconds / 60:g} minutes on this {trainer.device.type} (give {', '.join(left)} "
+          f"or --params to choose yourself):", file=sys.stderr)
+    for line in recipe.reasons(chosen):
+        print(f"  {line}", file=sys.stderr)
+    print(f"  the same model without measuring: {shlex.join(recipe.flags(chosen))} (in {trainer.out}/recipe.json)",
+          file=sys.stderr)
 
 
 @cli_errors
@@ -54,9 +73,12 @@ def main(argv=None) -> dict:
 
 def train(argv: list[str]) -> dict:
     cfg = parse_args(argv)
+    chosen = recipe_fields(cfg, given_flags(argv))
     try:
-        trainer = Trainer(cfg, command=shlex.join(["python", "-m", "charrnn.train", *argv]))
+        trainer = Trainer(cfg, command=shlex.join(["python", "-m", "charrnn.train", *argv]), recipe_fields=chosen)
         main_process = trainer.dist.is_main  # in a run of many processes, only the first one reports
+        if main_process and trainer.recipe is not None:
+            print_recipe(trainer, chosen)
         if main_process:
             processes = f", {trainer.dist.world_size} processes" if trainer.dist.world_size > 1 else ""
             scored = trainer.eval_windows().tokens

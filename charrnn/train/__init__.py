@@ -2,6 +2,8 @@
 
     resume.py     what --resume continues, and which flags may change
     trainer.py    the Trainer: a run set up (new or resumed), one step, an evaluation, a save of last/
+    recipe.py     the model size and dropout a --time-budget run chooses for its budget, text and device
+    probe.py      the speeds it chooses from: a few timed steps of each candidate size
     loop.py       the loop that drives it, and the finish
     exact_state.py what --resume restores besides the weights, bit for bit
     divergence.py  a diverging run stopped with a message, nothing diverged saved

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from charrnn.checkpoint.saving import CONFIG, tidy_checkpoint
 from charrnn.errors import CharRNNError
 
+if TYPE_CHECKING:
+    from charrnn.train.recipe import Recipe
+
 METRICS = "metrics.jsonl"
+RECIPE = "recipe.json"  # what a --time-budget recipe chose for the run, why, and the command that repeats it
 
 
 def find_resume_checkpoint(resume) -> Path:
@@ -83,8 +89,9 @@ def open_run_folder(out: Path, resumed_from: Path | None = None) -> bool:
             source = run_folder_of(resumed_from)
             if not (out / "best").exists() and (source / "best" / CONFIG).is_file():
                 shutil.copytree(source / "best", out / "best")
-            if not metrics.exists() and (source / METRICS).is_file():
-                shutil.copyfile(source / METRICS, metrics)
+            for name in (METRICS, RECIPE):
+                if not (out / name).exists() and (source / name).is_file():
+                    shutil.copyfile(source / name, out / name)
         with open(metrics, "a+b") as f:
             # A kill during a write leaves a line cut short: end it, so the next record starts a line.
             size = f.seek(0, os.SEEK_END)
@@ -94,6 +101,12 @@ def open_run_folder(out: Path, resumed_from: Path | None = None) -> bool:
         raise CharRNNError(f"cannot write the run folder --out {out} ({err.strerror or err}); choose a "
                            f"folder you can write to") from None
     return (out / "best").is_dir()
+
+
+def write_recipe(out: Path, recipe: Recipe, chosen: tuple[str, ...], command: str | None) -> None:
+    record = {"chosen": recipe.settings(chosen), "flags": shlex.join(recipe.flags(chosen)),
+              "reasons": recipe.reasons(chosen), "command": command, **recipe.to_dict()}
+    (out / RECIPE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
 
 def append_metrics(out: Path, record: dict) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,9 @@ from charrnn.train.distributed import setup
 from charrnn.train.divergence import diverged, exploded, figure, loss_after_update, read_steps
 from charrnn.train.exact_state import gather_state, restore_state
 from charrnn.train.metrics import LogWindow, run_metrics
-from charrnn.train.run_folder import append_metrics, check_run_folder, find_resume_checkpoint, open_run_folder
+from charrnn.train.probe import measured_recipe
+from charrnn.train.run_folder import (append_metrics, check_run_folder, find_resume_checkpoint, open_run_folder,
+                                     write_recipe)
 from charrnn.train.schedule import Schedule, learning_rate, planned_horizon, timed_horizon
 from charrnn.train.state import Progress
 from charrnn.train.step import MovingAverage, to_device, train_step
@@ -38,7 +41,9 @@ DEFAULT_MAX_STEPS = 5000
 class Trainer:
     """Owns one training run: model, optimizer, data position, metrics, checkpoints."""
 
-    def __init__(self, cfg: TrainConfig, command: str | None = None):
+    def __init__(self, cfg: TrainConfig, command: str | None = None, recipe_fields: tuple[str, ...] = ()):
+        """`recipe_fields`: the settings a recipe chooses for this run's budget and device (recipe.recipe_fields
+        says which: those the person left to it)."""
         cfg.validate()
         self.cfg = cfg
         self.command = command
@@ -71,6 +76,13 @@ class Trainer:
         # paths the corpus cache records: an app job's text is a file in a folder of the server.
         named = cfg.data_name or (source.name if source.on_hub else " ".join(cfg.dataset))
         self.data = {**self.corpus.description, "source": named}
+        self.recipe = None
+        if recipe_fields and not resumed:  # a resumed run keeps the settings it was given or chosen
+            self.recipe = self.dist.from_main(measured_recipe(
+                cfg, len(self.corpus.train), self.corpus.tokenizer.vocab_size, self.device, self.amp_dtype,
+                self.rows.stop - self.rows.start))
+            cfg = self.cfg = dataclasses.replace(cfg, **self.recipe.settings(recipe_fields))
+            self.command = command and f"{command} {shlex.join(self.recipe.flags(recipe_fields))}"  # repeats the choice
         self.batcher = StreamBatcher(self.corpus.train, cfg.batch_size, cfg.seq_len, cfg.seed)
         self.model = resumed.model if resumed else build_model(cfg, self.corpus.tokenizer.vocab_size, self.device)
         self.model.to(self.device).train()
@@ -85,6 +97,7 @@ class Trainer:
         self.ema = MovingAverage(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.max_steps = cfg.max_steps or (None if cfg.time_budget else DEFAULT_MAX_STEPS)
         self.progress = Progress(Schedule(planned_horizon(cfg, self.max_steps)))
+        self.progress.train_seconds = self.recipe.probe_seconds if self.recipe else 0.0  # measuring is in the budget
         self.hidden = None
         self.saved_step = None  # the step of the checkpoint in last/, once there is one
         self.last_batch = None  # the latest training batch, to check an update before its weights are saved
@@ -96,6 +109,8 @@ class Trainer:
             self.saved_step = self.progress.step
         self.dist.barrier()  # every process has read the checkpoint before the main one tidies the folder
         has_best = self.dist.from_main(open_run_folder(self.out, resume_dir) if self.dist.is_main else None)
+        if self.recipe is not None and self.dist.is_main:
+            write_recipe(self.out, self.recipe, recipe_fields, self.command)
         if not has_best and resumed:
             # Resumed into a folder without best/ (a run downloaded from the Hub ships only last/): the next
             # evaluation writes one, whatever the score the old run reached.
@@ -192,8 +207,9 @@ class Trainer:
             # learning rate depends on the step alone and the run can be repeated. Reading their figures first
             # makes the clock include the device's work on them.
             read_steps(self)
-            p.schedule.horizon = self.dist.from_main(timed_horizon(p.step, self.total_seconds(),
-                                                                   self.cfg.time_budget * 60, self.max_steps))
+            before = self.recipe.probe_seconds if self.recipe else 0.0  # the time spent before the first step
+            p.schedule.horizon = self.dist.from_main(timed_horizon(p.step, self.total_seconds() - before,
+                                                                   self.cfg.time_budget * 60 - before, self.max_steps))
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.cfg, p.step, p.schedule)
         chars = x.numel()  # the whole batch, all processes together

@@ -16,7 +16,7 @@ from charrnn.service.training.intake import (TrainingText, describe_text, min_te
 from charrnn.service.training.jobs import Job
 from charrnn.service.training.limits import TrainLimits, user_models_dir
 from charrnn.service.training.manager import TrainingManager
-from charrnn.service.training.settings import SIZE_PRESETS, JobSettings
+from charrnn.service.training.settings import SIZE_PRESETS, SIZES, JobSettings
 
-__all__ = ["SIZE_PRESETS", "Job", "JobSettings", "TrainLimits", "TrainingManager", "TrainingText", "describe_text",
-           "min_text_chars", "preview_markdown", "read_upload", "suggested_size", "user_models_dir"]
+__all__ = ["SIZE_PRESETS", "SIZES", "Job", "JobSettings", "TrainLimits", "TrainingManager", "TrainingText",
+           "describe_text", "min_text_chars", "preview_markdown", "read_upload", "suggested_size", "user_models_dir"]

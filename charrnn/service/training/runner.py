@@ -93,7 +93,8 @@ def trainer_command(job: Job, python: str, threads: int, min_eval_seconds: float
     config = trainer_config(job, threads, min_eval_seconds)
     if (job.folder / "last").is_dir():
         return [python, "-m", "charrnn.train", "--resume", ".", *to_argv(config, RUN_FIELDS)]
-    return [python, "-m", "charrnn.train", *to_argv(config, JOB_FIELDS + RUN_FIELDS)]
+    chosen = [name for name in JOB_FIELDS if name not in job.settings.left_to_recipe]
+    return [python, "-m", "charrnn.train", *to_argv(config, (*chosen, *RUN_FIELDS))]
 
 
 def run_trainer(job: Job, command: list[str], threads: int, nice: int, lock) -> int:

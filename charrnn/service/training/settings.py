@@ -17,6 +17,10 @@ from charrnn.service import inputs
 from charrnn.service.training.limits import TrainLimits
 
 SIZE_PRESETS = {"tiny": 200_000, "small": 800_000, "medium": 3_000_000}  # parameters
+# The size `charrnn train --time-budget` chooses for the minutes and this host (charrnn/train/recipe.py): the job
+# gives the trainer neither a size nor a dropout, and the recipe chooses both.
+AUTO_SIZE = "auto"
+SIZES = (AUTO_SIZE, *SIZE_PRESETS, "custom")
 # Where the app's defaults differ from `charrnn train`'s: a person's text is usually far smaller than a corpus,
 # and a model of a small text overfits within minutes, so the tab starts with more dropout.
 APP_DEFAULTS = {"dropout": 0.2}
@@ -28,7 +32,7 @@ MIN_LR = 1e-5  # below this a few minutes of training change nothing: the tab re
 
 @dataclass(frozen=True)
 class JobSettings:
-    """What a person chooses for a job. `params` is used with size "custom"."""
+    """What a person chooses for a job. `params` is used with size "custom", `dropout` with any size but "auto"."""
 
     name: str = "my-model"
     cell: str = default_of(TrainConfig, "cell")
@@ -47,7 +51,7 @@ class JobSettings:
         check(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 _.-]*", name) is not None and ".." not in name,
               f"the model name {name!r} may hold only letters, digits, spaces, '_', '-' and '.' (no '/' or '..'), "
               "and must start with a letter or digit")
-        size = inputs.choice(self.size, "the size", (*SIZE_PRESETS, "custom"))
+        size = inputs.choice(self.size, "the size", SIZES)
         params = None
         if size == "custom":
             params = inputs.text(self.params, "the parameter count", 20, allow_empty=False)
@@ -68,10 +72,19 @@ class JobSettings:
 
     def train_config(self, dataset: list[str], **run) -> TrainConfig:
         """The `charrnn train` settings of a job on `dataset`, with `run`'s other TrainConfig fields."""
-        return TrainConfig(dataset=dataset, cell=self.cell, params=str(self.param_budget), dropout=self.dropout,
+        params = None if self.param_budget is None else str(self.param_budget)
+        return TrainConfig(dataset=dataset, cell=self.cell, params=params, dropout=self.dropout,
                            lr=self.lr, batch_size=self.batch_size, seq_len=self.seq_len, tokenizer=self.tokenizer,
                            **run)
 
     @property
-    def param_budget(self) -> int:
+    def param_budget(self) -> int | None:
+        """The parameters of the chosen size (None with "auto": the trainer's recipe chooses)."""
+        if self.size == AUTO_SIZE:
+            return None
         return parse_count(self.params) if self.size == "custom" else SIZE_PRESETS[self.size]
+
+    @property
+    def left_to_recipe(self) -> tuple[str, ...]:
+        """The TrainConfig fields a job of this size leaves out of its command line, for the recipe to choose."""
+        return ("params", "dropout") if self.size == AUTO_SIZE else ()
