@@ -89,3 +89,17 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """torch's intra-op threads down to one, for the calling thread, while this lasts: for work made of many small
+    steps (a batch of one, a tiny model), too small to share between threads. On a busy host torch's threads spin
+    waiting for each other at every such step, many times slower (docs/benchmarks.md). With OpenMP, torch's usual
+    CPU build, the count is the calling thread's own, so the server's other requests keep theirs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -120,7 +120,7 @@ def test_inside_endpoints_name_their_inputs(client):
                      "/neurons": ["text", "model", "layer", "unit", "state", "session_key"],
                      "/gradient_flow": ["text", "max_distance"],
                      "/gates": ["text", "model", "layer", "unit", "session_key"],
-                     "/memory": ["retrain"]}
+                     "/memory": ["retrain", "session_key"]}
     html, _ = client.predict(text=TEXT, model="gru", all_cells=False, api_name="/surprise")
     assert "gru:" in html
 
@@ -156,11 +156,12 @@ def test_gradient_flow_and_gates(client):
     for chart in (plot, hist):
         assert color_domain(chart) == ["rnn", "gru", "lstm"]
     assert len(clipping["data"]) == 3
-    means, series, html = client.predict(TEXT, api_name="/gates")
-    assert {row[1] for row in means["data"]} == {"input", "forget", "output"} and "forget gate" in html
-    assert color_domain(series) == ["input", "forget", "output"]
-    _, series, html = client.predict(TEXT, "gru", api_name="/gates")
-    assert color_domain(series) == ["reset", "update"]
+    means, html = client.predict(TEXT, api_name="/gates")
+    assert {row[1] for row in means["data"]} == {"input", "forget", "output"} and "forget gate averages" in html
+    assert "One step of the LSTM" in html and "f<sub>t</sub> = σ(" in html  # the equations beside the gates
+    assert html.count("<i style=") == 3 * len(TEXT)  # a stripe per gate under each character
+    _, html = client.predict(TEXT, "gru", api_name="/gates")
+    assert "update gate averages" in html and html.count("<i style=") == 2 * len(TEXT)
 
 
 def test_gates_offer_only_models_with_gates(client, app_url):
@@ -172,9 +173,12 @@ def test_gates_offer_only_models_with_gates(client, app_url):
 
 
 def test_the_memory_view_names_the_cells_as_everywhere_else(client):
-    chart = client.predict(api_name="/memory")
-    assert color_domain(chart) == ["rnn", "gru", "lstm"]
-    assert json.loads(chart["plot"])["encoding"]["strokeDash"]  # the GRU and the LSTM coincide at 1.0: dashes keep both visible
+    status, chart = client.predict(api_name="/memory")
+    assert status == "" and color_domain(chart) == ["rnn", "gru", "lstm"]
+    spec = json.loads(chart["plot"])
+    assert spec["layer"][0]["encoding"]["strokeDash"]  # the GRU and the LSTM coincide at 1.0: dashes keep both visible
+    assert [layer["mark"]["type"] for layer in spec["layer"][1:]] == ["rule", "text"]  # chance, drawn and named
+    assert spec["layer"][1]["data"]["values"][0]["accuracy"] == pytest.approx(1 / 3)
 
 
 def test_warm_up_loads_every_model_and_skips_a_broken_one(tmp_path, tiny_library, capsys):

@@ -116,9 +116,9 @@ def test_memory_retrains_only_on_true(app_url, points):
     memory, base = points["memory"], app_url.rstrip("/")
     with httpx.Client() as client:
         for value in ("false", "true", 1, "yes"):
-            outcome = call(client, base, memory.fn_index, [value], timeout=20)
+            outcome = call(client, base, memory.fn_index, [value, None], timeout=20)
             assert outcome.kind == MESSAGE and "must be true or false" in outcome.message
-        outcome = call(client, base, memory.fn_index, [False], timeout=20)
+        outcome = call(client, base, memory.fn_index, [False, None], timeout=20)
         assert outcome.kind == ANSWERED and outcome.seconds < 10  # the shipped models, not a retraining
 
 

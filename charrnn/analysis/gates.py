@@ -26,11 +26,3 @@ def gate_means(trace: Trace, cell: str) -> pd.DataFrame:
                          "share of text shut (below 0.1)": round(float((values < 0.1).float().mean()), 4)})
     return pd.DataFrame(rows, columns=MEAN_COLUMNS)
 
-
-def gate_series(trace: Trace, cell: str, layer: int, unit: int) -> pd.DataFrame:
-    """Each gate of one unit at every character position (long format, for a line plot)."""
-    rows = []
-    for name in cell_info(cell).gates:
-        for position, value in enumerate(trace.gates[layer][name][:, unit].tolist()):
-            rows.append({"position": position, "gate": name, "value": round(value, 4)})
-    return pd.DataFrame(rows, columns=["position", "gate", "value"])

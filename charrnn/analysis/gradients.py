@@ -59,8 +59,13 @@ def _step_all_layers(cell, params, x, state):
 
 
 def gradient_flow(model: CharRNN, ids: np.ndarray, max_distance: int = 100, positions: int = 8) -> np.ndarray:
-    """Mean over `positions` end points spread over the text of the state-gradient norms at distance 0..K,
-    each normalised by its value at distance 0 (so models with different loss scales compare)."""
+    """The state-gradient norms at distance 0..K, each normalised by its value at distance 0 (so models with
+    different loss scales compare), averaged over `positions` end points spread over the text.
+
+    The average is geometric (the mean of the logarithms), as the chart's scale is: at one end point a gated
+    cell's curve falls in steps, each where a line break lies between (there the cell lets go of the line
+    before), and an arithmetic mean of a few end points is ruled by the one with the largest values, so its
+    steps show as the average's own (docs/benchmarks.md). An underflow to 0 at any end point gives 0."""
     ids = np.asarray(ids)
     ends = np.linspace(max_distance + 2, len(ids), num=positions, dtype=int)
     ends = sorted(set(int(e) for e in ends if e >= 3))
@@ -72,7 +77,8 @@ def gradient_flow(model: CharRNN, ids: np.ndarray, max_distance: int = 100, posi
         if norms[0] > 0:
             curves.append(norms / norms[0])
     length = min(len(c) for c in curves)
-    return np.mean([c[:length] for c in curves], axis=0)
+    with np.errstate(divide="ignore"):  # log10(0) = -inf: an underflow, which stays 0 below
+        return 10 ** np.mean([np.log10(c[:length]) for c in curves], axis=0)
 
 
 def gradient_flow_table(curves: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -112,7 +112,8 @@ def train_models(settings: MemorySettings = MemorySettings(),
     for i, cell in enumerate(CELLS):
         def report(step, loss, i=i, cell=cell):
             if progress:
-                progress((i + step / settings.steps) / len(CELLS), f"{cell}: step {step}, loss {loss:.3f}")
+                progress((i + step / settings.steps) / len(CELLS),
+                         f"{cell_info(cell).label}, step {step} of {settings.steps}")
         models[cell_name(cell)] = train_memory_model(cell, settings, report)
     return models
 

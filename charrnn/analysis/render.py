@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 import numpy as np
 
@@ -16,12 +17,15 @@ def _char_html(ch: str) -> str:
     return html.escape(ch)
 
 
-# A tapped (focused) character shows its tooltip under the text: a title appears only on hover, which a touch
-# screen does not have. The page has no script for it; this rule travels with the HTML.
-TAP_STYLE = ("<style>.charrnn-heat { position: relative; } .charrnn-heat span[title]:focus { outline: 2px solid; } "
-             ".charrnn-heat span[title]:focus::after { content: attr(title); position: absolute; left: 0; top: 100%; "
-             "z-index: 5; white-space: pre-wrap; padding: 4px 8px; font-size: 13px; "
-             "background: var(--background-fill-primary, white); border: 1px solid #999; border-radius: 4px; }</style>")
+# A tapped (focused) character shows its tooltip in a bar at the foot of the window: a title appears only on hover,
+# which a touch screen does not have, and under a long text a tip would be out of sight. The page has no script
+# for it; this rule travels with the HTML.
+TAP_STYLE = ("<style>.charrnn-heat span[title]:focus { outline: 2px solid; } "
+             ".charrnn-heat span[title]:focus::after { content: attr(title); position: fixed; left: 8px; right: 8px; "
+             "bottom: 8px; z-index: 50; white-space: pre-wrap; padding: 8px 12px; font-size: 14px; "
+             "font-family: ui-monospace, SFMono-Regular, Menlo, monospace; text-align: left; "
+             "background: var(--background-fill-primary, white); border: 1px solid #999; border-radius: 6px; "
+             "box-shadow: 0 2px 8px rgba(0,0,0,.25); }</style>")
 
 
 def color_legend(low: float, high: float, unit: str, diverging: bool = False) -> str:
@@ -55,3 +59,64 @@ def colored_text(chars: list[str], values: np.ndarray, tooltips: list[str], low:
     heading = f"<div style='font-weight:600;margin:6px 0'>{html.escape(title)}</div>" if title else ""
     legend = color_legend(low, high, unit, diverging) if unit else ""
     return f"{TAP_STYLE}{heading}{legend}<div class='charrnn-heat' style='{STYLE}'>{''.join(spans)}</div>"
+
+
+def _subscripts(text: str) -> str:
+    """`x_t` and `h_{t−1}` as HTML subscripts (the text escaped first)."""
+    return re.sub(r"_(\{[^}]*\}|\w)", lambda m: f"<sub>{m.group(1).strip('{}')}</sub>", html.escape(text))
+
+
+def equations_html(equations: tuple[tuple[str, str], ...], title: str) -> str:
+    """A cell's equations, each with what it does (cells.Cell.equations)."""
+    rows = "".join(f"<div style='margin:6px 0'><div style='font-family:ui-serif,Georgia,serif;font-size:15px'>"
+                   f"{_subscripts(eq)}</div><div style='font-size:12px;opacity:.8'>{_subscripts(gloss)}</div></div>"
+                   for eq, gloss in equations)
+    return (f"<div class='charrnn-equations'><div style='font-weight:600'>{html.escape(title)}</div>{rows}"
+            "<div style='font-size:12px;opacity:.8'>σ squashes to 0..1 (a gate); ⊙ multiplies unit by unit</div></div>")
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha:.2f})"
+
+
+# Each character is a little column: the character, then one stripe per gate. Words wrap like text, so a phone
+# shows as much as a desktop, a line at a time; a line break of the text starts a new row.
+GATE_STYLE = ("<style>.charrnn-gate-text { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; "
+              "font-size: 14px; line-height: 1.2; } "
+              ".charrnn-gate-line { display: flex; flex-wrap: wrap; margin-bottom: 6px; } "
+              ".charrnn-gate-text .w { display: inline-flex; white-space: nowrap; } "
+              ".charrnn-gate-text span[title] { display: inline-flex; flex-direction: column; min-width: 0.62em; "
+              "text-align: center; white-space: pre; } "
+              ".charrnn-gate-text b { font-weight: normal; } .charrnn-gate-text i { display: block; height: 6px; }"
+              "</style>")
+
+def gate_heatmap(chars: list[str], gates: dict[str, np.ndarray], colors: dict[str, str], tooltips: list[str],
+                 title: str = "") -> str:
+    """The text with a stripe per gate under each character, its colour as strong as the gate is open (white:
+    0, shut; full colour: 1, open), and a key naming the stripes from the top. Tapping a character shows its
+    values."""
+    names = list(gates)
+    key = "".join(f"<span style='display:inline-flex;align-items:center;gap:4px;margin-right:12px'>"
+                  f"<span style='width:28px;height:8px;border:1px solid #999;background:linear-gradient(to right, "
+                  f"{_rgba(colors[n], 0)}, {_rgba(colors[n], 1)})'></span>{html.escape(n)}</span>" for n in names)
+    lines, words, word = [], [], []  # a row per line of the text; a word ends in its space
+    for t, (ch, tip) in enumerate(zip(chars, tooltips)):
+        stripes = "".join(f"<i style='background:{_rgba(colors[n], float(np.clip(gates[n][t], 0, 1)))}'></i>"
+                          for n in names)
+        # in an element of its own: a bare space would be dropped from the column (a flex box)
+        shown = "\u00a0" if ch == " " else _char_html(ch).rstrip("\n")
+        word.append(f'<span title="{html.escape(tip)}" tabindex="0"><b>{shown}</b>{stripes}</span>')
+        if ch in " \n":
+            words.append("".join(word))
+            word = []
+        if ch == "\n":
+            lines.append(words)
+            words = []
+    lines.append(words + ["".join(word)])
+    rows = "".join("<div class='charrnn-gate-line'>" + "".join(f"<span class='w'>{w}</span>" for w in line if w)
+                   + "</div>" for line in lines if any(line))
+    heading = f"<div style='font-weight:600;margin:6px 0'>{html.escape(title)}</div>" if title else ""
+    return (f"{TAP_STYLE}{GATE_STYLE}{heading}<div class='charrnn-legend' style='font-size:13px;margin:4px 0'>"
+            f"Stripes under each character, from the top: {key}(pale: shut, 0; strong: open, 1)</div>"
+            f"<div class='charrnn-heat charrnn-gate-text'>{rows}</div>")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 
 import gradio as gr
@@ -10,12 +11,10 @@ from charrnn import service
 from charrnn.app.handlers import empty_note, hide_when_filled, plot, user_errors
 from charrnn.app.session import PageSession
 from charrnn.app.texts import EMPTY_NOTES, INSIDE_HELP, INSIDE_TEXT
-from charrnn.errors import CharRNNError
-from charrnn.service import inputs, inside
-from charrnn.service.inputs import LIMITS
+from charrnn.service import inputs, inside, retraining
 
 
-def inside_tab(session: PageSession, names: list[str]) -> None:
+def inside_tab(session: PageSession, names: list[str], jobs: retraining.MemoryRetraining) -> None:
     """The Inside tab: five views of what the cells compute, each one a named API endpoint."""
     library = session.library  # the public models: the page's defaults and the three cells compared
     char_models = names
@@ -39,23 +38,31 @@ def inside_tab(session: PageSession, names: list[str]) -> None:
 
     @user_errors
     def gates(text, model=gated_default, layer=0, unit=0, session_key=None):
-        means, series, html = inside.gates(session.view(session_key), text, model, layer, unit)
-        return means, plot(series), html
+        return inside.gates(session.view(session_key), text, model, layer, unit)
 
     @user_errors
-    def memory(retrain=False, progress=gr.Progress()):
-        try:
-            return plot(inside.memory_view(retrain, progress=lambda f, m: progress(f, desc=m)))
-        except CharRNNError as err:
-            if not inputs.flag(retrain, "retrain"):  # a value that is not a flag: its own message
-                raise
-            # a retraining refused (another one runs) or stopped (past its budget): the shipped models' plot
-            # stays, with the reason beside it
-            gr.Warning(html.escape(str(err), quote=False))
-            return plot(inside.memory_view(False))
+    def memory(retrain=False, session_key=None, request: gr.Request = None):
+        if not inputs.flag(retrain, "retrain"):
+            yield "", plot(inside.memory_view())
+            return
+        # Closing this generator (Gradio does when the page is closed or the event cancelled) stops the
+        # watching; a retraining that no page watches stops itself (see charrnn/service/retraining.py).
+        with contextlib.closing(retraining.retrain(jobs, session.manager.viewer(session_key),
+                                                   getattr(request, "session_hash", None))) as updates:
+            for update in updates:
+                yield _memory_update(update)
 
-    seconds = LIMITS.retrain_seconds
-    retrain_minutes = f"{seconds} s" if seconds < 120 else f"{seconds / 60:g} minutes"
+    @user_errors
+    def follow_memory(session_key=None, request: gr.Request = None):
+        """A reloaded page watches its visitor's retraining, if one runs, to the end."""
+        shown = False
+        with contextlib.closing(retraining.follow(jobs, session.manager.viewer(session_key),
+                                                  getattr(request, "session_hash", None))) as updates:
+            for update in updates:
+                shown = True
+                yield *_memory_update(update), gr.Markdown(visible=False)
+        if not shown:  # a generator that yields nothing would empty its outputs
+            yield gr.skip(), gr.skip(), gr.skip()
 
     with gr.Tab("Inside"):
         text = gr.Textbox(label="Text to look at", value=INSIDE_TEXT, lines=8, max_lines=16)
@@ -117,22 +124,36 @@ def inside_tab(session: PageSession, names: list[str]) -> None:
                     t_button = gr.Button("Show gates", variant="primary")
                 t_note = empty_note(EMPTY_NOTES["gates"])
                 t_means = gr.Dataframe(headers=inside.GATE_MEAN_COLUMNS, label="Mean gate activations", interactive=False)
-                t_plot = gr.Plot(show_label=False, elem_classes="chart")
                 t_html = gr.HTML()
                 hide_when_filled(t_button.click(gates, [text, t_model, t_layer, t_unit, session.key],
-                                                [t_means, t_plot, t_html], api_name="gates", preprocess=False), t_note)
+                                                [t_means, t_html], api_name="gates", preprocess=False), t_note)
             with gr.Tab("Memory test") as memory_tab:
                 gr.Markdown(INSIDE_HELP["memory"])
                 with gr.Row():
-                    m_retrain = gr.Checkbox(label=f"Retrain the three tiny models now (up to {retrain_minutes}, "
-                                                  "with a progress bar; the shipped models' plot stays if it "
-                                                  "stops)", value=False)
+                    m_retrain = gr.Checkbox(label="Retrain the three tiny models now (under half a minute on a "
+                                                  f"free server; stopped at {jobs.budget:g} s, and if you leave "
+                                                  "the page; the shipped models' plot stays if it stops)",
+                                            value=False)
                     m_button = gr.Button("Run the memory test", variant="primary")
+                m_status = gr.HTML()
                 m_note = empty_note(EMPTY_NOTES["memory"])
                 m_plot = gr.Plot(show_label=False, elem_classes="chart")
-                hide_when_filled(m_button.click(memory, [m_retrain], [m_plot], api_name="memory", preprocess=False),
+                hide_when_filled(m_button.click(memory, [m_retrain, session.key], [m_status, m_plot],
+                                                api_name="memory", preprocess=False, show_progress_on=[m_plot]),
                                  m_note)
+                # the key is set once the page has loaded (train_tab.py's on_load): then a reloaded page finds
+                # its visitor's retraining
+                session.key.change(follow_memory, [session.key], [m_status, m_plot, m_note], preprocess=False,
+                                   api_visibility="private", show_progress="hidden")
         # The memory test reads no text: its box is hidden there
         memory_tab.select(lambda: gr.Textbox(visible=False), None, text, api_visibility="private")
         for tab in text_tabs:
             tab.select(lambda: gr.Textbox(visible=True), None, text, api_visibility="private")
+
+
+def _memory_update(update: retraining.Update) -> tuple:
+    """A retraining's line (with a bar while it trains) and its chart, once it has one."""
+    bar = (f'<progress value="{update.fraction:.3f}" max="1" style="width:100%"></progress>'
+           if update.fraction is not None and update.chart is None else "")
+    line = f"<p class='retrain-status'>{html.escape(update.message)}</p>{bar}"
+    return line, (plot(update.chart) if update.chart else gr.skip())

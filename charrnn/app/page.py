@@ -14,6 +14,7 @@ from charrnn.app.session import PageSession
 from charrnn.app.texts import INTRO, TITLE
 from charrnn.app.train_tab import model_pickers, train_tab
 from charrnn.app.write_tab import suggest_api, write_tab
+from charrnn.service.retraining import MemoryRetraining
 from charrnn.service.sessions import SessionKeys
 from charrnn.service.inputs import env_int
 from charrnn.service.training import TrainingManager, user_models_dir
@@ -23,7 +24,8 @@ from charrnn.service.writing import WritingDesk
 CACHE_SECONDS = 60 * env_int("CHARRNN_CACHE_MINUTES", 15)
 
 
-def build_app(library: service.ModelLibrary | None = None, manager: TrainingManager | None = None) -> gr.Blocks:
+def build_app(library: service.ModelLibrary | None = None, manager: TrainingManager | None = None,
+              retraining: MemoryRetraining | None = None) -> gr.Blocks:
     library = library or service.ModelLibrary()
     manager = manager or TrainingManager(library, sessions=SessionKeys.for_host(user_models_dir()))
     names = library.names()
@@ -40,7 +42,7 @@ def build_app(library: service.ModelLibrary | None = None, manager: TrainingMana
             generate_tab(session, names)
             write_tab(session, names, desk)
             compare_tab(session, names)
-            inside_tab(session, names)
+            inside_tab(session, names, retraining or MemoryRetraining())
             train_tab(demo, session, model_pickers(demo), user_errors)
     only_tools(demo, [*tools, "suggest"])  # the write-together suggestions are a tool too
     return demo

@@ -62,7 +62,8 @@ EMPTY_NOTES = {
                "a feature of the text.",
     "gradient_flow": "Press **Measure**: a chart of the gradient against distance appears here, with the gradient "
                      "sizes seen in training and the share of steps clipped.",
-    "gates": "Press **Show gates**: a table of each gate's mean appears here, with one unit's gates along the text.",
+    "gates": "Press **Show gates**: a table of each gate's mean appears here, with one unit's gates under each "
+             "character of the text and the cell's equations.",
     "memory": "Press **Run the memory test**: a chart of each cell's accuracy against the length of the rainy spell "
               "appears here.",
     "scores": "Press **Compare**: once the three texts are written, each is scored here by every model.",
@@ -80,11 +81,13 @@ INSIDE_HELP = {
                      "steps earlier (the size of the loss's gradient with respect to that state), relative to "
                      "k = 0, on a log scale: -6 means a millionth. Backpropagation through time multiplies by the "
                      "recurrent Jacobian at every step: for the plain RNN it vanishes exponentially, gates keep it "
-                     "alive. Below: the pre-clipping gradient norms seen in training and the share of steps that "
+                     "alive. Each curve is the mean, on that log scale, over 8 places in the text: at one place a "
+                     "gated curve falls in steps, each at a line break, where the cell lets most of the line before "
+                     "go. Below: the pre-clipping gradient norms seen in training and the share of steps that "
                      "clipping cut (the exploding side).",
     "gates": "**Gates.** How open the LSTM's input, forget and output gates (GRU: reset and update) are over the "
-             "text, and one unit's gates per character. A forget (update) gate near 1 keeps the memory; near 0 "
-             "it wipes it.",
+             "text, and one unit's gates under each character, beside the equations that use them. A forget "
+             "(update) gate near 1 keeps the memory; near 0 it wipes it. Tap or hover a character for its values.",
     "memory": "**Memory test.** Someone runs (r), bikes (b) and swims (s) in order; on rainy days they sleep (z), "
               "and when the sun returns they resume where they left off. Predicting that day needs memory of the "
               "last activity across the rain. Tiny models of each cell were trained on this; the plot shows "

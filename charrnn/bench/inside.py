@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from charrnn.device import one_torch_thread
 from charrnn.sampling.generate import generate
 from charrnn.service import inside
 from charrnn.service.library import ModelLibrary
@@ -30,13 +31,15 @@ def sample_text(library: ModelLibrary, chars: int) -> str:
 
 
 def forward_backward_seconds(library: ModelLibrary, text: str, names: list[str]) -> float:
-    """One forward and one backward pass of each model over the whole text (one sequence), in seconds."""
+    """One forward and one backward pass of each model over the whole text (one sequence), in seconds, on one
+    torch thread as the views run (charrnn.device.one_torch_thread)."""
     start = time.perf_counter()
     for name in names:
         checkpoint = library.load(name).checkpoint
         ids = torch.as_tensor(checkpoint.tokenizer.encode(text)).reshape(1, -1)
-        logits, _, _ = checkpoint.model(ids[:, :-1])
-        F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten()).backward()
+        with one_torch_thread():
+            logits, _, _ = checkpoint.model(ids[:, :-1])
+            F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten()).backward()
         checkpoint.model.zero_grad(set_to_none=True)
     return time.perf_counter() - start
 

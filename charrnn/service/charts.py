@@ -35,10 +35,13 @@ def _records(data: pd.DataFrame) -> list[dict]:
 
 def line_chart(data: pd.DataFrame, x: str, y: str, color: str, title: str | list[str], *, x_title: str | None = None,
                y_title: str | None = None, subtitle: str | list[str] | None = None, y_domain: list[float] | None = None,
-               x_log: bool = False, distinct: bool = False, height: int = 300) -> dict:
+               x_log: bool = False, distinct: bool = False, height: int = 300,
+               rule: tuple[float, str] | None = None) -> dict:
     """One line per value of `color`, in the order they first appear, each named in the legend.
 
     distinct: also vary the dash and the point shape, so lines that lie on top of each other stay visible.
+    rule: (y, label): a grey dashed line across the chart at y, with its label above its left end (a chance
+    level, say): drawn, not a series, so the legend names only the data.
     """
     names = list(dict.fromkeys(data[color].tolist())) if len(data) else []
     scale = {"domain": names, "range": series_colors(names)}
@@ -59,16 +62,26 @@ def line_chart(data: pd.DataFrame, x: str, y: str, color: str, title: str | list
                                                                        for i in range(len(names))]}}
         encoding["shape"] = {"field": color, "type": "nominal", "legend": None,
                              "scale": {"domain": names, "range": [SHAPES[i % len(SHAPES)] for i in range(len(names))]}}
-    color_encoding = encoding.pop("color")
+    # Every encoding is the line layer's own: a rule layer would inherit a top-level one (and draw a rule at each
+    # point). The top level keeps an empty encoding, which Gradio's chart theming reads. The colour in particular
+    # must sit in a layer: that theming recolours a top-level colour encoding with the page's palette.
+    layers = [{"mark": mark, "encoding": encoding}]
+    if rule:
+        value, label = rule
+        # the line's own y field, so that the shared axis keeps the line's title
+        at = {"data": {"values": [{y: value, "label": label}]}, "encoding": {"y": {"field": y, "type": "quantitative"}}}
+        layers += [{**at, "mark": {"type": "rule", "color": "#777", "strokeDash": [6, 4], "strokeWidth": 1.5}},
+                   # stroke None: the theme gives every mark an outline in the page's accent colour
+                   {**at, "mark": {"type": "text", "align": "left", "baseline": "bottom", "dx": 4, "dy": -3,
+                                   "color": "#555", "stroke": None, "fontSize": 12},
+                    "encoding": {**at["encoding"], "x": {"value": 0}, "text": {"field": "label"}}}]
     return {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
         "title": {"text": title, **({"subtitle": subtitle} if subtitle else {})},
         "height": height,
         "data": {"values": _records(data)},
-        "encoding": encoding,
-        # The colour is encoded in a layer: Gradio's chart theming (fonts and text colours of the page's theme,
-        # a width that follows the page) recolours a top-level colour encoding with its own palette.
-        "layer": [{"mark": mark, "encoding": {"color": color_encoding}}],
+        "encoding": {},
+        "layer": layers,
         # SVG: the legend and the lines are elements a test (or a screen reader) can read
         "usermeta": {"embedOptions": {"renderer": "svg", "actions": False}},
     }

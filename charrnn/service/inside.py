@@ -9,8 +9,7 @@ views that use them, so that the app builds its page without importing torch.
 
 from __future__ import annotations
 
-import threading
-import time
+import functools
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,7 @@ import pandas as pd
 from charrnn.cells import GATED, cell_info
 from charrnn.analysis import gates as gate_analysis
 from charrnn.analysis import neurons as neuron_analysis
-from charrnn.analysis.render import colored_text
+from charrnn.analysis.render import colored_text, equations_html, gate_heatmap
 from charrnn.checkpoint.folder import find_checkpoints
 from charrnn.errors import CharRNNError, check
 from charrnn.service import charts, inputs
@@ -27,6 +26,17 @@ from charrnn.service.library import ModelLibrary
 
 MAX_TEXT = LIMITS.inside_chars  # characters: keeps every view under a couple of seconds
 MAX_UNITS = 1_000_000  # any layer or unit number beyond this is a typo; the model's own sizes are checked later
+
+
+def _one_thread(view):
+    """A view's torch work on one thread: it steps a model one character at a time (charrnn.device)."""
+    @functools.wraps(view)
+    def run(*args, **kwargs):
+        from charrnn.device import one_torch_thread
+
+        with one_torch_thread():
+            return view(*args, **kwargs)
+    return run
 
 
 def _text(text) -> str:
@@ -46,6 +56,7 @@ def _char_model(library: ModelLibrary, name: str):
 SURPRISE_COLUMNS = ["model", "bits per character", "total bits", "unknown characters"]
 
 
+@_one_thread
 def surprise(library: ModelLibrary, text: str, names: list[str]) -> tuple[str, pd.DataFrame]:
     """Heat maps of surprisal (bits) for each model, and the text's bits per character under each."""
     from charrnn.analysis.surprise import surprise as score_surprise
@@ -70,6 +81,7 @@ def surprise(library: ModelLibrary, text: str, names: list[str]) -> tuple[str, p
 NEURON_COLUMNS = ["feature", "layer", "state", "unit", "correlation"]
 
 
+@_one_thread
 def neurons(library: ModelLibrary, text: str, name: str, layer: int = -1, unit: int = -1,
             state: str = "hidden") -> tuple[str, pd.DataFrame]:
     """The text coloured by one unit's activation, and the units (of any layer and state) that track a feature.
@@ -112,6 +124,7 @@ def neurons(library: ModelLibrary, text: str, name: str, layer: int = -1, unit: 
 CLIPPING_COLUMNS = ["model", "cut above (gradient size)", "clipped steps", "steps"]
 
 
+@_one_thread
 def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distance: int = 60
                   ) -> tuple[dict, dict, pd.DataFrame]:
     """(vanishing side) a chart of relative ||d loss_T / d s_{T-k}|| against k for each model; (exploding side) a
@@ -126,7 +139,7 @@ def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distan
         ids = checkpoint.tokenizer.encode(text)
         check(len(ids) > int(max_distance) + 2,
               f"the text needs more than {int(max_distance) + 2} characters for a distance of {max_distance}")
-        curves[name] = gradients.gradient_flow(checkpoint.model, ids, int(max_distance), positions=3)
+        curves[name] = gradients.gradient_flow(checkpoint.model, ids, int(max_distance))
         metrics = checkpoint.metrics
         hist = gradients.grad_norm_histogram(metrics)
         hist.insert(0, "model", name)
@@ -138,10 +151,12 @@ def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distan
     underflows = [f"{name} from k = {k}" for name, k in
                   ((name, gradients.first_underflow(curve)) for name, curve in curves.items()) if k is not None]
     note = (["The line stops where the norm fell below", f"float32's smallest number (~1e-45): {', '.join(underflows)}"]
-            if underflows else None)  # two short lines: they fit a phone
+            if underflows else [])
+    # short lines: a chart's title does not wrap, and a phone is narrow
     flow = charts.line_chart(gradients.gradient_flow_table(curves), "distance", "log10 norm", "model",
-                             gradient_takeaway(curves), x_title="distance k (characters back)",
-                             y_title="log10 of the gradient, relative to k = 0", subtitle=note)
+                             "The gradient from k characters back", x_title="distance k (characters back)",
+                             y_title="log10 of the gradient, relative to k = 0",
+                             subtitle=gradient_takeaway(curves) + note)
     norms = pd.concat(histograms, ignore_index=True)
     # The bins are log-spaced: each is drawn at its geometric middle on a log axis, so none is squeezed
     norms["gradient norm"] = np.sqrt(norms["norm from"].clip(lower=norms["norm to"] / 10 ** 0.2) * norms["norm to"])
@@ -152,24 +167,25 @@ def gradient_flow(library: ModelLibrary, text: str, names: list[str], max_distan
     return flow, histogram, pd.DataFrame(clipping, columns=CLIPPING_COLUMNS)
 
 
+VANISHED = 1e-4  # a gradient this much smaller than the nearest teaches next to nothing next to it
+
+
 def gradient_takeaway(curves: dict[str, np.ndarray]) -> list[str]:
-    """What to notice in the curves, from their values at the largest distance: how much of the signal from that
-    far back the weakest and the strongest model still get."""
+    """What to notice in the curves, from their values at the largest distance: how much of the nearest gradient
+    each model still gets from that far back, and whether the weakest can learn from there."""
     def relative(curve) -> float:
         return float(curve[-1]) if len(curve) else float("nan")
-
-    ranked = sorted(curves, key=lambda name: relative(curves[name]))
-    weakest, strongest = ranked[0], ranked[-1]
-    k = min(len(c) for c in curves.values()) - 1
 
     def size(value: float) -> str:
         return "below 1e-45" if value <= 0 else f"{value:.0e}".replace("e-0", "e-").replace("e+00", "")
 
-    line = f"From {k} characters back, {weakest} gets {size(relative(curves[weakest]))} of the nearest gradient"
-    if strongest != weakest:
-        line += f", {strongest} {size(relative(curves[strongest]))}"
-    # two lines: a chart's title does not wrap, and one line is wider than a phone
-    return [line + (":" if len(ranked) > 1 else ""), "a model learns little from where its gradient has vanished"]
+    k = min(len(c) for c in curves.values()) - 1
+    ranked = sorted(curves, key=lambda name: relative(curves[name]))
+    sizes = ", ".join(f"{name} {size(relative(curves[name]))}" for name in curves)
+    weakest = ranked[0]
+    verdict = (f"{weakest} cannot learn from that far: it vanished" if relative(curves[weakest]) < VANISHED
+               else f"{'each' if len(curves) > 1 else 'it'} still learns from that far")
+    return [f"Share of the k = 0 gradient left at k = {k}:", sizes, verdict]
 
 
 # 4. Gates ---------------------------------------------------------------------------------------------------
@@ -181,9 +197,10 @@ def gated_models(library: ModelLibrary) -> list[str]:
     return [n for n in library.names() if library.info(n)["model"]["cell"] in GATED]
 
 
-def gates(library: ModelLibrary, text: str, name: str, layer: int = 0, unit: int = 0) -> tuple[pd.DataFrame, dict, str]:
-    """Mean gate activations per layer, a chart of one unit's gates per character, and the text coloured by its
-    forget gate (LSTM) or update gate (GRU): how much of the old state survives each step."""
+@_one_thread
+def gates(library: ModelLibrary, text: str, name: str, layer: int = 0, unit: int = 0) -> tuple[pd.DataFrame, str]:
+    """Mean gate activations per layer, and the text with one unit's gates under each character, beside the
+    cell's equations: how much of the old state survives each step."""
     from charrnn.analysis.trace import trace
 
     text = _text(text)
@@ -195,18 +212,19 @@ def gates(library: ModelLibrary, text: str, name: str, layer: int = 0, unit: int
     check(0 <= int(layer) < config.num_layers, f"{name} has layers 0..{config.num_layers - 1}, not {layer}")
     check(0 <= int(unit) < config.hidden_size, f"{name} has units 0..{config.hidden_size - 1}, not {unit}")
     recorded = trace(checkpoint.model, checkpoint.tokenizer.encode(text))
-    keep = cell_info(config.cell).keep_gate
-    values = recorded.gates[int(layer)][keep][:, int(unit)].numpy()
-    tips = [f"{ch!r}: {keep} gate {v:.3f}" for ch, v in zip(text, values)]
-    html = colored_text(list(text), values, tips, 0.0, 1.0, unit=f"{keep} gate",
-                        title=f"{name}, layer {layer}, unit {unit}: {keep} gate (red = keeps its memory)")
-    kept = float(np.mean(values))
-    series = charts.line_chart(gate_analysis.gate_series(recorded, config.cell, int(layer), int(unit)),
-                               "position", "value", "gate", f"{name}, layer {layer}, unit {unit}: its gates per "
-                               "character", x_title="character position", y_title="gate value", y_domain=[0, 1],
-                               subtitle=[f"Its {keep} gate averages {kept:.2f}:", f"it keeps about {kept:.0%} of its "
-                                         "memory at each character" + ("" if kept >= 0.5 else ", so it forgets fast")])
-    return gate_analysis.gate_means(recorded, config.cell), series, html
+    cell = cell_info(config.cell)
+    values = {gate: recorded.gates[int(layer)][gate][:, int(unit)].numpy() for gate in cell.gates}
+    tips = [f"{ch!r}: " + ", ".join(f"{gate} {v[t]:.2f}" for gate, v in values.items()) for t, ch in enumerate(text)]
+    kept = float(np.mean(values[cell.keep_gate]))
+    title = (f"{name}, layer {layer}, unit {unit}: its {cell.keep_gate} gate averages {kept:.2f}: it keeps about "
+             f"{kept:.0%} of its memory at each character" + ("" if kept >= 0.5 else ", so it forgets fast"))
+    heatmap = gate_heatmap(list(text), values, {gate: charts.COLORS[gate] for gate in cell.gates}, tips, title)
+    equations = equations_html(cell.equations, f"One step of the {cell.label}")
+    # side by side where there is room; the equations go under the text on a phone
+    html = (f"<div style='display:flex;flex-wrap:wrap;gap:8px 24px;align-items:flex-start'>"
+            f"<div style='flex:3 1 340px;min-width:0'>{heatmap}</div>"
+            f"<div style='flex:1 1 260px'>{equations}</div></div>")
+    return gate_analysis.gate_means(recorded, config.cell), html
 
 
 # 5. Memory test ---------------------------------------------------------------------------------------------
@@ -232,50 +250,35 @@ def memory_test(models: dict[str, object], probes: int = 200) -> pd.DataFrame:
     return memory.accuracy_table(models, memory.GAPS, probes)
 
 
-_retraining = threading.Lock()  # one live retraining per server: it takes both cores for up to a minute
+def memory_view() -> dict:
+    """A chart of the accuracy after each gap of the shipped memory-test models (charrnn.service.retraining
+    trains three new ones)."""
+    return memory_chart(memory_models())
 
 
-def memory_view(retrain: bool = False, progress=None, budget_seconds: float | None = None) -> dict:
-    """A chart of the accuracy after each gap of the shipped memory-test models, or of three trained now
-    (seconds); progress(fraction, message) while they train. Retraining happens only for a real `True`, one
-    request at a time, and stops with a message if it runs past its time budget."""
-    from charrnn.analysis import memory
-
-    if not inputs.flag(retrain, "retrain"):
-        return _memory_chart(memory_models())
-    budget = LIMITS.retrain_seconds if budget_seconds is None else budget_seconds
-    if not _retraining.acquire(blocking=False):
-        raise CharRNNError("another visitor is retraining the memory-test models right now; try again in a "
-                           "minute, or run the test on the shipped models")
-    try:
-        deadline = time.monotonic() + budget
-
-        def report(fraction: float, message: str) -> None:
-            if time.monotonic() > deadline:
-                raise CharRNNError(f"retraining ran past its {budget:g} s budget on this busy host and was "
-                                   "stopped; the shipped models are unchanged")
-            if progress:
-                progress(fraction, message)
-
-        return _memory_chart(memory.train_models(progress=report))
-    finally:
-        _retraining.release()
-
-
-def _memory_chart(models: dict[str, object]) -> dict:
+@_one_thread
+def memory_chart(models: dict[str, object], retrained: bool = False) -> dict:
     from charrnn.analysis import memory
 
     table = memory_test(models)
     chance = 1 / len(memory.ROUTINE)  # a guess among the activities
-    # distinct: the LSTM and the GRU both sit at 1.0 for most gaps; dashes and point shapes keep both in sight
-    return charts.line_chart(table, "gap (rainy days)", "accuracy", "model",
-                             "Accuracy of the first activity after the rain", y_domain=[0, 1.05], distinct=True,
-                             subtitle=memory_takeaway(table, chance))
+    # distinct: the LSTM and the GRU both sit at 1.0 for most gaps; dashes and point shapes keep both in sight,
+    # and the subtitle says when they coincide
+    title = "Accuracy of the first activity after the rain" + (" (models retrained now)" if retrained else "")
+    return charts.line_chart(table, "gap (rainy days)", "accuracy", "model", title, y_domain=[0, 1.05],
+                             distinct=True, subtitle=memory_takeaway(table, chance),
+                             rule=(chance, f"a guess: {chance:.0%}"))
 
 
 def memory_takeaway(table: pd.DataFrame, chance: float) -> list[str]:
-    """The accuracies at the longest gap tested, against chance."""
+    """The accuracies at the longest gap tested, against chance, and which lines lie on top of each other."""
     gap = table["gap (rainy days)"].max()
     last = table[table["gap (rainy days)"] == gap]
     scores = ", ".join(f"{row.model} {row.accuracy:.0%}" for row in last.itertuples())
-    return [f"After {gap} rainy days: {scores}", f"(a guess would get {chance:.0%})"]
+    lines = [f"After {gap} rainy days: {scores}", f"(a guess would get {chance:.0%}: the dashed line)"]
+    by_model = {name: rows["accuracy"].round(2).tolist() for name, rows in table.groupby("model", sort=False)}
+    names = list(by_model)
+    same = [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if by_model[a] == by_model[b]]
+    if same:  # a line drawn exactly over another: said, as no dash shows it well
+        lines.append(f"{same[0][0]} and {same[0][1]} coincide: one line hides the other")
+    return lines
