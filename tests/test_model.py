@@ -243,3 +243,21 @@ def test_parameter_shapes_are_those_of_the_built_model(cell, layers, tied):
                          num_layers=layers, tie_weights=tied)
     built = {name: tuple(t.shape) for name, t in CharRNN(config).state_dict().items()}
     assert parameter_shapes(config) == built
+
+
+@pytest.mark.parametrize("rows", [7, 8, 9, 16, 33])
+def test_a_big_batch_shared_between_threads_steps_to_the_same_bits(rows):
+    from charrnn.sampling import stepper as stepper_module
+
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=20, cell="lstm", hidden_size=48, embedding_size=8, num_layers=2))
+    alone, shared = Stepper(model), Stepper(model, threads=3)
+    rng = np.random.default_rng(rows)
+    tokens = rng.integers(0, 20, rows)
+    hidden = rng.normal(size=(alone.state_size, rows, 48)).astype(np.float32)
+    (logits, after), (shared_logits, shared_after) = alone.step(tokens, hidden), shared.step(tokens, hidden[:, :])
+    assert np.array_equal(logits, shared_logits) and np.array_equal(after, shared_after)
+    if rows >= stepper_module.SPLIT_ROWS and (__import__("os").cpu_count() or 1) > 1:
+        assert stepper_module._pool is not None  # the shared path ran
+    shares = stepper_module._shared(rows, 3)
+    assert shares[0][0] == 0 and shares[-1][1] == rows and all(a[1] == b[0] for a, b in zip(shares, shares[1:]))

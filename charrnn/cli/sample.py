@@ -18,6 +18,7 @@ about as much for one sample as for many). --device cpu or cuda says where. Beam
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 import time
@@ -131,7 +132,8 @@ def _sampler(folder, device: str, beam: bool):
     cached = warm.kernels_cached()
     if device == "cpu" and cached:
         arrays = load_arrays(folder)
-        return None, arrays.tokenizer, Stepper.from_arrays(arrays.model_config, arrays.arrays)
+        return None, arrays.tokenizer, Stepper.from_arrays(arrays.model_config, arrays.arrays,
+                                                           threads=os.cpu_count() or 1)
     from charrnn.checkpoint.saving import load_checkpoint
     from charrnn.sampling.torch_stepper import TorchStepper
 

@@ -8,6 +8,7 @@ model card's sample all use it.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -208,7 +209,7 @@ def stream(model: CharRNN, tokenizer: Tokenizer, prompt: str = "", length: int =
     one Stepper step. The model's train/eval mode is left as it was.
     Stops after `length` tokens or, per sample, once its text ends with `stop` (which is kept).
     """
-    stepper = stepper or Stepper(model)
+    stepper = stepper or Stepper(model, threads=os.cpu_count() or 1)  # many samples: every core steps some
     samples = Samples(model, tokenizer, stepper, prompt, length, settings, seed, num_samples, stop)
     while not samples.finished:
         logits, samples.hidden = stepper.step(samples.tokens, samples.hidden)

@@ -15,6 +15,8 @@ layout imports it.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,6 +42,15 @@ def _f32(tensor: torch.Tensor) -> np.ndarray:
 
 
 PRECISIONS = ("auto", "bf16", "half", "float32")  # of the matrices the stepper keeps; see Stepper
+SPLIT_ROWS = 8  # a step of at least this many rows is shared between threads, when the Stepper has more than one
+_pool: ThreadPoolExecutor | None = None  # the threads that share such steps, one per core, made on first use
+
+
+def _shared(rows: int, threads: int) -> list[tuple[int, int]]:
+    """(start, end) of each thread's rows: whole tiles of the kernels' batch rows each, as even as they go."""
+    tiles_count = -(-rows // tiles.TILE_BATCH)
+    bounds = [round(i * tiles_count / threads) * tiles.TILE_BATCH for i in range(threads + 1)]
+    return [(start, min(end, rows)) for start, end in zip(bounds, bounds[1:]) if start < min(end, rows)]
 
 
 def kernel_choice() -> str:
@@ -93,16 +104,20 @@ class Stepper(StateLayout):
     FMA, and the activations going into each product are rounded to bfloat16), "half" (float16, widened to float32
     in registers; used only when every value fits), "float32", or "auto": the first of those this machine and
     these weights allow. to_numpy/to_torch convert hidden states from and to nn.RNN/GRU/LSTM's layout, so a
-    prompt can go through the fused kernel.
+    prompt can go through the fused kernel. `threads`: how many threads may share a big batch's step (see `step`);
+    1 where the caller runs its own threads (the batching engine has one worker per core).
     """
 
-    def __init__(self, model: CharRNN, precision: str = "auto"):
+    def __init__(self, model: CharRNN, precision: str = "auto", threads: int = 1):
+        self.threads = threads
         self._build(model.config, {name: _f32(t) for name, t in model.state_dict().items()}, precision)
 
     @classmethod
-    def from_arrays(cls, config: ModelConfig, arrays: dict[str, np.ndarray], precision: str = "auto") -> Stepper:
+    def from_arrays(cls, config: ModelConfig, arrays: dict[str, np.ndarray], precision: str = "auto",
+                    threads: int = 1) -> Stepper:
         """A Stepper of the model whose state_dict, as float32 arrays, is `arrays` (charrnn.checkpoint.arrays)."""
         stepper = cls.__new__(cls)
+        stepper.threads = threads
         stepper._build(config, arrays, precision)
         return stepper
 
@@ -153,10 +168,23 @@ class Stepper(StateLayout):
         return hidden
 
     def step(self, tokens: np.ndarray, hidden: NumpyHidden) -> tuple[np.ndarray, NumpyHidden]:
-        """One compiled call for the whole step. New arrays are returned; the state passed in is left as it
-        was (it may be a view, e.g. some rows of a larger batch)."""
+        """One compiled call for the whole step, or, for a batch of at least SPLIT_ROWS rows and `threads` > 1,
+        one per thread on its share of the rows at once (the kernels release the GIL, and a row's result does not
+        depend on the rows beside it: the same bits either way). New arrays are returned; the state passed in is
+        left as it was (it may be a view, e.g. some rows of a larger batch)."""
         tokens = np.ascontiguousarray(tokens, dtype=np.int64)
-        state = np.ascontiguousarray(hidden, dtype=np.float32)
+        threads = min(self.threads, os.cpu_count() or 1)
+        if threads < 2 or len(tokens) < SPLIT_ROWS:
+            return self._step(tokens, np.ascontiguousarray(hidden, dtype=np.float32))
+        global _pool
+        if _pool is None:
+            _pool = ThreadPoolExecutor(os.cpu_count(), thread_name_prefix="charrnn-step")
+        shares = _shared(len(tokens), threads)
+        parts = list(_pool.map(lambda rows: self._step(tokens[rows[0]:rows[1]], np.ascontiguousarray(
+            hidden[:, rows[0]:rows[1]], dtype=np.float32)), shares))
+        return np.concatenate([logits for logits, _ in parts]), np.concatenate([state for _, state in parts], axis=1)
+
+    def _step(self, tokens: np.ndarray, state: NumpyHidden) -> tuple[np.ndarray, NumpyHidden]:
         new_state = np.empty_like(state)
         logits = np.empty((len(tokens), len(self.head_b)), np.float32)
         kernels.stack_step(kernels.CELL_CODES[self.cell], tokens, self.input_table, self._no_rows, self.w_ih,
