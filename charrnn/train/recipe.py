@@ -39,11 +39,12 @@ CHARS_PER_PARAM = 3.5  # characters the budget must give each parameter (calibra
 REPEATS_WORTH = 15.0  # R: how many readings of new text all the repeats of a text are worth at most
 LAYERS = 2
 MIN_HIDDEN, MAX_HIDDEN, HIDDEN_STEP = 64, 2048, 32
-# (pressure, value) anchors, from runs on Tiny Shakespeare (docs/benchmarks.md): 2 x 512 for 10 CPU minutes
-# (pressure ~18) did best with dropout 0.1; lstm_best, 2 x 600 for 58 minutes (~126), with 0.5 and input
-# dropout 0.2; a GPU's 300 epochs of 2 x 512 (~1000) with 0.5 and 0.2 too.
-DROPOUT_ANCHORS = ((5.0, 0.0), (18.0, 0.1), (126.0, 0.5))
-INPUT_DROPOUT_ANCHORS = ((18.0, 0.0), (126.0, 0.2))
+# (pressure, value) anchors, from runs on Tiny Shakespeare (docs/benchmarks.md, "Recipe"): 2 x 512 for 10 quiet CPU
+# minutes (pressure ~29) with dropout 0.1, and 2 x 448 (~35) with 0.15 and no input dropout, were both still
+# improving at their ends (less would not have been better); lstm_best, 2 x 600 for 58 minutes (~126), did best
+# with 0.5 and input dropout 0.2; a GPU's 300 epochs of 2 x 512 (~1000) with 0.5 and 0.2 too.
+DROPOUT_ANCHORS = ((5.0, 0.0), (29.0, 0.1), (126.0, 0.5))
+INPUT_DROPOUT_ANCHORS = ((40.0, 0.0), (126.0, 0.2))
 # What the recipe chooses, each unless the person gave it; a size flag (--layers, --hidden, --params) given means
 # the person chose the model, and no recipe is made.
 RECIPE_FIELDS = ("layers", "hidden", "dropout", "input_dropout")
