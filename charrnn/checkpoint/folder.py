@@ -87,9 +87,14 @@ def _check_weight_count(path: Path, c: ModelConfig) -> None:
 
 def _stored_numbers(weights: Path) -> int:
     """How many numbers the safetensors file holds, from its header (nothing else is read)."""
+    return sum(math.prod(shape) for shape in stored_shapes(weights).values())
+
+
+def stored_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in the safetensors file, from its header (nothing else is read)."""
     try:
         with safe_open(str(weights), framework="numpy") as f:
-            return sum(math.prod(f.get_slice(name).get_shape()) for name in f.keys())
+            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
     except (SafetensorError, OSError, ValueError) as err:
         raise CharRNNError(f"{weights} is corrupt or not a safetensors file ({err})") from None
 

@@ -16,12 +16,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from charrnn.checkpoint.folder import (CONFIG, FORMAT, TRAINING_STATE, WEIGHTS, check_finite,  # noqa: F401 (re-exported)
                                        check_folder, check_weight_shapes, existing_folder, find_checkpoints,
-                                       read_config)
+                                       read_config, stored_shapes)
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN
 from charrnn.tokenizer import Tokenizer
@@ -92,15 +92,6 @@ def tidy_checkpoint(path) -> None:
             old.rename(path)
 
 
-def _stored_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """The shape of every tensor in the weight file, from its header (nothing else is read)."""
-    try:
-        with safe_open(str(path / WEIGHTS), framework="pt") as weights:
-            return {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CharRNNError(f"{path / WEIGHTS} is corrupt or not a safetensors file ({err})") from None
-
-
 def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
     """Load a checkpoint folder (weights in float32 on `device`, in eval mode).
 
@@ -109,7 +100,7 @@ def load_checkpoint(path, device: str | torch.device = "cpu") -> Checkpoint:
     """
     path = existing_folder(path)
     config, model_config, tokenizer = check_folder(path, count_weights=False)
-    check_weight_shapes(path, _stored_shapes(path), model_config)
+    check_weight_shapes(path, stored_shapes(path / WEIGHTS), model_config)
     try:
         tensors = load_file(str(path / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as err:

@@ -124,19 +124,17 @@ def _sampler(folder, device: str, beam: bool):
     torch; torch's import alone takes longer than a short run's sampling). A first run on this machine samples with
     torch and starts compiling the kernels for the runs after it. On a GPU the model steps there (TorchStepper),
     drawing with the compiled draw once it is cached; beam search runs on the model, on the CPU."""
-    if beam:
-        from charrnn.checkpoint.saving import load_checkpoint
-
-        checkpoint = load_checkpoint(folder)
-        return checkpoint.model, checkpoint.tokenizer, None
-    cached = warm.kernels_cached()
-    if device == "cpu" and cached:
+    cached = not beam and warm.kernels_cached()
+    if cached and device == "cpu":
         arrays = load_arrays(folder)
         return None, arrays.tokenizer, Stepper.from_arrays(arrays.model_config, arrays.arrays,
                                                            threads=os.cpu_count() or 1)
     from charrnn.checkpoint.saving import load_checkpoint
     from charrnn.sampling.torch_stepper import TorchStepper
 
+    if beam:
+        checkpoint = load_checkpoint(folder)
+        return checkpoint.model, checkpoint.tokenizer, None
     checkpoint = load_checkpoint(folder, device)
     if not cached:  # a first run here: torch now, the compiled kernels for the runs after it
         warm.compile_in_background()

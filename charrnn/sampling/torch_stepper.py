@@ -4,11 +4,13 @@ GPU, where many samples at once step faster than on the CPU (charrnn.device.samp
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
 import torch
 
+from charrnn.device import one_torch_thread
 from charrnn.model import CharRNN
 from charrnn.sampling.kernels import sample_tokens_uncompiled  # noqa: F401 (re-exported)
 from charrnn.sampling.stepper import NumpyHidden, StateLayout
@@ -21,7 +23,8 @@ class TorchStepper(StateLayout):
     the logits come to the host, for the draw. `draw_compiled`: draw with the compiled kernel (once it is cached)."""
 
     compiled = False
-    _threads_lock = threading.Lock()  # torch's thread count is the process's: the engine's workers take turns
+    # oneDNN's switch is the process's, and so is the model's train/eval mode: the engine's workers take turns
+    _threads_lock = threading.Lock()
 
     def __init__(self, model: CharRNN, draw_compiled: bool = False):
         self.model = model
@@ -38,26 +41,22 @@ class TorchStepper(StateLayout):
 
     def _step(self, tokens: np.ndarray, hidden: NumpyHidden | torch.Tensor) -> tuple[np.ndarray,
                                                                                     NumpyHidden | torch.Tensor]:
-        was_training, threads = self.model.training, torch.get_num_threads()
-        onednn = torch.backends.mkldnn.enabled
+        was_training, onednn = self.model.training, torch.backends.mkldnn.enabled
         on_cpu = self.device.type == "cpu"
         self.model.eval()
-        if on_cpu:
-            # One thread: a step's products are too small to share, and the compiling process has another core
-            # (with more threads than free cores, torch's threads spin waiting for each other at every step).
-            # Without oneDNN: its recurrent layers prepare the weights at every call, which costs a one-token
-            # step several times its arithmetic (docs/benchmarks.md).
-            torch.set_num_threads(1)
-            torch.backends.mkldnn.enabled = False
-        try:
-            tokens = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64)).reshape(-1, 1).to(self.device)
-            if not isinstance(hidden, torch.Tensor):
-                hidden = torch.from_numpy(np.ascontiguousarray(hidden, dtype=np.float32)).to(self.device)
-            logits, new_hidden, _ = self.model(tokens, self.to_torch(hidden))  # (B, 1, V)
-        finally:
-            self.model.train(was_training)
-            torch.set_num_threads(threads)
-            torch.backends.mkldnn.enabled = onednn
+        # On the CPU, one thread: a step's products are too small to share, and the compiling process has another
+        # core. And no oneDNN: its recurrent layers prepare the weights at every call, which costs a one-token step
+        # several times its arithmetic (docs/benchmarks.md).
+        with one_torch_thread() if on_cpu else contextlib.nullcontext():
+            torch.backends.mkldnn.enabled = onednn and not on_cpu
+            try:
+                tokens = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64)).reshape(-1, 1).to(self.device)
+                if not isinstance(hidden, torch.Tensor):
+                    hidden = torch.from_numpy(np.ascontiguousarray(hidden, dtype=np.float32)).to(self.device)
+                logits, new_hidden, _ = self.model(tokens, self.to_torch(hidden))  # (B, 1, V)
+            finally:
+                self.model.train(was_training)
+                torch.backends.mkldnn.enabled = onednn
         logits = np.ascontiguousarray(logits[:, -1].float().cpu().numpy())  # a GPU's one wait per step
         if on_cpu:
             return logits, self.to_numpy(new_hidden)

@@ -67,14 +67,8 @@ def kernels_ready() -> bool:
 def wait_for_compiling(timeout: float) -> None:
     """Wait, at most `timeout` seconds, for a compiling process (compile_in_background) to finish."""
     deadline = time.monotonic() + timeout
-    with open(LOCK, "a") as lock:
-        while time.monotonic() < deadline:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(lock, fcntl.LOCK_UN)
-                return
-            except OSError:
-                time.sleep(0.2)
+    while compiling() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def compile_in_background() -> None:

@@ -137,17 +137,17 @@ class ModelLibrary:
         with self._lock:  # a retrained folder is reloaded; otherwise each model loads once
             cached = self._loaded.get(name)
             if cached is None or cached[0] != stamp:
-                _, _, tokenizer = check_folder(path)
                 load = functools.partial(_load_checkpoint, name, path)
                 if self.sampler is not None:
+                    _, _, tokenizer = check_folder(path)
                     loaded = LoadedModel(tokenizer, self.sampler.engine(path), load)
                 else:
                     from charrnn.sampling.engine import SamplingEngine
 
-                    checkpoint = load()
+                    checkpoint = load()  # checks the folder itself
                     engine = SamplingEngine(checkpoint.model, checkpoint.tokenizer,
                                             while_compiling=self.while_compiling)
-                    loaded = LoadedModel(tokenizer, engine, load, checkpoint)
+                    loaded = LoadedModel(checkpoint.tokenizer, engine, load, checkpoint)
                 cached = (stamp, loaded)
                 self._loaded[name] = cached
             return cached[1]
@@ -204,7 +204,7 @@ def warm_up(library: ModelLibrary) -> None:
         # The sampling process loads the models and steps each once now, while this one loads them for its own
         # checks: on a fresh install it samples with torch until the kernels are compiled (engine.py), so the
         # first Generate need not wait for the loading below, nor for the compiler.
-        local = [name for name in check_folders(library) if name not in library.hub_ids]
+        local = [name for name in library.names() if name not in library.skipped and name not in library.hub_ids]
         threading.Thread(target=_warm_sampler, args=(library, local), name="charrnn-warm-sampler",
                          daemon=True).start()
     from charrnn.sampling.process import SamplerStopped
