@@ -61,18 +61,25 @@ def shipped_app_url():
 
 
 @pytest.fixture(scope="module")
-def page(shipped_app_url):
+def browser():
+    """One headless Debian Chromium for a module's tests (the other browser tests import this fixture)."""
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport=DESKTOP)
-        # not "networkidle": the page keeps a heartbeat connection open (the app has session state)
-        page.goto(shipped_app_url, wait_until="load", timeout=90_000)
-        page.get_by_role("button", name="Generate").wait_for(timeout=90_000)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(shipped_app_url, browser):
+    page = browser.new_page(viewport=DESKTOP)
+    # not "networkidle": the page keeps a heartbeat connection open (the app has session state)
+    page.goto(shipped_app_url, wait_until="load", timeout=90_000)
+    page.get_by_role("button", name="Generate").wait_for(timeout=90_000)
+    yield page
+    page.close()
 
 
 def charts(page) -> list[dict]:

@@ -13,10 +13,9 @@ import threading
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, charts, pytestmark  # noqa: F401 - the same skip
+from tests.test_browser import ARTIFACTS, browser, charts, pytestmark  # noqa: F401 - a fixture, the same skip
+from tests.test_browser_learner import DESKTOP, PHONE
 from tests.test_retraining import held
-
-DESKTOP, PHONE = {"width": 1366, "height": 900}, {"width": 390, "height": 844}
 GRACE = 2  # seconds a retraining waits for its page to come back: short, so the closed-page test is quick
 SHIPPED_TITLE = "Accuracy of the first activity after the rain"
 
@@ -35,17 +34,6 @@ def app():
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, css=CSS)
     yield url, jobs, shipped
     demo.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def open_view(browser, url, viewport, view, page=None):

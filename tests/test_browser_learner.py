@@ -6,22 +6,10 @@ import re
 
 import pytest
 
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, charts, shipped_app_url  # noqa: F401 - fixture
-
-pytestmark = pytest.mark.browser  # and skipped without chromium, as tests/test_browser.py is
+from tests.test_browser import (ARTIFACTS, browser, charts, pytestmark,  # noqa: F401 - fixtures, the same skip
+                                shipped_app_url)
 
 DESKTOP, PHONE = {"width": 1366, "height": 900}, {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def open_page(browser, url, viewport):
@@ -41,7 +29,6 @@ def visible_tabs(page) -> list[str]:
     return [tab.inner_text().strip() for tab in page.get_by_role("tab").all() if tab.is_visible()]
 
 
-@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_landing_route_and_every_tab_one_tap_away(browser, shipped_app_url, size):
     page = open_page(browser, shipped_app_url, DESKTOP if size == "desktop" else PHONE)
@@ -66,7 +53,6 @@ def test_landing_route_and_every_tab_one_tap_away(browser, shipped_app_url, size
     page.close()
 
 
-@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 def test_train_states_the_minimum_and_a_short_text_leaves_the_controls(browser, shipped_app_url):
     page = open_page(browser, shipped_app_url, DESKTOP)
     page.get_by_role("tab", name="Train").click()
@@ -88,7 +74,6 @@ def test_train_states_the_minimum_and_a_short_text_leaves_the_controls(browser, 
     page.close()
 
 
-@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_each_inside_chart_says_what_to_notice(browser, shipped_app_url, size):
     page = open_page(browser, shipped_app_url, DESKTOP if size == "desktop" else PHONE)
@@ -112,7 +97,6 @@ def test_each_inside_chart_says_what_to_notice(browser, shipped_app_url, size):
     page.close()
 
 
-@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_empty_outputs_say_what_comes_and_the_words_are_plain(browser, shipped_app_url, size):
     page = open_page(browser, shipped_app_url, DESKTOP if size == "desktop" else PHONE)
@@ -155,7 +139,6 @@ def test_empty_outputs_say_what_comes_and_the_words_are_plain(browser, shipped_a
     page.close()
 
 
-@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_surprise_has_a_colour_scale_and_a_tap_shows_a_character(browser, shipped_app_url, size):
     page = open_page(browser, shipped_app_url, DESKTOP if size == "desktop" else PHONE)

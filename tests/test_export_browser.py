@@ -23,7 +23,7 @@ from charrnn.export.runtime import FILES, VERSION, choose_runtime
 from charrnn.export.site import export_site
 from charrnn.sampling.generate import encode_prompt
 from tests.conftest import ROOT, tiny_train_args
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.test_browser import ARTIFACTS, CHROMIUM, browser  # noqa: F401 - a fixture
 
 pytestmark = [
     pytest.mark.browser,
@@ -57,16 +57,6 @@ def onnxruntime_web(tmp_path_factory) -> Path:
     with tarfile.open(folder / packed.stdout.strip().splitlines()[-1]) as archive:
         archive.extractall(folder, members=[m for m in archive.getmembers() if m.name in wanted], filter="data")
     return folder / "package"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
